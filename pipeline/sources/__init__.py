@@ -1,0 +1,1 @@
+"""Source readers, one module per source kind. ``READERS`` maps a params ``kind`` to its class."""

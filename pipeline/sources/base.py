@@ -1,0 +1,94 @@
+"""Base class every source reader implements, and small helpers readers share."""
+
+from __future__ import annotations
+
+import abc
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
+from typing import ClassVar
+
+from pipeline.records import Discovery, InputUnit, Provenance, ReadError, Record, Rejection
+
+
+class SourceReader(abc.ABC):
+    """Reads one source kind under ``root``.
+
+    Subclasses set ``kind`` (the ``sources.<name>.kind`` value in params) and ``version``
+    (bump it whenever ``read`` would produce different output for the same files: it is part
+    of every unit's fingerprint, so a bump re-ingests that source). Their ``__init__`` takes
+    ``name`` and ``root`` plus keyword options of plain types, validated by ``pipeline.config``.
+    Instances must be picklable (they travel to worker processes).
+    """
+
+    kind: ClassVar[str]
+    version: ClassVar[str]
+
+    def __init__(self, name: str, root: Path) -> None:
+        self.name = name
+        self.root = Path(root)
+
+    @property
+    def reader_id(self) -> str:
+        return f"{self.kind}@{self.version}"
+
+    @abc.abstractmethod
+    def discover(self) -> Discovery:
+        """List the readable units under ``root``; never reads signal data.
+
+        Every file under ``root`` must end up in exactly one of: a unit's ``files``,
+        ``metadata_files`` or ``rejected`` (with a reason).
+        """
+
+    @abc.abstractmethod
+    def read(self, unit: InputUnit, provenance: Provenance) -> Iterator[Record | Rejection]:
+        """Yield the records of one unit (several for windowed or multi-row units).
+
+        Raise :class:`ReadError` when the whole unit is unreadable; yield a :class:`Rejection`
+        for one bad part (a UCR row, a window) while the rest of the unit still yields records.
+        ``provenance`` (files + sha256 + reader id) is built by the caller; attach it to every
+        record (windows: with ``parent_id`` and ``window`` filled via ``dataclasses.replace``).
+        """
+
+    def record_id(self, local_id: str) -> str:
+        """The globally unique id ``<source name>:<local id>``."""
+        return f"{self.name}:{local_id}"
+
+    def resolve(self, rel: str) -> Path:
+        """Absolute path of a file named relative to the root, refusing paths that escape it."""
+        return confined_path(self.root, rel)
+
+
+def confined_path(root: Path, rel: str) -> Path:
+    """Join ``rel`` to ``root``; raise :class:`ReadError` if the result leaves ``root``.
+
+    Paths come from CSVs and headers, which are untrusted input.
+    """
+    if PurePosixPath(rel).is_absolute() or Path(rel).is_absolute():
+        raise ReadError(f"path {rel!r} is absolute; expected a path relative to {root}")
+    base = root.resolve()
+    full = (base / rel).resolve()
+    if full != base and base not in full.parents:
+        raise ReadError(f"path {rel!r} escapes the source root {root}")
+    return full
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def list_files(root: Path) -> list[str]:
+    """All regular files under ``root`` as sorted POSIX paths relative to it (hidden files skipped)."""
+    out = []
+    for p in root.rglob("*"):
+        rel = p.relative_to(root)
+        if any(part.startswith(".") for part in rel.parts):
+            continue
+        if p.is_file():
+            out.append(rel.as_posix())
+    return sorted(out)

@@ -1,0 +1,25 @@
+"""Shared pytest fixtures: the real records in ../shared/data and scratch stores."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("ECGPIPE_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """Root of the real public ECG records (``../shared/data``; see its SOURCES.md).
+
+    In CI (``CI`` set) a missing folder is a failure, never a silent skip.
+    """
+    if not (SHARED_DATA / "SOURCES.md").exists():
+        msg = f"real ECG records not found at {SHARED_DATA} (set ECGPIPE_SHARED_DATA)"
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return SHARED_DATA
