@@ -88,6 +88,9 @@ class Rejection:
     item: str  # record id, unit key or file path
     files: tuple[str, ...]
     reason: str
+    # "error": unreadable or invalid; "excluded": left out by configuration (e.g. another
+    # sampling rate); "duplicate": the same data is ingested from another file.
+    category: str = "error"
 
 
 @dataclass(frozen=True)
