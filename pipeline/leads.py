@@ -6,6 +6,7 @@ STANDARD_12 = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V
 
 _ALIASES = {name.lower(): name for name in STANDARD_12}
 _ALIASES.update({"lead i": "I", "lead ii": "II", "lead iii": "III", "d1": "I", "d2": "II", "d3": "III"})
+_ALIASES.update({"di": "I", "dii": "II", "diii": "III"})
 
 
 def canonical_lead(name: str) -> str:

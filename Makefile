@@ -1,0 +1,49 @@
+# Two entry points (see README): `make run` (install + the main job) and `make test` (install + every check).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+export PREFECT_HOME ?= $(CURDIR)/.prefect
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export DO_NOT_TRACK := 1
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 90
+export PYTHONUNBUFFERED := 1
+
+.PHONY: install run test lint typecheck pytest ingest-shared bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+## the main job: the DVC pipeline on the built-in synthetic data (or whatever params.yaml points at)
+run: install
+	$(BIN)/dvc repro
+
+## every check: lint, types, unit + integration tests (real shared records included)
+test: install lint typecheck pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy
+
+pytest: install
+	$(BIN)/pytest
+
+## ingest the real public records in ../shared/data (every source kind) into data/shards_shared
+SHARED ?= ../shared/data
+ingest-shared: install
+	$(BIN)/ecgpipe ingest $(shell cat scripts/shared-data.args | sed 's|@SHARED@|$(SHARED)|g')
+
+bench: install
+	$(BIN)/python benchmarks/ingest/bench_ingest.py
+
+clean:
+	rm -rf data/shards data/shards_smoke data/raw .prefect

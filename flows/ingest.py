@@ -1,0 +1,154 @@
+"""The ingest flow: discover → batch → (read → preprocess → write shard) per batch → commit.
+
+Batches fan out as Prefect tasks on the task runner named in params (threads, processes or
+Dask). Each batch task writes its own shard files, so there is exactly one writer per shard.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.context import get_run_context
+from prefect.futures import as_completed
+from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
+from tqdm import tqdm
+
+from pipeline.config import IngestParams, Params, build_readers, load_params, signal_plan, storage_spec
+from pipeline.ingest import Batch, BatchResult, commit, plan_ingest, run_batch
+from pipeline.labels_store import relabel
+from pipeline.preprocess import SignalPlan
+from pipeline.reporting import ingest_markdown
+from pipeline.shards import ShardStore, StorageSpec
+from pipeline.sources.base import SourceReader
+
+
+def _retry_on_io(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry only transient I/O failures; bad input never raises out of a batch."""
+    try:
+        state.result()
+    except OSError:
+        return True
+    except Exception:  # noqa: BLE001
+        return False
+    return False
+
+
+@task(name="ingest-batch", retry_condition_fn=_retry_on_io)
+def ingest_batch(
+    batch: Batch,
+    readers: dict[str, SourceReader],
+    plan: SignalPlan,
+    storage: StorageSpec,
+    store_root: str,
+    profile: str,
+    attrs: dict[str, Any],
+) -> BatchResult:
+    return run_batch(batch, readers, plan, storage, ShardStore(Path(store_root), profile), attrs)
+
+
+def make_task_runner(cfg: IngestParams) -> TaskRunner[Any]:
+    """Threads (default), a process pool, or a Dask cluster (``dask_address`` or a local one)."""
+    if cfg.task_runner == "threads":
+        return ThreadPoolTaskRunner(max_workers=cfg.workers)
+    if cfg.task_runner == "processes":
+        return ProcessPoolTaskRunner(max_workers=cfg.workers)
+    from prefect_dask.task_runners import DaskTaskRunner
+
+    if cfg.dask_address:
+        return DaskTaskRunner(address=cfg.dask_address)
+    kwargs = {"n_workers": cfg.workers, "threads_per_worker": 1, "processes": True, "dashboard_address": None}
+    return DaskTaskRunner(cluster_kwargs=kwargs)
+
+
+def _flow_run_id() -> str | None:
+    try:
+        ctx = get_run_context()
+        return str(ctx.flow_run.id) if getattr(ctx, "flow_run", None) else None  # type: ignore[union-attr]
+    except Exception:  # noqa: BLE001
+        return None
+
+
+@flow(name="ingest-profile", log_prints=True)
+def ingest_profile(params: Params, profile: str, limit: int | None = None) -> dict[str, Any]:
+    """Ingest every source feeding one profile into its shard store; returns the report."""
+    log = get_run_logger()
+    prof = params.profiles[profile]
+    root = (params.ingest.smoke_store if limit is not None else params.ingest.store) / profile
+    store = ShardStore(root, profile)
+    readers = build_readers(params, prof.sources)
+    plan_s, storage = signal_plan(prof), storage_spec(prof)
+    started = datetime.now(UTC).isoformat(timespec="seconds")
+    run_info = {"flow_run_id": _flow_run_id(), "started": started, "limit": limit}
+    attrs = {
+        "profile": profile,
+        "leads": list(prof.leads),
+        "fs_hz": prof.fs_hz,
+        "length": prof.length,
+        "plan_digest": plan_s.digest(),
+        "flow_run_id": run_info["flow_run_id"],
+    }
+    with store.lock():
+        manifest = store.load_manifest()
+        store.remove_debris(manifest)
+        plan = plan_ingest(profile, plan_s, storage, readers, manifest, params.ingest.batch_units, limit)
+        for name, scan in plan.scans.items():
+            if scan.skipped:
+                log.warning("source %s skipped: %s", name, scan.skipped)
+        log.info(
+            "%s: %d units to process in %d batches, %d unchanged, %d vanished",
+            profile,
+            len(plan.todo),
+            len(plan.batches),
+            len(plan.unchanged),
+            len(plan.vanished),
+        )
+        batch_task = ingest_batch.with_options(
+            retries=params.ingest.retries, retry_delay_seconds=params.ingest.retry_delay_s
+        )
+        futures = [
+            batch_task.submit(b, readers, plan_s, storage, str(root), profile, attrs) for b in plan.batches
+        ]
+        results: list[BatchResult] = []
+        t0 = time.perf_counter()
+        with tqdm(total=len(plan.todo), desc=f"ingest {profile}", unit="unit", disable=not plan.todo) as bar:
+            for fut in as_completed(futures):
+                res = fut.result()
+                results.append(res)
+                bar.update(len(plan.batches[res.seq - plan.batches[0].seq].tasks))
+                bar.set_postfix(records=sum(r.n_records for r in results))
+        report = commit(plan, sorted(results, key=lambda r: r.seq), store, manifest, run_info)
+        report["seconds"] = round(time.perf_counter() - t0, 3)
+        report["labels"] = relabel(
+            store,
+            params.labels.tables_dir,
+            params.vocabulary(profile),
+            params.labels.ptbxl_min_likelihood,
+            params.labels.unmapped,
+            params.label_tables_for(),
+            prof.label_merge,
+        )
+    return report
+
+
+@flow(name="ingest", log_prints=True)
+def ingest(
+    params_path: str = "params.yaml",
+    overrides: Sequence[str] = (),
+    limit: int | None = None,
+    profiles: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """Ingest all (or the named) profiles; publishes a markdown summary artifact."""
+    params = load_params(Path(params_path), overrides)
+    names = list(profiles) if profiles else list(params.profiles)
+    runner = make_task_runner(params.ingest)
+    reports = {}
+    for name in names:
+        reports[name] = ingest_profile.with_options(task_runner=runner)(params, name, limit)
+    create_markdown_artifact(ingest_markdown(reports), key="ingest-summary", description="ECG ingest summary")
+    return reports

@@ -1,0 +1,362 @@
+"""Typed, validated params: the only module that reads ``params.yaml``.
+
+``params.yaml`` → :func:`load_params` (with ``--set dotted.key=value`` overrides) → :class:`Params`
+→ plain arguments for the library. Unknown keys, wrong types and impossible values fail here,
+before any work, with the dotted key and what was expected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from pipeline.preprocess import SignalPlan
+from pipeline.shards import StorageSpec
+from pipeline.sources.base import SourceReader
+from pipeline.sources.registry import make_reader
+
+SOURCE_NAMES = ("ptbxl", "cinc2017", "cinc2021", "ptb_diagnostic", "code", "ucr", "mitbih", "cpsc2021")
+
+
+class ConfigError(ValueError):
+    """Invalid params: the message names the key and what was expected."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- sources -----------------------------------------------------------------------------------
+
+
+class _SourceBase(_Strict):
+    root: Path
+    enabled: bool = True
+    label_table: str | None = Field(
+        default=None, description="which label table's `source` rows apply (default: the source's kind)"
+    )
+
+
+class PtbXlSource(_SourceBase):
+    kind: Literal["ptbxl"]
+    rates: tuple[Literal[100, 500], ...] = (500, 100)
+
+
+class Cinc2017Source(_SourceBase):
+    kind: Literal["cinc2017"]
+    labels: Literal["v1", "v3"] = "v1"
+
+
+class Cinc2021Source(_SourceBase):
+    kind: Literal["cinc2021"]
+
+
+class PtbDiagnosticSource(_SourceBase):
+    kind: Literal["ptb_diagnostic"]
+
+
+class CodeSource(_SourceBase):
+    kind: Literal["code"]
+    csv: str = "exams.csv"
+    hdf5_glob: str = "*.hdf5"
+    fs_hz: float = Field(default=400.0, gt=0)
+    wfdb_csv: str | None = None
+    hdf5_scale_to_mv: float = Field(default=0.5, gt=0, description="stored CODE-15% value x this = mV")
+    block_size: int = Field(default=256, ge=1, le=65536)
+
+
+class UcrSource(_SourceBase):
+    kind: Literal["ucr"]
+    prefer: tuple[Literal["txt", "tsv", "ts", "arff"], ...] = ("txt", "tsv", "ts", "arff")
+    fs_hz: float | None = Field(default=None, gt=0)
+
+
+class WfdbSource(_SourceBase):
+    kind: Literal["wfdb"]
+    pattern: str = "**/*.hea"
+    use_records_file: bool = True
+    annotation_ext: str | None = "atr"
+    window_s: float | None = Field(default=None, gt=0)
+    hop_s: float | None = Field(default=None, gt=0)
+    keep_partial: bool = False
+    header_labels: bool = True
+    voltage_only: bool = True
+    patient_regex: str | None = None
+
+    @model_validator(mode="after")
+    def _hop_needs_window(self) -> WfdbSource:
+        if self.hop_s is not None and self.window_s is None:
+            raise ValueError("hop_s is set but window_s is not; set both (seconds) or neither")
+        return self
+
+
+SourceConfig = Annotated[
+    PtbXlSource | Cinc2017Source | Cinc2021Source | PtbDiagnosticSource | CodeSource | UcrSource | WfdbSource,
+    Field(discriminator="kind"),
+]
+
+
+# --- profiles ----------------------------------------------------------------------------------
+
+
+class Storage(_Strict):
+    dtype: Literal["int16", "float32"] = "int16"
+    scale_mv: float = Field(default=0.001, gt=0, description="mV per stored integer step (int16 only)")
+    records_per_chunk: int = Field(default=16, ge=1, le=4096)
+
+
+class Quality(_Strict):
+    max_nan_fraction: float = Field(default=0.01, ge=0, le=1)
+    flat_ptp_mv: float = Field(default=0.02, ge=0, description="a lead whose peak-to-peak is below is flat")
+    reject_flat: bool = True
+    min_duration_s: float = Field(default=1.0, ge=0)
+
+
+class Profile(_Strict):
+    sources: tuple[str, ...]
+    leads: tuple[str, ...] = Field(min_length=1)
+    lead_aliases: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    fs_hz: float | None = Field(default=None, gt=0)
+    length_s: float | None = Field(default=None, gt=0)
+    length_samples: int | None = Field(default=None, gt=0)
+    crop: Literal["start", "center"] = "start"
+    baseline_hz: float | None = Field(default=0.5, gt=0)
+    notch_hz: Literal[50, 60] | None = 50
+    notch_q: float = Field(default=30.0, gt=0)
+    bandpass_hz: tuple[float, float] | None = None
+    filter_order: int = Field(default=2, ge=1, le=8)
+    normalise: Literal["none", "zscore", "minmax"] = "none"
+    storage: Storage = Storage()
+    quality: Quality = Quality()
+    vocabulary: tuple[str, ...] | None = None
+    label_merge: dict[str, str] = Field(
+        default_factory=dict, description="unified label → profile label, for labels outside its vocabulary"
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> Profile:
+        if (self.length_s is None) == (self.length_samples is None):
+            raise ValueError("set exactly one of length_s (seconds, needs fs_hz) or length_samples")
+        if self.length_s is not None and self.fs_hz is None:
+            raise ValueError("length_s needs fs_hz; with native sampling use length_samples")
+        filters = self.baseline_hz or self.notch_hz or self.bandpass_hz
+        if self.fs_hz is None and filters:
+            raise ValueError(
+                "filters need a known fs_hz: set fs_hz or baseline_hz/notch_hz/bandpass_hz: null"
+            )
+        if self.fs_hz is not None:
+            nyq = self.fs_hz / 2
+            if self.notch_hz is not None and self.notch_hz >= nyq:
+                raise ValueError(f"notch_hz {self.notch_hz} must be below Nyquist ({nyq} Hz at fs_hz)")
+            if self.bandpass_hz is not None:
+                lo, hi = self.bandpass_hz
+                if not 0 < lo < hi < nyq:
+                    raise ValueError(f"bandpass_hz must satisfy 0 < low < high < {nyq} (Nyquist)")
+        return self
+
+    @property
+    def length(self) -> int:
+        """Output length in samples at ``fs_hz``."""
+        if self.length_samples is not None:
+            return self.length_samples
+        assert self.length_s is not None and self.fs_hz is not None
+        return int(round(self.length_s * self.fs_hz))
+
+
+# --- stages ------------------------------------------------------------------------------------
+
+
+class IngestParams(_Strict):
+    store: Path = Path("data/shards")
+    smoke_store: Path = Path("data/shards_smoke")
+    task_runner: Literal["threads", "processes", "dask"] = "threads"
+    workers: int = Field(default=2, ge=1, le=256)
+    dask_address: str | None = None
+    batch_units: int = Field(default=256, ge=1, le=100_000)
+    retries: int = Field(default=2, ge=0, le=10)
+    retry_delay_s: float = Field(default=1.0, ge=0)
+
+
+class LabelParams(_Strict):
+    vocabulary: tuple[str, ...] = ("NORM", "AF", "MI", "BBB", "OTHER", "NOISY")
+    tables_dir: Path = Path("data/labels")
+    ptbxl_min_likelihood: float = Field(default=0.0, ge=0, le=100)
+    unmapped: Literal["ignore", "OTHER"] = "ignore"
+
+
+class DemoParams(_Strict):
+    out: Path = Path("data/raw")
+    seed: int = 0
+    n_ptbxl: int = Field(default=240, ge=0)
+    n_cinc2017: int = Field(default=240, ge=0)
+    n_ucr: int = Field(default=300, ge=0)
+
+
+class Params(_Strict):
+    demo: DemoParams = DemoParams()
+    ingest: IngestParams = IngestParams()
+    labels: LabelParams = LabelParams()
+    sources: dict[str, SourceConfig]
+    profiles: dict[str, Profile]
+
+    @model_validator(mode="after")
+    def _cross_check(self) -> Params:
+        for pname, prof in self.profiles.items():
+            for s in prof.sources:
+                if s not in self.sources:
+                    raise ValueError(
+                        f"profiles.{pname}.sources names {s!r}, not in sources ({sorted(self.sources)})"
+                    )
+            vocab = prof.vocabulary or self.labels.vocabulary
+            if len(set(vocab)) != len(vocab):
+                raise ValueError(f"profiles.{pname}: vocabulary has duplicates: {list(vocab)}")
+        return self
+
+    @field_validator("sources")
+    @classmethod
+    def _no_empty(cls, v: dict[str, Any]) -> dict[str, Any]:
+        if not v:
+            raise ValueError("at least one source is required")
+        return v
+
+    def label_tables_for(self) -> dict[str, str]:
+        """Source name → the ``source`` column of the label rows it uses (default: its kind)."""
+        return {n: s.label_table or s.kind for n, s in self.sources.items()}
+
+    def vocabulary(self, profile: str) -> tuple[str, ...]:
+        return self.profiles[profile].vocabulary or self.labels.vocabulary
+
+
+# --- loading -----------------------------------------------------------------------------------
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"sources.ptbxl.root=/data/ptb-xl"`` → (["sources", "ptbxl", "root"], "/data/ptb-xl").
+
+    The value is parsed as a YAML scalar/flow value, so ``1``, ``true``, ``null`` and ``[I, II]`` work.
+    """
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {text!r}: expected dotted.key=value")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {text!r}: value is not valid YAML: {exc}") from exc
+    return key.strip().split("."), value
+
+
+def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """Set each ``dotted.key=value`` in a nested dict (creating intermediate dicts)."""
+    for text in overrides:
+        path, value = parse_override(text)
+        node = data
+        for i, part in enumerate(path[:-1]):
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {text!r}: {'.'.join(path[: i + 1])} is a value, not a section")
+            node = child
+        node[path[-1]] = value
+    return data
+
+
+def _format_error(exc: ValidationError, origin: str) -> str:
+    lines = [f"{origin}: invalid params ({exc.error_count()} problem(s)):"]
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-after"))
+        got = err.get("input")
+        got_s = "" if isinstance(got, (dict, list)) else f" (got {got!r})"
+        lines.append(f"  - {loc or '<top level>'}: {err['msg']}{got_s}")
+    return "\n".join(lines)
+
+
+def params_from_dict(data: Mapping[str, Any], origin: str = "params", base_dir: Path | None = None) -> Params:
+    """Validate a params mapping; relative paths are resolved against ``base_dir``."""
+    try:
+        params = Params.model_validate(dict(data))
+    except ValidationError as exc:
+        raise ConfigError(_format_error(exc, origin)) from None
+    return _resolve_paths(params, base_dir) if base_dir is not None else params
+
+
+def _resolve(base: Path, p: Path) -> Path:
+    return p if p.is_absolute() else (base / p)
+
+
+def _resolve_paths(params: Params, base: Path) -> Params:
+    sources = {n: s.model_copy(update={"root": _resolve(base, s.root)}) for n, s in params.sources.items()}
+    ingest = params.ingest.model_copy(
+        update={
+            "store": _resolve(base, params.ingest.store),
+            "smoke_store": _resolve(base, params.ingest.smoke_store),
+        }
+    )
+    labels = params.labels.model_copy(update={"tables_dir": _resolve(base, params.labels.tables_dir)})
+    demo = params.demo.model_copy(update={"out": _resolve(base, params.demo.out)})
+    return params.model_copy(update={"sources": sources, "ingest": ingest, "labels": labels, "demo": demo})
+
+
+def load_params(path: Path = Path("params.yaml"), overrides: Sequence[str] = ()) -> Params:
+    """Read, override and validate a params file; paths resolve relative to the file's folder."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read params file: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    data = apply_overrides(data, overrides)
+    return params_from_dict(data, origin=str(path), base_dir=path.resolve().parent)
+
+
+# --- params → plain library arguments ----------------------------------------------------------
+
+_NOT_READER_OPTIONS = {"kind", "root", "enabled", "label_table"}
+
+
+def reader_options(src: _SourceBase) -> dict[str, Any]:
+    """The keyword options of a source's reader (everything but kind/root/enabled/label_table)."""
+    opts = src.model_dump(exclude=_NOT_READER_OPTIONS)
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in opts.items()}
+
+
+def signal_plan(profile: Profile) -> SignalPlan:
+    q = profile.quality
+    return SignalPlan(
+        leads=profile.leads,
+        lead_aliases=tuple(sorted((k, tuple(v)) for k, v in profile.lead_aliases.items())),
+        fs_hz=profile.fs_hz,
+        length=profile.length,
+        crop=profile.crop,
+        baseline_hz=profile.baseline_hz,
+        notch_hz=float(profile.notch_hz) if profile.notch_hz is not None else None,
+        notch_q=profile.notch_q,
+        bandpass_hz=profile.bandpass_hz,
+        filter_order=profile.filter_order,
+        normalise=profile.normalise,
+        max_nan_fraction=q.max_nan_fraction,
+        flat_ptp_mv=q.flat_ptp_mv,
+        reject_flat=q.reject_flat,
+        min_duration_s=q.min_duration_s,
+    )
+
+
+def storage_spec(profile: Profile) -> StorageSpec:
+    s = profile.storage
+    return StorageSpec(dtype=s.dtype, scale_mv=s.scale_mv, records_per_chunk=s.records_per_chunk)
+
+
+def build_readers(params: Params, names: Sequence[str]) -> dict[str, SourceReader]:
+    """Readers for the named sources (disabled sources are left out)."""
+    readers: dict[str, SourceReader] = {}
+    for name in names:
+        src = params.sources[name]
+        if src.enabled:
+            readers[name] = make_reader(name, src.kind, src.root, reader_options(src))
+    return readers

@@ -1,0 +1,380 @@
+"""The zarr v3 shard store: the only module that knows the on-disk layout.
+
+Layout of one profile's store ``<store>/<profile>/``::
+
+    manifest.json            shards (records, sha256, units, dropped rows), units (fingerprint, status),
+                             file hash cache, label pointer; replaced atomically (write + rename)
+    shards/part-000000/      one zarr v3 group per shard, immutable once renamed into place:
+        signal               (N, C, L) int16 steps of attrs.scale_mv (or float32 mV), one shard file,
+                             inner chunks of ``records_per_chunk`` records, zstd
+        record_id source unit patient_id raw_labels meta provenance   (N,) strings (JSON where nested)
+        orig_fs orig_len valid_len clipped                            (N,) numbers
+    labels/<digest>.zarr     unified multi-hot labels (N, K) + record ids; re-derived from raw labels
+    quarantine.json/.csv     every input that did not become a record, with its reason
+    ingest_report.json       per-source reconciliation of files, units, records, quarantine
+    .lock                    held (flock) by the one ingest writing this store
+
+One writer per shard file: each shard is written whole by one task into a temporary folder and
+published by ``os.rename``; a crash leaves only a temporary folder, removed by the next run.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import zarr
+from zarr.codecs import ZstdCodec
+
+from pipeline import signal as sig
+from pipeline.records import RawLabel, Record
+
+FORMAT_VERSION = 1
+STRING_FIELDS = ("record_id", "source", "unit", "patient_id", "raw_labels", "meta", "provenance")
+
+
+class StoreError(RuntimeError):
+    """A store that is locked, corrupt or of another format version."""
+
+
+@dataclass(frozen=True)
+class StorageSpec:
+    dtype: str  # "int16" | "float32"
+    scale_mv: float
+    records_per_chunk: int
+
+
+@dataclass(frozen=True)
+class ShardRows:
+    """Per-record values written beside the signal, in row order."""
+
+    record_id: list[str]
+    source: list[str]
+    unit: list[str]
+    patient_id: list[str]
+    raw_labels: list[str]
+    meta: list[str]
+    provenance: list[str]
+    orig_fs: list[float]
+    orig_len: list[int]
+    valid_len: list[int]
+
+
+@dataclass(frozen=True)
+class ShardInfo:
+    name: str
+    n_records: int
+    sha256: str
+    nbytes: int
+
+
+@dataclass
+class Manifest:
+    profile: str
+    plan_digest: str = ""
+    shards: dict[str, dict[str, Any]] = field(default_factory=dict)
+    units: dict[str, dict[str, Any]] = field(default_factory=dict)
+    file_cache: dict[str, list[Any]] = field(default_factory=dict)
+    labels: dict[str, Any] = field(default_factory=dict)
+    next_seq: int = 0
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    format: int = FORMAT_VERSION
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": self.format,
+            "profile": self.profile,
+            "plan_digest": self.plan_digest,
+            "next_seq": self.next_seq,
+            "shards": self.shards,
+            "units": self.units,
+            "labels": self.labels,
+            "runs": self.runs,
+            "file_cache": self.file_cache,
+        }
+
+
+def raw_labels_json(labels: Sequence[RawLabel]) -> str:
+    return json.dumps([[lab.code, lab.likelihood] for lab in labels])
+
+
+def raw_labels_from_json(text: str) -> tuple[RawLabel, ...]:
+    return tuple(RawLabel(str(c), None if lk is None else float(lk)) for c, lk in json.loads(text))
+
+
+def rows_for(records: Sequence[Record], units: Sequence[str], valid_len: Sequence[int]) -> ShardRows:
+    """Per-record arrays for a shard from the records and their unit keys."""
+    return ShardRows(
+        record_id=[r.record_id for r in records],
+        source=[r.source for r in records],
+        unit=list(units),
+        patient_id=[r.patient_id or "" for r in records],
+        raw_labels=[raw_labels_json(r.raw_labels) for r in records],
+        meta=[json.dumps(dict(r.meta), sort_keys=True) for r in records],
+        provenance=[
+            json.dumps(
+                {
+                    "files": [list(f) for f in r.provenance.files],
+                    "reader": r.provenance.reader,
+                    "parent_id": r.provenance.parent_id,
+                    "window": list(r.provenance.window) if r.provenance.window else None,
+                },
+                sort_keys=True,
+            )
+            for r in records
+        ],
+        orig_fs=[float("nan") if r.fs_hz is None else float(r.fs_hz) for r in records],
+        orig_len=[int(r.signal.shape[-1]) for r in records],
+        valid_len=[int(v) for v in valid_len],
+    )
+
+
+class ShardStore:
+    """One profile's store folder (see the module docstring for the layout)."""
+
+    def __init__(self, root: Path, profile: str) -> None:
+        self.root = Path(root)
+        self.profile = profile
+        self.shard_dir = self.root / "shards"
+        self.manifest_path = self.root / "manifest.json"
+
+    # --- manifest ---------------------------------------------------------------------------
+
+    def load_manifest(self) -> Manifest:
+        if not self.manifest_path.exists():
+            return Manifest(profile=self.profile)
+        try:
+            data = json.loads(self.manifest_path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise StoreError(f"{self.manifest_path}: unreadable manifest: {exc}") from exc
+        if data.get("format") != FORMAT_VERSION:
+            raise StoreError(
+                f"{self.manifest_path}: store format {data.get('format')}, this code reads {FORMAT_VERSION}; "
+                "delete the store folder and re-run ingest"
+            )
+        return Manifest(
+            profile=data["profile"],
+            plan_digest=data.get("plan_digest", ""),
+            shards=data.get("shards", {}),
+            units=data.get("units", {}),
+            file_cache=data.get("file_cache", {}),
+            labels=data.get("labels", {}),
+            next_seq=int(data.get("next_seq", 0)),
+            runs=data.get("runs", []),
+        )
+
+    def save_manifest(self, manifest: Manifest) -> None:
+        write_json_atomic(self.manifest_path, manifest.to_json())
+
+    # --- lock -------------------------------------------------------------------------------
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Exclusive writer lock; a second ingest on the same store fails at once, clearly."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        path = self.root / ".lock"
+        with open(path, "a+") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                fh.seek(0)
+                holder = fh.read().strip() or "unknown"
+                raise StoreError(
+                    f"{self.root}: another ingest is writing this store (holder: {holder})"
+                ) from None
+            fh.seek(0)
+            fh.truncate()
+            fh.write(f"pid {os.getpid()}")
+            fh.flush()
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    # --- shards -----------------------------------------------------------------------------
+
+    def shard_path(self, name: str) -> Path:
+        return self.shard_dir / name
+
+    def write_shard(
+        self,
+        name: str,
+        signal: sig.F32,
+        rows: ShardRows,
+        storage: StorageSpec,
+        attrs: dict[str, Any],
+    ) -> ShardInfo:
+        """Write ``signal`` ``(N, C, L)`` mV and its rows as one shard, published by rename."""
+        final = self.shard_path(name)
+        if final.exists():
+            raise StoreError(f"{final}: shard already exists; shards are immutable")
+        self.shard_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.shard_dir / f".tmp-{name}-{uuid.uuid4().hex[:8]}"
+        try:
+            _write_group(tmp, signal, rows, storage, attrs)
+            digest, nbytes = tree_digest(tmp)
+            _fsync_tree(tmp)
+            os.rename(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return ShardInfo(name=name, n_records=len(rows.record_id), sha256=digest, nbytes=nbytes)
+
+    def remove_debris(self, manifest: Manifest) -> list[str]:
+        """Delete temporary folders and shards the manifest does not list (crash leftovers)."""
+        removed: list[str] = []
+        if not self.shard_dir.exists():
+            return removed
+        for p in sorted(self.shard_dir.iterdir()):
+            if p.name.startswith(".tmp-") or p.name not in manifest.shards:
+                shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+                removed.append(p.name)
+        return removed
+
+    def open_shard(self, name: str) -> zarr.Group:
+        return zarr.open_group(str(self.shard_path(name)), mode="r", zarr_format=3)
+
+
+def _write_group(
+    path: Path, signal: sig.F32, rows: ShardRows, storage: StorageSpec, attrs: dict[str, Any]
+) -> int:
+    """Write one shard group at ``path`` in one go; returns the count of clipped samples."""
+    n = signal.shape[0]
+    group = zarr.open_group(str(path), mode="w", zarr_format=3)
+    data: npt.NDArray[Any]
+    if storage.dtype == "int16":
+        data, clipped_per = _quantise_rows(signal, storage.scale_mv)
+    else:
+        data, clipped_per = signal.astype(np.float32), np.zeros(n, dtype=np.int32)
+    k = min(storage.records_per_chunk, max(n, 1))
+    shard_n = max(-(-n // k) * k, k)
+    arr = group.create_array(
+        "signal",
+        shape=data.shape,
+        dtype=data.dtype,
+        chunks=(k, *data.shape[1:]),
+        shards=(shard_n, *data.shape[1:]),
+        compressors=ZstdCodec(level=3),
+    )
+    if n:
+        arr[...] = data
+    for name in STRING_FIELDS:
+        values = getattr(rows, name)
+        a = group.create_array(name, shape=(n,), dtype=str, chunks=(max(n, 1),))
+        if n:
+            a[...] = np.array(values, dtype=object)
+    numeric: dict[str, npt.NDArray[Any]] = {
+        "orig_fs": np.asarray(rows.orig_fs, dtype=np.float64),
+        "orig_len": np.asarray(rows.orig_len, dtype=np.int64),
+        "valid_len": np.asarray(rows.valid_len, dtype=np.int32),
+        "clipped": clipped_per.astype(np.int32),
+    }
+    for name, column in numeric.items():
+        a = group.create_array(name, shape=(n,), dtype=column.dtype, chunks=(max(n, 1),))
+        if n:
+            a[...] = column
+    group.attrs.update(
+        {
+            **attrs,
+            "format": FORMAT_VERSION,
+            "storage_dtype": storage.dtype,
+            "scale_mv": storage.scale_mv if storage.dtype == "int16" else None,
+        }
+    )
+    return int(clipped_per.sum())
+
+
+def _quantise_rows(signal: sig.F32, scale_mv: float) -> tuple[npt.NDArray[np.int16], npt.NDArray[np.int32]]:
+    q, _ = sig.quantise(signal, scale_mv)
+    limit = 32767
+    clipped = np.count_nonzero(np.abs(np.rint(signal / scale_mv)) > limit, axis=(1, 2)).astype(np.int32)
+    return q, clipped
+
+
+def array(group: zarr.Group, name: str) -> zarr.Array[Any]:
+    """The array ``name`` of a group; a missing or non-array member is a :class:`StoreError`."""
+    try:
+        node = group[name]
+    except KeyError:
+        raise StoreError(f"{group.store_path}: no array {name!r}") from None
+    if not isinstance(node, zarr.Array):
+        raise StoreError(f"{group.store_path}/{name}: expected an array, found a group")
+    return node
+
+
+def read_array(group: zarr.Group, name: str) -> npt.NDArray[Any]:
+    return np.asarray(array(group, name)[...])
+
+
+def read_signal(group: zarr.Group, rows: slice | npt.NDArray[np.int64] | None = None) -> sig.F32:
+    """Signals of a shard (all rows or a selection) as float32 mV ``(N, C, L)``."""
+    arr = array(group, "signal")
+    if rows is None:
+        data = np.asarray(arr[...])
+    elif isinstance(rows, slice):
+        data = np.asarray(arr[rows])
+    else:
+        data = np.asarray(arr.get_orthogonal_selection((rows,)))
+    if data.dtype == np.int16:
+        scale = group.attrs.get("scale_mv")
+        if not isinstance(scale, (int, float)):
+            raise StoreError(f"{group.store_path}: int16 signal without a numeric scale_mv attribute")
+        return sig.dequantise(data, float(scale))
+    return data.astype(np.float32, copy=False)
+
+
+def read_strings(group: zarr.Group, name: str) -> list[str]:
+    return [str(x) for x in read_array(group, name)]
+
+
+def tree_digest(path: Path) -> tuple[str, int]:
+    """sha256 over every file's relative path and bytes under ``path``; and the total size."""
+    h = hashlib.sha256()
+    total = 0
+    for p in sorted(q for q in path.rglob("*") if q.is_file()):
+        data = p.read_bytes()
+        total += len(data)
+        h.update(p.relative_to(path).as_posix().encode() + b"\0")
+        h.update(hashlib.sha256(data).digest())
+    return h.hexdigest(), total
+
+
+def _fsync_tree(path: Path) -> None:
+    for p in path.rglob("*"):
+        if p.is_file():
+            fd = os.open(p, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON to ``path`` via a temporary file, fsync and rename (readers never see half)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=1, sort_keys=False, default=str)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def live_rows(entry: dict[str, Any]) -> npt.NDArray[np.int64]:
+    """Row indices of a manifest shard entry that are not superseded."""
+    keep = np.ones(int(entry["n_records"]), dtype=bool)
+    dropped = entry.get("dropped_rows", [])
+    if dropped:
+        keep[np.asarray(dropped, dtype=np.int64)] = False
+    return np.flatnonzero(keep)

@@ -1,0 +1,244 @@
+"""PTB-XL: 12-lead 10 s records at 100 Hz (``records100/``) and 500 Hz (``records500/``).
+
+``ptbxl_database.csv`` has one row per ``ecg_id`` with its SCP codes (a Python dict literal
+``{'NORM': 100.0, 'SR': 0.0}``: code → likelihood in percent), patient, fold and the paths
+``filename_lr`` (100 Hz) / ``filename_hr`` (500 Hz) of its WFDB files without suffix.
+``scp_statements.csv`` describes the codes (metadata here; label mapping happens elsewhere).
+
+Each ``ecg_id`` becomes one unit, read at the first rate in ``rates`` whose ``.hea`` and
+``.dat`` both exist; its files at another rate in ``rates`` are rejected as duplicates, and
+files at a rate not in ``rates`` as excluded.
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import ClassVar
+
+from pipeline.records import Discovery, InputUnit, Provenance, RawLabel, ReadError, Record, Rejection
+from pipeline.sources.base import SourceReader, list_files
+from pipeline.sources.wfdb_io import is_documentation, lead_names, read_ecg, read_header
+
+DATABASE = "ptbxl_database.csv"
+STATEMENTS = "scp_statements.csv"
+RATE_COLUMNS = {100: "filename_lr", 500: "filename_hr"}
+_MAX_CSV_BYTES = 256 << 20
+_MAX_SCP_CHARS = 10_000  # literal_eval of a huge nested string could exhaust the stack
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    """The files of one ``ecg_id`` at one rate, as found on disk."""
+
+    rate: int
+    stem: str  # e.g. records500/00000/00001_hr
+    files: tuple[str, ...]  # those of (.hea, .dat) that exist
+    complete: bool
+
+
+class PtbXlReader(SourceReader):
+    """One record per ``ecg_id``; local id = the ecg_id zero-padded to 5 digits (``00001``).
+
+    ``rates``: sampling rates to read, in order of preference (each 100 or 500). Signals are
+    float32 ``(12, T)`` in mV (``T`` = 1000 at 100 Hz, 5000 at 500 Hz); raw labels are the SCP
+    codes with their likelihoods; ``patient_id`` is the CSV's patient id (``15709.0`` →
+    ``15709``); ``meta`` holds ``strat_fold``, ``age``, ``sex``, ``rate_hz`` and ``filename``.
+    The unit's ``extra`` is the ecg_id's CSV row, so editing a row changes its fingerprint.
+    """
+
+    kind: ClassVar[str] = "ptbxl"
+    version: ClassVar[str] = "1"
+
+    def __init__(self, name: str, root: Path, rates: tuple[int, ...] = (500, 100)) -> None:
+        super().__init__(name, root)
+        rates = tuple(rates)
+        if not rates or len(set(rates)) != len(rates) or any(r not in RATE_COLUMNS for r in rates):
+            raise ValueError(f"rates must be distinct values from {sorted(RATE_COLUMNS)}, got {rates!r}")
+        self.rates = rates
+
+    # ------------------------------------------------------------------ discovery
+
+    def discover(self) -> Discovery:
+        files = list_files(self.root)
+        on_disk = set(files)
+        metadata = [rel for rel in (DATABASE, STATEMENTS) if rel in on_disk]
+        rejected: list[Rejection] = []
+        rows = self._rows(rejected) if DATABASE in on_disk else {}
+        units: list[InputUnit] = []
+        claimed = set(metadata)
+        for ecg_id, row in sorted(rows.items()):
+            candidates = self._candidates(ecg_id, row, on_disk, rejected)
+            unit, rejections = self._choose(ecg_id, row, candidates)
+            if unit is not None:
+                units.append(unit)
+            rejected.extend(rejections)
+            claimed.update(rel for c in candidates for rel in c.files)
+        for rel in files:
+            if rel in claimed:
+                continue
+            if is_documentation(rel):
+                metadata.append(rel)
+            elif PurePosixPath(rel).suffix in (".hea", ".dat"):
+                reason = f"{rel}: record file with no row in {DATABASE}"
+                rejected.append(Rejection(rel, (rel,), reason))
+            else:
+                rejected.append(Rejection(rel, (rel,), f"{rel}: not a PTB-XL record or metadata file"))
+        return Discovery(tuple(units), tuple(metadata), tuple(rejected))
+
+    def _rows(self, rejected: list[Rejection]) -> dict[int, dict[str, str]]:
+        """ecg_id → CSV row (all values as strings); malformed rows are rejected."""
+        path = self.resolve(DATABASE)
+        if path.stat().st_size > _MAX_CSV_BYTES:
+            rejected.append(Rejection(DATABASE, (), f"{DATABASE}: larger than {_MAX_CSV_BYTES} bytes"))
+            return {}
+        rows: dict[int, dict[str, str]] = {}
+        try:
+            with open(path, newline="", encoding="utf-8") as fh:
+                table = csv.DictReader(fh)
+                for row in table:
+                    line_no = table.line_num  # physical line, correct even for quoted newlines
+                    problem = _row_problem(row, rows)
+                    if problem:
+                        reason = f"{DATABASE}: line {line_no}: {problem}"
+                        rejected.append(Rejection(f"{DATABASE}:{line_no}", (), reason))
+                        continue
+                    clean = {k: v or "" for k, v in row.items() if k is not None}
+                    rows[int(clean["ecg_id"])] = clean
+        except (csv.Error, UnicodeDecodeError) as exc:
+            rejected.append(Rejection(DATABASE, (), f"{DATABASE}: unreadable CSV: {exc}"))
+            return {}
+        return rows
+
+    def _candidates(
+        self, ecg_id: int, row: Mapping[str, str], on_disk: set[str], rejected: list[Rejection]
+    ) -> list[_Candidate]:
+        """The ecg_id's files at each rate the CSV names and the disk holds."""
+        out = []
+        root = self.root.resolve()
+        for rate, column in RATE_COLUMNS.items():
+            stem = row.get(column, "").strip()
+            if not stem:
+                continue
+            try:
+                stem = self.resolve(stem).relative_to(root).as_posix()
+            except ReadError as exc:
+                rejected.append(Rejection(f"{DATABASE}:ecg_id={ecg_id}", (), f"{DATABASE}: {column}: {exc}"))
+                continue
+            found = tuple(f"{stem}{suffix}" for suffix in (".hea", ".dat") if f"{stem}{suffix}" in on_disk)
+            if found:
+                out.append(_Candidate(rate, stem, found, complete=len(found) == 2))
+        return out
+
+    def _choose(
+        self, ecg_id: int, row: dict[str, str], candidates: list[_Candidate]
+    ) -> tuple[InputUnit | None, list[Rejection]]:
+        """The unit at the first wanted rate with complete files; rejections for the rest."""
+        wanted = [c for r in self.rates for c in candidates if c.rate == r and c.complete]
+        chosen = wanted[0] if wanted else None
+        rejections = []
+        for c in candidates:
+            if c is chosen:
+                continue
+            if c.rate not in self.rates:
+                reason = f"{c.stem}: sampling rate {c.rate} Hz is not in rates {self.rates}"
+                rejections.append(Rejection(c.stem, c.files, reason, category="excluded"))
+            elif not c.complete:
+                reason = (
+                    f"{c.stem}: incomplete record, only {', '.join(c.files)} exists; expected .hea and .dat"
+                )
+                rejections.append(Rejection(c.stem, c.files, reason))
+            else:
+                assert chosen is not None  # a complete wanted candidate exists, so one was chosen
+                reason = f"{c.stem}: ecg_id {ecg_id} is read from {chosen.stem}.dat at {chosen.rate} Hz"
+                rejections.append(Rejection(c.stem, c.files, reason, category="duplicate"))
+        if chosen is None:
+            return None, rejections
+        extra = {**row, "_rate_hz": str(chosen.rate), "_filename": chosen.stem}
+        return InputUnit(key=f"{ecg_id:05d}", files=chosen.files, extra=extra), rejections
+
+    # ------------------------------------------------------------------ reading
+
+    def read(self, unit: InputUnit, provenance: Provenance) -> Iterator[Record | Rejection]:
+        row = unit.extra
+        labels = parse_scp_codes(row.get("scp_codes", ""), f"{DATABASE}: ecg_id {row.get('ecg_id')}")
+        header_rel = unit.files[0]
+        header = read_header(self.resolve(header_rel), header_rel)
+        signal = read_ecg(header, header_rel, self.root, unit.files)
+        meta = {key: row.get(key, "") for key in ("strat_fold", "age", "sex")}
+        meta.update(rate_hz=f"{header.fs_hz:g}", filename=row["_filename"])
+        yield Record(
+            record_id=self.record_id(unit.key),
+            source=self.name,
+            signal=signal,
+            fs_hz=header.fs_hz,
+            leads=lead_names(header),
+            patient_id=normalise_patient_id(row.get("patient_id", "")),
+            raw_labels=labels,
+            provenance=provenance,
+            meta=meta,
+        )
+
+    def scp_statements(self) -> dict[str, dict[str, str]]:
+        """``scp_statements.csv`` as SCP code → its row (strings); empty when the file is absent."""
+        if not (self.root / STATEMENTS).is_file():
+            return {}
+        with open(self.resolve(STATEMENTS), newline="", encoding="utf-8") as fh:
+            reader = csv.reader(fh)
+            columns = next(reader, [])
+            return {line[0]: dict(zip(columns[1:], line[1:], strict=False)) for line in reader if line}
+
+
+def _row_problem(row: Mapping[str | None, str | None], seen: Mapping[int, object]) -> str | None:
+    """Why a CSV row cannot be used, or None."""
+    ecg_id = (row.get("ecg_id") or "").strip()
+    if not ecg_id.isdigit():
+        return f"ecg_id {ecg_id!r} is not a positive integer"
+    if int(ecg_id) in seen:
+        return f"ecg_id {ecg_id} appears twice; the first row is used"
+    return None
+
+
+def parse_scp_codes(text: str, where: str) -> tuple[RawLabel, ...]:
+    """``"{'NORM': 100.0, 'SR': 0.0}"`` → ``(RawLabel('NORM', 100.0), RawLabel('SR', 0.0))``.
+
+    Raises :class:`ReadError` (naming ``where``) unless ``text`` is a dict literal of string
+    codes to finite numbers.
+    """
+    problem = f"{where}: scp_codes {text[:200]!r} is not a dict literal of SCP code -> likelihood"
+    if len(text) > _MAX_SCP_CHARS:
+        raise ReadError(f"{where}: scp_codes is {len(text)} characters; expected at most {_MAX_SCP_CHARS}")
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as exc:
+        raise ReadError(problem) from exc
+    if not isinstance(value, dict):
+        raise ReadError(problem)
+    labels = []
+    for code, likelihood in value.items():
+        if (
+            not isinstance(code, str)
+            or isinstance(likelihood, bool)
+            or not isinstance(likelihood, int | float)
+        ):
+            raise ReadError(problem)
+        if not math.isfinite(likelihood):
+            raise ReadError(problem)
+        labels.append(RawLabel(code, float(likelihood)))
+    return tuple(labels)
+
+
+def normalise_patient_id(text: str) -> str | None:
+    """``"15709.0"`` → ``"15709"``; empty → None; anything else stripped and kept."""
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return str(int(number)) if math.isfinite(number) and number.is_integer() else text

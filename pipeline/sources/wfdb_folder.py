@@ -1,0 +1,542 @@
+"""Generic reader for any folder of WFDB records (MIT-BIH, CPSC 2021, Challenge 2015, MIMIC, ...).
+
+Discovery
+    Records come from the ``RECORDS`` files when ``use_records_file`` is set: a header is
+    governed by the ``RECORDS`` file in its own folder or the nearest folder above it, and
+    is a record only when that file lists it (entries are record names relative to the
+    ``RECORDS`` file's folder; entries ending in ``/`` list a whole subfolder). Headers that no
+    ``RECORDS`` file governs, or all headers when ``use_records_file`` is off, are found by the
+    glob ``pattern``. A unit is one record: its ``.hea``, its signal file(s) and its annotation
+    file ``<record>.<annotation_ext>`` when present; ``unit.key`` is the record name (the
+    header's path below the root without ``.hea``) and ``unit.files[0]`` its header.
+    ``RECORDS``/``ANNOTATORS``/README-like files are metadata; every other file is rejected
+    with a reason (not listed in ``RECORDS``, part of a rejected record, an annotation file of
+    another annotator, or not named by any header).
+
+Reading
+    Signals are float32 ``(C, T)`` in mV at the header's ``fs_hz``. With ``voltage_only``
+    channels whose units are not a voltage (``NU`` plethysmograms, respiration, ``mmHg``
+    pressures) are dropped and named in ``meta["dropped_channels"]``. Without ``window_s`` one
+    :class:`Record` per recording; with ``window_s`` one per window (see
+    :mod:`pipeline.sources.windows`), with local id ``<record>/w<start>`` (start sample
+    zero-padded to the number of digits of the recording's sample count).
+
+Raw labels (in this order, repeats removed)
+    1. beat symbols of the annotation file inside the recording/window (``N``, ``A``, ``V``);
+    2. rhythms in effect, the aux notes of rhythm changes (``(AFIB``, ``(N``);
+    3. with ``header_labels``, the header comment lines that read as labels (see
+       :func:`header_comment_labels`): CPSC 2021 ``persistent atrial fibrillation``, Challenge
+       2015 ``Asystole`` and ``False alarm``.
+
+Patients
+    ``patient_regex`` (one group, searched in the record name, i.e. its path below the root
+    without ``.hea``) gives the patient id, e.g. ``data_(\\d+)_\\d+`` for CPSC 2021. Without it
+    the record name is the patient id, right for MIT-BIH-like databases that hold one record
+    per patient. A record the regex does not match gets no patient id (None).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import posixpath
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import ClassVar
+
+import numpy as np
+import numpy.typing as npt
+
+from pipeline.leads import canonical_leads
+from pipeline.records import (
+    Discovery,
+    InputUnit,
+    Provenance,
+    RawLabel,
+    ReadError,
+    Record,
+    Rejection,
+)
+from pipeline.sources.base import SourceReader, list_files
+from pipeline.sources.wfdb_io import WfdbHeader, mv_factor, read_header, read_signals, signal_files
+from pipeline.sources.windows import (
+    AnnotationTrack,
+    beats_in_window,
+    distinct,
+    rhythms_in_window,
+    window_starts,
+    window_stop,
+)
+
+FloatArray = npt.NDArray[np.float32]
+
+RECORDS_FILE = "RECORDS"
+HEADER_SUFFIX = ".hea"
+
+# Shared documentation/listing files of PhysioNet databases: accounted for, never records.
+_METADATA_NAME = re.compile(
+    r"(RECORDS([-_.][\w.-]+)?|ANNOTATORS|DBS|"
+    r"(README|LICEN[CS]E|SHA(1|256)SUMS|MD5SUMS|CHANGES|NOTES)(\.\w+)?|"
+    r".+\.(md|html?|pdf))",
+    re.IGNORECASE,
+)
+
+# MIT-BIH's first comment line: "<age> <sex> <reference numbers> x1" (age may be -1 or ??).
+_PATIENT_LINE = re.compile(r"(-?\d+|\?+)\s+[MFmf?](\s.*)?")
+# A label is a short phrase: starts with a letter, then letters, digits, spaces, _ ( ) / + ' -.
+_LABEL_LINE = re.compile(r"[^\W\d_][\w ()/+'-]*")
+MAX_LABEL_WORDS = 6
+
+
+def header_comment_labels(comments: Iterable[str]) -> tuple[str, ...]:
+    """The header comment lines that are labels, stripped, in order.
+
+    The rule: a comment line is a label when it is a short phrase (at most
+    :data:`MAX_LABEL_WORDS` words, starting with a letter and holding only letters, digits,
+    spaces and ``_ ( ) / + ' -``). So these are skipped:
+
+    - fielded metadata ``key: value`` (``Age: 62``, ``Dx: ...``; sources with such fields have
+      their own readers);
+    - prose, i.e. lines with sentence punctuation ``. , ;`` or more words (MIT-BIH's notes such
+      as ``The PVCs are multiform.``);
+    - MIT-BIH's patient line ``69 M 1085 1629 x1`` (age, sex, ...) **and the line after it**,
+      which is the medication list (``Aldomet, Inderal``, but also a single ``Inderal`` or
+      ``None``, which would otherwise read as a label).
+    """
+    labels: list[str] = []
+    after_patient_line = False
+    for raw in comments:
+        line = raw.strip()
+        if after_patient_line:
+            after_patient_line = False
+            continue
+        if _PATIENT_LINE.fullmatch(line):
+            after_patient_line = True
+            continue
+        if _LABEL_LINE.fullmatch(line) and len(line.split()) <= MAX_LABEL_WORDS:
+            labels.append(line)
+    return tuple(labels)
+
+
+@dataclass(frozen=True)
+class RecordsList:
+    """One ``RECORDS`` file: the record names it lists, relative to the source root."""
+
+    file: str
+    folder: str
+    records: frozenset[str]
+    folders: tuple[str, ...]  # subfolder entries, relative to the root, ending in "/"
+
+    def lists(self, key: str) -> bool:
+        return key in self.records or any(key.startswith(f) for f in self.folders)
+
+
+def parse_records_file(rel: str, text: str) -> RecordsList:
+    """Parse the ``RECORDS`` file at ``rel`` (one record name or ``folder/`` per line).
+
+    Entries that would leave the source root are ignored: they cannot name a record under it.
+    """
+    folder = posixpath.dirname(rel)
+    records: set[str] = set()
+    folders: list[str] = []
+    for line in text.splitlines():
+        entry = line.strip()
+        if not entry or entry.startswith("#"):
+            continue
+        joined = posixpath.normpath(posixpath.join(folder, entry))
+        if joined.startswith("..") or PurePosixPath(joined).is_absolute():
+            continue
+        if entry.endswith("/"):
+            folders.append(joined + "/")
+        else:
+            records.add(joined)
+    return RecordsList(rel, folder, frozenset(records), tuple(folders))
+
+
+def _stem(rel: str) -> str:
+    """A file's record name: its path without the last extension."""
+    return posixpath.splitext(rel)[0]
+
+
+@dataclass
+class _Scan:
+    """Discovery state: files still unaccounted for and what has been decided so far."""
+
+    remaining: set[str]
+    units: list[InputUnit] = dataclasses.field(default_factory=list)
+    rejected: list[Rejection] = dataclasses.field(default_factory=list)
+    # record name -> (reason, category) for records whose leftover files share their fate
+    record_fate: dict[str, tuple[str, str]] = dataclasses.field(default_factory=dict)
+
+    def reject(self, rel: str, reason: str, category: str = "error") -> None:
+        self.remaining.discard(rel)
+        self.rejected.append(Rejection(item=rel, files=(rel,), reason=reason, category=category))
+
+
+class WfdbFolderReader(SourceReader):
+    """Any folder of single-segment WFDB records, optionally cut into windows.
+
+    Options: ``pattern`` (glob for headers below ``root``), ``use_records_file`` (list records
+    from ``RECORDS`` files), ``annotation_ext`` (annotator extension read with ``wfdb.rdann``;
+    None reads none), ``window_s``/``hop_s`` (window length and step in seconds; ``hop_s``
+    defaults to ``window_s``), ``keep_partial`` (keep a last shorter window),
+    ``header_labels`` (take labels from header comments), ``voltage_only`` (drop non-voltage
+    channels), ``patient_regex`` (one group giving the patient id from the record name).
+    """
+
+    kind: ClassVar[str] = "wfdb"
+    version: ClassVar[str] = "1"
+
+    def __init__(
+        self,
+        name: str,
+        root: Path,
+        pattern: str = "**/*.hea",
+        use_records_file: bool = True,
+        annotation_ext: str | None = "atr",
+        window_s: float | None = None,
+        hop_s: float | None = None,
+        keep_partial: bool = False,
+        header_labels: bool = True,
+        voltage_only: bool = True,
+        patient_regex: str | None = None,
+    ) -> None:
+        super().__init__(name, root)
+        if not pattern or PurePosixPath(pattern).is_absolute() or ".." in PurePosixPath(pattern).parts:
+            raise ValueError(f"pattern {pattern!r} must be a glob relative to the root, such as '**/*.hea'")
+        if annotation_ext is not None and not re.fullmatch(r"\w+", annotation_ext):
+            raise ValueError(f"annotation_ext {annotation_ext!r} must be a bare extension such as 'atr'")
+        self.pattern = pattern
+        self.use_records_file = use_records_file
+        self.annotation_ext = annotation_ext
+        self.window_s, self.hop_s = _checked_window(window_s, hop_s)
+        self.keep_partial = keep_partial
+        self.header_labels = header_labels
+        self.voltage_only = voltage_only
+        self.patient_regex = _checked_patient_regex(patient_regex)
+
+    # ------------------------------------------------------------------ discovery
+
+    def discover(self) -> Discovery:
+        files = list_files(self.root)
+        scan = _Scan(remaining=set(files))
+        metadata = [f for f in files if _METADATA_NAME.fullmatch(posixpath.basename(f))]
+        scan.remaining.difference_update(metadata)
+        lists = self._records_lists(metadata) if self.use_records_file else {}
+        for header in self._headers(scan.remaining):
+            governing = _governing_list(header, lists)
+            if governing is not None and not governing.lists(header[: -len(HEADER_SUFFIX)]):
+                self._reject_record(scan, header, f"not listed in {governing.file}", "excluded")
+            else:
+                self._add_unit(scan, header)
+        scan.rejected.extend(self._missing_listed(lists, files))
+        for rel in sorted(scan.remaining):
+            scan.rejected.append(self._leftover(rel, scan))
+        return Discovery(tuple(scan.units), tuple(metadata), tuple(scan.rejected))
+
+    def _records_lists(self, metadata: list[str]) -> dict[str, RecordsList]:
+        """The ``RECORDS`` files by folder (``""`` is the root)."""
+        lists = {}
+        for rel in metadata:
+            if posixpath.basename(rel) == RECORDS_FILE:
+                text = self.resolve(rel).read_text(encoding="utf-8", errors="replace")
+                parsed = parse_records_file(rel, text)
+                lists[parsed.folder] = parsed
+        return lists
+
+    def _headers(self, candidates: set[str]) -> list[str]:
+        """Headers matched by ``pattern`` among the files not yet accounted for, sorted."""
+        matched = {p.relative_to(self.root).as_posix() for p in self.root.glob(self.pattern)}
+        return sorted(f for f in matched & candidates if f.endswith(HEADER_SUFFIX))
+
+    def _add_unit(self, scan: _Scan, header_rel: str) -> None:
+        key = header_rel[: -len(HEADER_SUFFIX)]
+        try:
+            header = read_header(self.resolve(header_rel))
+            data_files = self._signal_file_paths(header, header_rel, scan.remaining)
+        except ReadError as exc:
+            self._reject_record(scan, header_rel, str(exc), "error")
+            return
+        files = [header_rel, *data_files]
+        if self.annotation_ext is not None:
+            annotation = f"{key}.{self.annotation_ext}"
+            if annotation in scan.remaining and annotation != header_rel:
+                files.append(annotation)
+        scan.remaining.difference_update(files)
+        scan.units.append(InputUnit(key=key, files=tuple(dict.fromkeys(files))))
+        scan.record_fate[key] = (
+            f"belongs to record {key} but is not read (annotation_ext={self.annotation_ext!r})",
+            "excluded",
+        )
+
+    def _signal_file_paths(self, header: WfdbHeader, header_rel: str, available: set[str]) -> list[str]:
+        """Root-relative paths of the header's signal files; each must exist and be unclaimed."""
+        folder = posixpath.dirname(header_rel)
+        paths = []
+        for name in signal_files(header):
+            full = self.resolve(posixpath.join(folder, name))
+            rel = full.relative_to(self.root.resolve()).as_posix()
+            if rel not in available:
+                raise ReadError(
+                    f"{header_rel}: signal file {name!r} is missing or already belongs to another record; "
+                    "expected a file beside the header"
+                )
+            paths.append(rel)
+        return paths
+
+    def _reject_record(self, scan: _Scan, header_rel: str, reason: str, category: str) -> None:
+        """Reject a header; the files named like its record follow it (see :meth:`_leftover`)."""
+        key = header_rel[: -len(HEADER_SUFFIX)]
+        scan.reject(header_rel, reason, category)
+        scan.record_fate[key] = (f"belongs to record {key}, rejected: {reason}", category)
+
+    def _missing_listed(self, lists: Mapping[str, RecordsList], files: list[str]) -> list[Rejection]:
+        """Records a ``RECORDS`` file lists whose header does not exist (no file to account for)."""
+        present = set(files)
+        return [
+            Rejection(
+                item=key,
+                files=(),
+                reason=f"listed in {listing.file} but {key}{HEADER_SUFFIX} does not exist",
+            )
+            for listing in lists.values()
+            for key in sorted(listing.records)
+            if f"{key}{HEADER_SUFFIX}" not in present
+        ]
+
+    def _leftover(self, rel: str, scan: _Scan) -> Rejection:
+        """Why a file that is neither in a unit nor metadata was not read."""
+        fate = scan.record_fate.get(_stem(rel))
+        if fate is not None:
+            return Rejection(item=rel, files=(rel,), reason=fate[0], category=fate[1])
+        if rel.endswith(HEADER_SUFFIX):
+            reason = f"header not matched by pattern {self.pattern!r}"
+            return Rejection(item=rel, files=(rel,), reason=reason, category="excluded")
+        reason = "no WFDB header names this file; expected a record's signal or annotation file"
+        return Rejection(item=rel, files=(rel,), reason=reason)
+
+    # ------------------------------------------------------------------ reading
+
+    def read(self, unit: InputUnit, provenance: Provenance) -> Iterator[Record | Rejection]:
+        header_rel = f"{unit.key}{HEADER_SUFFIX}"
+        if header_rel not in unit.files:
+            raise ReadError(
+                f"unit {unit.key}: files {unit.files} hold no {header_rel}; expected the record's header"
+            )
+        header_path = self.resolve(header_rel)
+        header = read_header(header_path)
+        try:
+            signal = read_signals(header, header_path.parent, self.root)
+        except (OSError, ValueError) as exc:
+            raise ReadError(f"{header_rel}: cannot read the signals: {exc}") from exc
+        if signal.shape[1] == 0:
+            raise ReadError(f"{header_rel}: the record holds no samples; expected at least one")
+        keep, dropped = self._channels(header, header_rel)
+        signal = np.ascontiguousarray(signal[keep])
+        track = self._annotations(unit, header.fs_hz)
+        base = _RecordBase(
+            record_id=self.record_id(unit.key),
+            fs_hz=header.fs_hz,
+            leads=canonical_leads([_channel_name(header, i) for i in keep]),
+            patient_id=self._patient(unit.key),
+            header_labels=header_comment_labels(header.comments) if self.header_labels else (),
+            meta=self._meta(header, keep, dropped),
+            provenance=provenance,
+        )
+        if self.window_s is None:
+            yield from _whole(self.name, base, signal, track, unit.files)
+        else:
+            yield from self._windows(base, signal, track, unit.files)
+
+    def _channels(self, header: WfdbHeader, header_rel: str) -> tuple[list[int], list[int]]:
+        """Indices of the channels kept and dropped (non-voltage ones, with ``voltage_only``)."""
+        if not self.voltage_only:
+            return list(range(header.n_sig)), []
+        keep = [i for i, s in enumerate(header.signals) if mv_factor(s.units) is not None]
+        dropped = [i for i in range(header.n_sig) if i not in keep]
+        if not keep:
+            units = ", ".join(f"{_channel_name(header, i)} [{s.units}]" for i, s in enumerate(header.signals))
+            raise ReadError(
+                f"{header_rel}: no voltage channel left after dropping non-voltage ones ({units}); "
+                "expected at least one channel in mV, uV or V"
+            )
+        return keep, dropped
+
+    def _meta(self, header: WfdbHeader, keep: list[int], dropped: list[int]) -> dict[str, str]:
+        meta = {"fs_hz": repr(header.fs_hz), "record_name": header.record_name}
+        if dropped:
+            meta["dropped_channels"] = ",".join(_channel_name(header, i) for i in dropped)
+        units = [
+            "mV" if mv_factor(header.signals[i].units) is not None else header.signals[i].units for i in keep
+        ]
+        if any(u != "mV" for u in units):
+            meta["units"] = ",".join(units)
+        return meta
+
+    def _annotations(self, unit: InputUnit, fs_hz: float) -> AnnotationTrack:
+        """The unit's annotations, sample indices at ``fs_hz``; empty when it has none."""
+        if self.annotation_ext is None:
+            return AnnotationTrack.empty()
+        rel = f"{unit.key}.{self.annotation_ext}"
+        if rel not in unit.files:
+            return AnnotationTrack.empty()
+        return read_annotation_track(self.resolve(rel), self.annotation_ext, fs_hz, rel)
+
+    def _patient(self, key: str) -> str | None:
+        if self.patient_regex is None:
+            return key
+        match = re.search(self.patient_regex, key)
+        return match.group(1) if match else None
+
+    def _windows(
+        self, base: _RecordBase, signal: FloatArray, track: AnnotationTrack, files: tuple[str, ...]
+    ) -> Iterator[Record | Rejection]:
+        assert self.window_s is not None and self.hop_s is not None
+        n_samples = signal.shape[1]
+        win = _samples(self.window_s, base.fs_hz, "window_s")
+        hop = _samples(self.hop_s, base.fs_hz, "hop_s")
+        starts = window_starts(n_samples, win, hop, self.keep_partial)
+        if not starts:
+            reason = f"recording has {n_samples} samples, fewer than one window of {win} samples"
+            yield Rejection(item=base.record_id, files=files, reason=reason, category="excluded")
+        digits = len(str(n_samples))
+        for start in starts:
+            stop = window_stop(start, n_samples, win)
+            window_id = f"{base.record_id}/w{start:0{digits}d}"
+            window = signal[:, start:stop]
+            if np.isnan(window).all():
+                reason = f"window [{start}, {stop}) holds only invalid (NaN) samples"
+                yield Rejection(item=window_id, files=files, reason=reason)
+                continue
+            yield base.record(
+                self.name,
+                window_id,
+                np.ascontiguousarray(window),
+                _labels(track, start, stop, base.header_labels),
+                {"parent": base.record_id, "window_start": str(start), "window_stop": str(stop)},
+                dataclasses.replace(base.provenance, parent_id=base.record_id, window=(start, stop)),
+            )
+
+
+@dataclass(frozen=True)
+class _RecordBase:
+    """What every record (or window) of one recording shares."""
+
+    record_id: str
+    fs_hz: float
+    leads: tuple[str, ...]
+    patient_id: str | None
+    header_labels: tuple[str, ...]
+    meta: Mapping[str, str]
+    provenance: Provenance
+
+    def record(
+        self,
+        source: str,
+        record_id: str,
+        signal: FloatArray,
+        labels: tuple[str, ...],
+        extra_meta: Mapping[str, str],
+        provenance: Provenance,
+    ) -> Record:
+        return Record(
+            record_id=record_id,
+            source=source,
+            signal=signal,
+            fs_hz=self.fs_hz,
+            leads=self.leads,
+            patient_id=self.patient_id,
+            raw_labels=tuple(RawLabel(code) for code in labels),
+            provenance=provenance,
+            meta={**self.meta, **extra_meta},
+        )
+
+
+def _whole(
+    source: str, base: _RecordBase, signal: FloatArray, track: AnnotationTrack, files: tuple[str, ...]
+) -> Iterator[Record | Rejection]:
+    """The whole recording as one record (a rejection when every sample is invalid)."""
+    n_samples = signal.shape[1]
+    if np.isnan(signal).all():
+        yield Rejection(item=base.record_id, files=files, reason="every sample is invalid (NaN)")
+        return
+    labels = _labels(track, 0, n_samples, base.header_labels)
+    yield base.record(source, base.record_id, signal, labels, {}, base.provenance)
+
+
+def _labels(track: AnnotationTrack, start: int, stop: int, header_labels: tuple[str, ...]) -> tuple[str, ...]:
+    """Raw label codes of ``[start, stop)``: beats, then rhythms, then header labels, no repeats."""
+    return distinct(
+        [*beats_in_window(track, start, stop), *rhythms_in_window(track, start, stop), *header_labels]
+    )
+
+
+def read_annotation_track(path: Path, extension: str, fs_hz: float, rel: str) -> AnnotationTrack:
+    """Read a WFDB annotation file with ``wfdb.rdann`` into an :class:`AnnotationTrack`.
+
+    Sample indices are rescaled to ``fs_hz`` when the file declares another time resolution.
+    ``rel`` names the file in errors.
+    """
+    import wfdb
+
+    record_path = str(path)[: -len(extension) - 1]
+    try:
+        ann = wfdb.rdann(record_path, extension)
+    except Exception as exc:  # wfdb raises many types on a corrupt file (ValueError, IndexError, ...)
+        raise ReadError(f"{rel}: wfdb could not read the annotations: {exc}") from exc
+    samples = np.asarray(ann.sample, dtype=np.int64)
+    ann_fs = float(ann.fs) if ann.fs else None
+    if ann_fs is not None and not math.isclose(ann_fs, fs_hz, rel_tol=1e-9):
+        samples = np.rint(samples * (fs_hz / ann_fs)).astype(np.int64)
+    symbols = [str(s) for s in ann.symbol]
+    aux = [a if isinstance(a, str) else None for a in ann.aux_note]
+    return AnnotationTrack.from_annotations(samples, symbols, aux)
+
+
+def _governing_list(header_rel: str, lists: Mapping[str, RecordsList]) -> RecordsList | None:
+    """The ``RECORDS`` file of the header's folder or the nearest folder above it."""
+    folder = posixpath.dirname(header_rel)
+    while True:
+        if folder in lists:
+            return lists[folder]
+        if not folder:
+            return None
+        folder = posixpath.dirname(folder)
+
+
+def _channel_name(header: WfdbHeader, index: int) -> str:
+    """The channel's description, or ``ch<index>`` when the header leaves it blank."""
+    return header.signals[index].description or f"ch{index}"
+
+
+def _samples(seconds: float, fs_hz: float, option: str) -> int:
+    count = round(seconds * fs_hz)
+    if count < 1:
+        raise ReadError(f"{option}={seconds} s is less than one sample at {fs_hz} Hz")
+    return count
+
+
+def _checked_window(window_s: float | None, hop_s: float | None) -> tuple[float | None, float | None]:
+    if window_s is None:
+        if hop_s is not None:
+            raise ValueError("hop_s is set but window_s is not; windowing needs window_s")
+        return None, None
+    hop = window_s if hop_s is None else hop_s
+    for option, value in (("window_s", window_s), ("hop_s", hop)):
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(f"{option} must be a positive number of seconds, got {value}")
+    return float(window_s), float(hop)
+
+
+def _checked_patient_regex(pattern: str | None) -> str | None:
+    if pattern is None:
+        return None
+    try:
+        compiled = re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"patient_regex {pattern!r} is not a valid regular expression: {exc}") from exc
+    if compiled.groups != 1:
+        raise ValueError(f"patient_regex {pattern!r} must have exactly one group (the patient id)")
+    return pattern

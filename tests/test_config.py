@@ -1,0 +1,78 @@
+"""Params validation: the shipped params.yaml loads; bad params fail naming the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline.config import SOURCE_NAMES, ConfigError, load_params, signal_plan
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _write(tmp_path: Path, data: dict[str, object]) -> Path:
+    p = tmp_path / "params.yaml"
+    p.write_text(yaml.safe_dump(data))
+    return p
+
+
+def _base() -> dict[str, object]:
+    return yaml.safe_load((REPO / "params.yaml").read_text())  # type: ignore[no-any-return]
+
+
+def test_shipped_params_declare_every_source_kind_with_default_roots() -> None:
+    params = load_params(REPO / "params.yaml")
+    for name in SOURCE_NAMES:
+        src = params.sources[name]
+        assert src.root == REPO / "data" / "raw" / name
+    assert {"ecg12", "lead1_af", "beats140"} <= set(params.profiles)
+
+
+def test_set_overrides_parse_yaml_values_and_resolve_relative_paths(tmp_path: Path) -> None:
+    params = load_params(
+        REPO / "params.yaml",
+        [
+            "sources.ptbxl.root=/data/ptb-xl",
+            "ingest.workers=4",
+            "profiles.ecg12.notch_hz=60",
+            "ingest.task_runner=processes",
+        ],
+    )
+    assert params.sources["ptbxl"].root == Path("/data/ptb-xl")
+    assert params.ingest.workers == 4 and params.ingest.task_runner == "processes"
+    assert signal_plan(params.profiles["ecg12"]).notch_hz == 60.0
+
+
+@pytest.mark.parametrize(
+    ("override", "needle"),
+    [
+        ("ingest.wrokers=3", "ingest.wrokers"),
+        ("ingest.workers=many", "ingest.workers"),
+        ("profiles.ecg12.fs_hz=-5", "profiles.ecg12.fs_hz"),
+        ("profiles.ecg12.notch_hz=55", "profiles.ecg12.notch_hz"),
+        ("sources.ptbxl.kind=ptb", "sources.ptbxl"),
+        ("profiles.lead1_af.sources=[nosuch]", "nosuch"),
+        ("profiles.holter.bandpass_hz=[40, 10]", "bandpass_hz"),
+        ("sources.cinc2017.labels=v2", "sources.cinc2017"),
+    ],
+)
+def test_invalid_params_fail_naming_the_key(tmp_path: Path, override: str, needle: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_params(REPO / "params.yaml", [override])
+    assert needle in str(err.value)
+
+
+def test_notch_above_nyquist_is_rejected(tmp_path: Path) -> None:
+    data = _base()
+    data["profiles"]["beats140"].update({"fs_hz": 80, "length_samples": None, "length_s": 1, "notch_hz": 50})  # type: ignore[index]
+    with pytest.raises(ConfigError, match="Nyquist"):
+        load_params(_write(tmp_path, data))
+
+
+def test_malformed_override_and_unreadable_file_are_clear_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="expected dotted.key=value"):
+        load_params(REPO / "params.yaml", ["ingest.workers"])
+    with pytest.raises(ConfigError, match="cannot read params file"):
+        load_params(tmp_path / "missing.yaml")
