@@ -10,6 +10,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 90
 export PYTHONUNBUFFERED := 1
+export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: install run test lint typecheck pytest ingest-shared bench clean
 

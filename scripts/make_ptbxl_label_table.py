@@ -9,6 +9,7 @@ subclass, so the table stays right when PTB-XL's own hierarchy is the reference:
 - class CD with a bundle-branch-block subclass (CLBBB, CRBBB, IRBBB, ILBBB) -> BBB;
 - any other diagnostic class (STTC, HYP, the rest of CD) -> OTHER;
 - rhythm statements AFIB and AFLT -> AF;
+- PACE (pacemaker rhythm) -> OTHER, as paced rhythms are in the CinC 2021 and WFDB tables;
 - every other rhythm or form statement (SR, STACH, PVC, ...) -> no unified label, because
   PTB-XL states sinus rhythm and form findings beside its diagnostic statements, and a record's
   abnormality is already carried by those.
@@ -27,6 +28,7 @@ from pathlib import Path
 
 BBB_SUBCLASSES = frozenset({"CLBBB", "CRBBB", "IRBBB", "ILBBB"})
 AF_RHYTHMS = frozenset({"AFIB", "AFLT"})
+PACED = frozenset({"PACE"})
 DIRECT_CLASSES = {"NORM": "NORM", "MI": "MI"}
 OTHER_CLASSES = frozenset({"STTC", "HYP", "CD"})
 REQUIRED_COLUMNS = ("description", "diagnostic", "form", "rhythm", "diagnostic_class", "diagnostic_subclass")
@@ -65,6 +67,8 @@ def unified_label(code: str, diagnostic_class: str, subclass: str) -> tuple[str,
         raise ValueError(f"SCP code {code}: unknown diagnostic class {diagnostic_class!r}; extend the rules")
     if code in AF_RHYTHMS:
         return "AF", "rhythm statement: atrial fibrillation or flutter"
+    if code in PACED:
+        return "OTHER", "paced rhythm: abnormal, OTHER as in the CinC 2021 and WFDB tables"
     return "", "no diagnostic class: rhythm/form statement carries no unified label"
 
 

@@ -127,3 +127,10 @@ def test_clean_aux_and_distinct() -> None:
     assert clean_aux("(N\x00") == "(N"
     assert clean_aux(None) == ""
     assert distinct(["N", "A", "N", "V", "A"]) == ("N", "A", "V")
+
+
+def test_rhythm_change_on_the_last_sample_is_an_end_marker_not_a_rhythm() -> None:
+    track = AnnotationTrack.from_annotations([0, 50, 99], ["+", "N", "+"], ["(AFIB", None, "(N"])
+    trimmed = track.ending_before(100)
+    assert rhythms_in_window(trimmed, 0, 100) == ("(AFIB",)
+    assert rhythms_in_window(track.ending_before(200), 0, 100) == ("(AFIB", "(N")

@@ -335,7 +335,7 @@ class WfdbFolderReader(SourceReader):
             raise ReadError(f"{header_rel}: the record holds no samples; expected at least one")
         keep, dropped = self._channels(header, header_rel)
         signal = np.ascontiguousarray(signal[keep])
-        track = self._annotations(unit, header.fs_hz)
+        track = self._annotations(unit, header.fs_hz).ending_before(signal.shape[1])
         base = _RecordBase(
             record_id=self.record_id(unit.key),
             fs_hz=header.fs_hz,

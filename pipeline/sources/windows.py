@@ -82,6 +82,16 @@ class AnnotationTrack:
     rhythm_samples: IntArray
     rhythms: tuple[str, ...]
 
+    def ending_before(self, n_samples: int) -> AnnotationTrack:
+        """The track without rhythm changes on the recording's last sample.
+
+        CPSC 2021 closes every AF episode with ``(N`` on its final sample, even in persistent-AF
+        records; a change that lasts no sample is an end marker, not a rhythm of the recording.
+        """
+        keep = self.rhythm_samples < n_samples - 1
+        rhythms = tuple(r for r, k in zip(self.rhythms, keep, strict=True) if k)
+        return AnnotationTrack(self.beat_samples, self.beat_symbols, self.rhythm_samples[keep], rhythms)
+
     @classmethod
     def from_annotations(
         cls, samples: Sequence[int] | IntArray, symbols: Sequence[str], aux_notes: Sequence[str | None]
