@@ -6,6 +6,7 @@ Dask). Each batch task writes its own shard files, so there is exactly one write
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -136,6 +137,24 @@ def ingest_profile(params: Params, profile: str, limit: int | None = None) -> di
     return report
 
 
+def share_api_url() -> str | None:
+    """Point worker processes at this run's Prefect API.
+
+    Without ``PREFECT_API_URL`` each process-pool or Dask worker would start a temporary server
+    of its own (≈ 15 s each) and its task runs would be invisible to this flow's server. Workers
+    inherit the environment when they are spawned, which happens after this call.
+    """
+    if os.environ.get("PREFECT_API_URL"):
+        return None
+    ctx = get_run_context()
+    client = getattr(ctx, "client", None)
+    url = getattr(client, "api_url", None)
+    if not url:
+        return None
+    os.environ["PREFECT_API_URL"] = str(url).rstrip("/")
+    return "PREFECT_API_URL"
+
+
 @flow(name="ingest", log_prints=True)
 def ingest(
     params_path: str = "params.yaml",
@@ -146,9 +165,15 @@ def ingest(
     """Ingest all (or the named) profiles; publishes a markdown summary artifact."""
     params = load_params(Path(params_path), overrides)
     names = list(profiles) if profiles else list(params.profiles)
+    shared = share_api_url() if params.ingest.task_runner != "threads" else None
     runner = make_task_runner(params.ingest)
     reports = {}
-    for name in names:
-        reports[name] = ingest_profile.with_options(task_runner=runner)(params, name, limit)
+    try:
+        for name in names:
+            reports[name] = ingest_profile.with_options(task_runner=runner)(params, name, limit)
+    finally:
+        if shared:
+            # the temporary server dies with this flow; later flows in this process must not use it
+            os.environ.pop(shared, None)
     create_markdown_artifact(ingest_markdown(reports), key="ingest-summary", description="ECG ingest summary")
     return reports

@@ -30,10 +30,13 @@ from pipeline.sources.base import SourceReader, list_files, sha256_file
 
 @dataclass(frozen=True)
 class UnitTask:
+    """A unit to (re)process. A unit never seen before is hashed by its batch task, in parallel,
+    rather than in the serial plan: ``file_hashes`` and ``fingerprint`` are then None here."""
+
     source: str
     unit: InputUnit
-    file_hashes: tuple[tuple[str, str], ...]
-    fingerprint: str
+    file_hashes: tuple[tuple[str, str], ...] | None
+    fingerprint: str | None
 
     @property
     def uid(self) -> str:
@@ -77,6 +80,7 @@ class UnitOutcome:
     status: str  # "ingested" | "quarantined"
     segments: tuple[tuple[str, int, int], ...]  # (shard, start row, stop row)
     rejections: tuple[dict[str, Any], ...]
+    file_cache: Mapping[str, list[Any]] = field(default_factory=dict)  # new (size, mtime, sha256) entries
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,24 @@ def _hash_files(root: Path, files: Sequence[str], cache: dict[str, list[Any]]) -
             digest = sha256_file(path)
         cache[key] = [st.st_size, st.st_mtime_ns, digest]
         out.append((rel, digest))
+    return tuple(out)
+
+
+def _cached_hashes(
+    root: Path, files: Sequence[str], cache: Mapping[str, list[Any]]
+) -> tuple[tuple[str, str], ...] | None:
+    """The cached sha256 of every file if all are cache hits (same size and mtime), else None."""
+    out = []
+    for rel in files:
+        path = root / rel
+        try:
+            st = path.stat()
+        except OSError:
+            return None
+        hit = cache.get(str(path.resolve()))
+        if not hit or hit[0] != st.st_size or hit[1] != st.st_mtime_ns:
+            return None
+        out.append((rel, str(hit[2])))
     return tuple(out)
 
 
@@ -159,12 +181,21 @@ def plan_ingest(
         scan = scan_source(name, reader, limit)
         scans[name] = scan
         for unit in scan.discovery.units:
-            hashes = _hash_files(reader.root, unit.files, cache)
+            uid = f"{name}/{unit.key}"
+            seen.add(uid)
+            old = manifest.units.get(uid)
+            hashes = _cached_hashes(reader.root, unit.files, cache)
+            if hashes is None and old is None:
+                todo.append(UnitTask(name, unit, None, None))
+                continue
+            if hashes is None:
+                hashes = _hash_files(reader.root, unit.files, cache)
             fp = fingerprint(reader.reader_id, hashes, unit.extra, digest)
-            task = UnitTask(name, unit, hashes, fp)
-            seen.add(task.uid)
-            old = manifest.units.get(task.uid)
-            (unchanged.append(task.uid) if old and old["fingerprint"] == fp else todo.append(task))
+            (
+                unchanged.append(uid)
+                if old and old["fingerprint"] == fp
+                else todo.append(UnitTask(name, unit, hashes, fp))
+            )
     skipped_sources = {n for n, s in scans.items() if s.skipped}
     vanished = [
         uid for uid in manifest.units if uid not in seen and uid.split("/", 1)[0] not in skipped_sources
@@ -193,29 +224,103 @@ def _rejection_dict(rej: Rejection, source: str, stage: str) -> dict[str, Any]:
     }
 
 
-def _read_unit(reader: SourceReader, task: UnitTask) -> tuple[list[Record], list[dict[str, Any]]]:
-    """All records of a unit, or none with the reason; never raises for bad input."""
-    prov = Provenance(files=task.file_hashes, reader=reader.reader_id)
-    files = list(task.unit.files)
-    missing = [f for f, h in task.file_hashes if h == "missing"]
-    if missing:
-        reason = f"file(s) disappeared before reading: {', '.join(missing)}"
-        return [], [_rejection_dict(Rejection(task.uid, tuple(files), reason), task.source, "read")]
-    records: list[Record] = []
-    rejected: list[dict[str, Any]] = []
-    try:
-        for item in reader.read(task.unit, prov):
-            if isinstance(item, Rejection):
-                rejected.append(_rejection_dict(item, task.source, "read"))
-            else:
-                records.append(item)
-    except ReadError as exc:
-        return [], [_rejection_dict(Rejection(task.uid, tuple(files), str(exc)), task.source, "read")]
-    except Exception as exc:  # noqa: BLE001 - a reader bug on one file must not lose the batch
-        tb = traceback.extract_tb(exc.__traceback__)[-1]
-        reason = f"unexpected {type(exc).__name__}: {exc} (at {Path(tb.filename).name}:{tb.lineno})"
-        return [], [_rejection_dict(Rejection(task.uid, tuple(files), reason), task.source, "read")]
-    return records, rejected
+def hashed(task: UnitTask, reader: SourceReader, plan_digest: str) -> tuple[UnitTask, dict[str, list[Any]]]:
+    """The task with its file hashes and fingerprint filled in, and the new hash-cache entries."""
+    if task.file_hashes is not None and task.fingerprint is not None:
+        return task, {}
+    cache: dict[str, list[Any]] = {}
+    hashes = _hash_files(reader.root, task.unit.files, cache)
+    fp = fingerprint(reader.reader_id, hashes, task.unit.extra, plan_digest)
+    return UnitTask(task.source, task.unit, hashes, fp), cache
+
+
+def _unexpected(exc: Exception) -> str:
+    tb = traceback.extract_tb(exc.__traceback__)[-1]
+    return f"unexpected {type(exc).__name__}: {exc} (at {Path(tb.filename).name}:{tb.lineno})"
+
+
+class _BatchWriter:
+    """Streams a batch's records into shards of at most ``max_records`` records.
+
+    Records are preprocessed and written per shard, so memory is bounded by one shard even for
+    a unit with tens of thousands of records; such a unit simply spans several shards.
+    """
+
+    def __init__(
+        self,
+        batch: Batch,
+        plan: SignalPlan,
+        storage: StorageSpec,
+        store: ShardStore,
+        attrs: Mapping[str, Any],
+        max_records: int,
+    ) -> None:
+        self.batch, self.plan, self.storage, self.store = batch, plan, storage, store
+        self.attrs, self.max_records = dict(attrs), max_records
+        self.pending: list[tuple[str, Record]] = []
+        self.shards: list[ShardInfo] = []
+        self.segments: dict[str, list[tuple[str, int, int]]] = {}
+        self.rejections: dict[str, list[dict[str, Any]]] = {}
+
+    def reject(self, uid: str, source: str, rej: Rejection, stage: str) -> None:
+        self.rejections.setdefault(uid, []).append(_rejection_dict(rej, source, stage))
+
+    def read_unit(self, reader: SourceReader, task: UnitTask) -> None:
+        """Stream one unit's records in; bad input becomes rejections, never an exception."""
+        assert task.file_hashes is not None
+        files = tuple(task.unit.files)
+        missing = [f for f, h in task.file_hashes if h == "missing"]
+        if missing:
+            reason = f"file(s) disappeared before reading: {', '.join(missing)}"
+            self.reject(task.uid, task.source, Rejection(task.uid, files, reason), "read")
+            return
+        n = 0
+        try:
+            for item in reader.read(task.unit, Provenance(files=task.file_hashes, reader=reader.reader_id)):
+                if isinstance(item, Rejection):
+                    self.reject(task.uid, task.source, item, "read")
+                    continue
+                self.pending.append((task.uid, item))
+                n += 1
+                if len(self.pending) >= self.max_records:
+                    self.flush()
+        except Exception as exc:  # noqa: BLE001 - one bad file must not lose the batch
+            reason = str(exc) if isinstance(exc, ReadError) else _unexpected(exc)
+            if n:
+                reason = f"reading stopped after {n} record(s): {reason}"
+            self.reject(task.uid, task.source, Rejection(task.uid, files, reason), "read")
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        uids = {r.record_id: uid for uid, r in self.pending}
+        processed, rejected = process([r for _, r in self.pending], self.plan)
+        self.pending = []
+        for rej in rejected:
+            uid = uids[rej.item]
+            self.reject(uid, uid.split("/", 1)[0], rej, "preprocess")
+        if not processed.records:
+            return
+        name = f"part-{self.batch.seq:06d}-{len(self.shards):02d}"
+        units = [uids[r.record_id] for r in processed.records]
+        rows = rows_for(processed.records, units, processed.valid_len)
+        self.shards.append(self.store.write_shard(name, processed.signal, rows, self.storage, self.attrs))
+        start = 0
+        for i in range(1, len(units) + 1):
+            if i == len(units) or units[i] != units[start]:
+                self.segments.setdefault(units[start], []).append((name, start, i))
+                start = i
+
+    def outcome(self, task: UnitTask, file_cache: Mapping[str, list[Any]]) -> UnitOutcome:
+        segs = tuple(self.segments.get(task.uid, ()))
+        return UnitOutcome(
+            uid=task.uid,
+            fingerprint=str(task.fingerprint),
+            status="ingested" if segs else "quarantined",
+            segments=segs,
+            rejections=tuple(self.rejections.get(task.uid, ())),
+            file_cache=file_cache,
+        )
 
 
 def run_batch(
@@ -227,83 +332,22 @@ def run_batch(
     shard_attrs: Mapping[str, Any],
     max_records_per_shard: int = 2048,
 ) -> BatchResult:
-    """Read, preprocess and write the units of one batch; returns what happened to each unit.
+    """Hash (if new), read, preprocess and write the units of one batch into its own shard files.
 
-    Records are flushed to a new shard every ``max_records_per_shard`` records so a unit with
-    very many records (a CODE-15% HDF5 part, a day-long Holter) keeps memory bounded.
+    Returns what happened to each unit. Nothing a bad input does escapes: it is a rejection.
     """
     t0 = time.perf_counter()
-    shards: list[ShardInfo] = []
-    outcomes: list[UnitOutcome] = []
-    pending: list[tuple[UnitTask, list[Record], list[dict[str, Any]]]] = []
-    pending_n = 0
-
-    def flush() -> None:
-        nonlocal pending, pending_n
-        if pending:
-            name = f"part-{batch.seq:06d}-{len(shards):02d}"
-            info, outs = _write_pending(name, pending, signal_plan, storage, store, shard_attrs)
-            if info is not None:
-                shards.append(info)
-            outcomes.extend(outs)
-        pending, pending_n = [], 0
-
-    for task in batch.tasks:
-        records, rejected = _read_unit(readers[task.source], task)
-        pending.append((task, records, rejected))
-        pending_n += len(records)
-        if pending_n >= max_records_per_shard:
-            flush()
-    flush()
-    n = sum(s.n_records for s in shards)
-    return BatchResult(
-        batch.seq, tuple(shards), tuple(_merge_outcomes(outcomes)), n, time.perf_counter() - t0
-    )
-
-
-def _merge_outcomes(outcomes: Sequence[UnitOutcome]) -> list[UnitOutcome]:
-    """One outcome per unit (a unit split across flushes is not possible today, kept for safety)."""
-    merged: dict[str, UnitOutcome] = {}
-    for o in outcomes:
-        prev = merged.get(o.uid)
-        if prev is None:
-            merged[o.uid] = o
-            continue
-        segs = prev.segments + o.segments
-        status = "ingested" if segs else "quarantined"
-        merged[o.uid] = UnitOutcome(o.uid, o.fingerprint, status, segs, prev.rejections + o.rejections)
-    return list(merged.values())
-
-
-def _write_pending(
-    name: str,
-    pending: Sequence[tuple[UnitTask, list[Record], list[dict[str, Any]]]],
-    signal_plan: SignalPlan,
-    storage: StorageSpec,
-    store: ShardStore,
-    shard_attrs: Mapping[str, Any],
-) -> tuple[ShardInfo | None, list[UnitOutcome]]:
-    all_records = [r for _, recs, _ in pending for r in recs]
-    unit_of = {r.record_id: task.uid for task, recs, _ in pending for r in recs}
-    processed, prep_rejected = process(all_records, signal_plan)
-    rej_by_unit: dict[str, list[dict[str, Any]]] = {}
-    for rej in prep_rejected:
-        uid = unit_of[rej.item]
-        rej_by_unit.setdefault(uid, []).append(_rejection_dict(rej, uid.split("/", 1)[0], "preprocess"))
-    units = [unit_of[r.record_id] for r in processed.records]
-    info = None
-    if processed.records:
-        rows = rows_for(processed.records, units, processed.valid_len)
-        info = store.write_shard(name, processed.signal, rows, storage, dict(shard_attrs))
-    outs = []
-    for task, _, rejected in pending:
-        idx = [i for i, u in enumerate(units) if u == task.uid]
-        segs = ((name, idx[0], idx[-1] + 1),) if idx else ()
-        rejections = tuple(rejected + rej_by_unit.get(task.uid, []))
-        outs.append(
-            UnitOutcome(task.uid, task.fingerprint, "ingested" if segs else "quarantined", segs, rejections)
-        )
-    return info, outs
+    writer = _BatchWriter(batch, signal_plan, storage, store, shard_attrs, max_records_per_shard)
+    digest = signal_plan.digest()
+    tasks: list[tuple[UnitTask, dict[str, list[Any]]]] = []
+    for todo in batch.tasks:
+        task, cache = hashed(todo, readers[todo.source], digest)
+        tasks.append((task, cache))
+        writer.read_unit(readers[task.source], task)
+    writer.flush()
+    outcomes = tuple(writer.outcome(task, cache) for task, cache in tasks)
+    n = sum(s.n_records for s in writer.shards)
+    return BatchResult(batch.seq, tuple(writer.shards), outcomes, n, time.perf_counter() - t0)
 
 
 # --- commit ------------------------------------------------------------------------------------
@@ -339,6 +383,7 @@ def commit(
                 "created": run_info.get("started"),
             }
         for out in res.outcomes:
+            plan.file_cache.update(out.file_cache)
             old = manifest.units.get(out.uid)
             if old is not None:
                 _drop_rows(manifest, old.get("segments", []))

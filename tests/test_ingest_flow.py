@@ -161,3 +161,57 @@ def test_shard_records_equal_preprocessing_output_within_one_quantisation_step(
     labels = read_labels(store)
     assert labels is not None and labels.y.shape == (10, 6)
     assert fingerprint("a", [("f", "h")], {}, "d") != fingerprint("a", [("f", "h2")], {}, "d")
+
+
+def _store_content(store_root: Path) -> dict[str, tuple[bytes, str]]:
+    """record id → (signal bytes, raw labels) over the live rows of a store."""
+    store = ShardStore(store_root, "lead1_af")
+    out: dict[str, tuple[bytes, str]] = {}
+    for name, entry in store.load_manifest().shards.items():
+        group = store.open_shard(name)
+        ids, labels, x = (
+            read_strings(group, "record_id"),
+            read_strings(group, "raw_labels"),
+            read_signal(group),
+        )
+        for i in live_rows(entry):
+            out[ids[i]] = (x[i].tobytes(), labels[i])
+    return out
+
+
+@pytest.mark.slow
+def test_process_pool_and_dask_runners_build_the_same_store_as_threads(
+    tmp_path: Path, shared_data: Path
+) -> None:
+    root = _cinc_subset(shared_data, tmp_path / "cinc", 16)
+    contents = {}
+    for runner in ("threads", "processes", "dask"):
+        store = tmp_path / runner
+        args = _args(
+            tmp_path, root, "--set", f"ingest.task_runner={runner}", "--set", f"ingest.store={store}"
+        )
+        assert main(["ingest", "--profile", "lead1_af", *args]) == 0
+        contents[runner] = _store_content(store / "lead1_af")
+    assert len(contents["threads"]) == 16
+    assert contents["processes"] == contents["threads"] == contents["dask"]
+
+
+def test_limit_runs_into_the_smoke_store_and_a_summary_artifact_is_published(
+    tmp_path: Path, shared_data: Path
+) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    root = _cinc_subset(shared_data, tmp_path / "cinc", 12)
+    smoke = tmp_path / "smoke"
+    args = _args(tmp_path, root, "--set", f"ingest.smoke_store={smoke}")
+    assert main(["ingest", "--profile", "lead1_af", "--limit", "5", *args]) == 0
+    assert not (tmp_path / "store" / "lead1_af" / "manifest.json").exists()
+    rep = json.loads((smoke / "lead1_af" / "ingest_report.json").read_text())
+    src = rep["sources"]["cinc2017"]
+    assert src["units_ingested"] + src["units_quarantined"] == 5 and src["units_limited_out"] == 7
+    with get_client(sync_client=True) as client:
+        arts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["ingest-summary"]))
+        )
+    assert arts and "lead1_af" in str(arts[-1].data)
