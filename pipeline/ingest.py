@@ -17,7 +17,7 @@ import os
 import time
 import traceback
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -105,7 +105,7 @@ def _hash_files(root: Path, files: Sequence[str], cache: dict[str, list[Any]]) -
         except OSError:
             out.append((rel, "missing"))
             continue
-        key = str(path.resolve())
+        key = os.path.abspath(path)
         hit = cache.get(key)
         if hit and hit[0] == st.st_size and hit[1] == st.st_mtime_ns:
             digest = str(hit[2])
@@ -127,7 +127,7 @@ def _cached_hashes(
             st = path.stat()
         except OSError:
             return None
-        hit = cache.get(str(path.resolve()))
+        hit = cache.get(os.path.abspath(path))
         if not hit or hit[0] != st.st_size or hit[1] != st.st_mtime_ns:
             return None
         out.append((rel, str(hit[2])))
@@ -494,6 +494,3 @@ def scan_limit_files(scan: SourceScan) -> int:
             | {f for r in scan.discovery.rejected for f in r.files}
         )
     )
-
-
-ProgressFn = Callable[[BatchResult], None]

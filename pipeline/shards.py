@@ -254,7 +254,7 @@ def _write_group(
     group = zarr.open_group(str(path), mode="w", zarr_format=3)
     data: npt.NDArray[Any]
     if storage.dtype == "int16":
-        data, clipped_per = _quantise_rows(signal, storage.scale_mv)
+        data, clipped_per = sig.quantise_rows(signal, storage.scale_mv, storage.records_per_chunk)
     else:
         data, clipped_per = signal.astype(np.float32), np.zeros(n, dtype=np.int32)
     k = min(storage.records_per_chunk, max(n, 1))
@@ -303,13 +303,6 @@ def signal_codec(itemsize: int) -> BloscCodec:
     core. Delta + zstd is smaller still (0.34) but reads at under 3,000 records/s.
     """
     return BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle", typesize=itemsize)
-
-
-def _quantise_rows(signal: sig.F32, scale_mv: float) -> tuple[npt.NDArray[np.int16], npt.NDArray[np.int32]]:
-    q, _ = sig.quantise(signal, scale_mv)
-    limit = 32767
-    clipped = np.count_nonzero(np.abs(np.rint(signal / scale_mv)) > limit, axis=(1, 2)).astype(np.int32)
-    return q, clipped
 
 
 def array(group: zarr.Group, name: str) -> zarr.Array[Any]:

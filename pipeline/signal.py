@@ -151,10 +151,29 @@ def flat_leads(x: F32, min_ptp_mv: float) -> list[int]:
 
 def quantise(x: F32, scale_mv: float) -> tuple[npt.NDArray[np.int16], int]:
     """mV → int16 steps of ``scale_mv``; returns the array and the number of clipped samples."""
-    q = np.rint(x / scale_mv)
-    clipped = int(np.count_nonzero((q > 32767) | (q < -32767)))
-    # -32768 is left unused so it can mark missing data in a later format version.
-    return np.clip(q, -32767, 32767).astype(np.int16), clipped
+    q, clipped = quantise_rows(x.reshape(1, -1), scale_mv)
+    return q.reshape(x.shape), int(clipped.sum())
+
+
+def quantise_rows(
+    x: F32, scale_mv: float, block: int = 16
+) -> tuple[npt.NDArray[np.int16], npt.NDArray[np.int32]]:
+    """``(N, ...)`` mV → int16 steps, and the count of clipped samples per row ``(N,)``.
+
+    One rounding pass per block of rows into a preallocated output: whole-batch temporaries of
+    float64 cost more in page zeroing than the arithmetic itself.
+    """
+    out = np.empty(x.shape, dtype=np.int16)
+    clipped = np.zeros(x.shape[0], dtype=np.int32)
+    inv = 1.0 / scale_mv
+    for i in range(0, x.shape[0], block):
+        r = np.rint(x[i : i + block] * np.float32(inv))
+        over = (r > 32767) | (r < -32767)
+        clipped[i : i + block] = over.reshape(over.shape[0], -1).sum(axis=1)
+        # -32768 is left unused so it can mark missing data in a later format version.
+        np.clip(r, -32767, 32767, out=r)
+        out[i : i + block] = r
+    return out, clipped
 
 
 def dequantise(q: npt.NDArray[np.int16], scale_mv: float) -> F32:

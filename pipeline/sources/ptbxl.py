@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import ast
 import csv
+import hashlib
+import json
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -48,7 +50,8 @@ class PtbXlReader(SourceReader):
     float32 ``(12, T)`` in mV (``T`` = 1000 at 100 Hz, 5000 at 500 Hz); raw labels are the SCP
     codes with their likelihoods; ``patient_id`` is the CSV's patient id (``15709.0`` →
     ``15709``); ``meta`` holds ``strat_fold``, ``age``, ``sex``, ``rate_hz`` and ``filename``.
-    The unit's ``extra`` is the ecg_id's CSV row, so editing a row changes its fingerprint.
+    The unit's ``extra`` holds the columns ``read`` uses plus a digest of the ecg_id's whole CSV
+    row, so editing a row changes its fingerprint.
     """
 
     kind: ClassVar[str] = "ptbxl"
@@ -158,7 +161,10 @@ class PtbXlReader(SourceReader):
                 rejections.append(Rejection(c.stem, c.files, reason, category="duplicate"))
         if chosen is None:
             return None, rejections
-        extra = {**row, "_rate_hz": str(chosen.rate), "_filename": chosen.stem}
+        # Only the columns read() uses travel with the unit; the digest of the whole row still makes
+        # any edit of the row change the fingerprint (full rows cost ~2 kB a unit in the plan).
+        extra = {key: row.get(key, "") for key in _USED_COLUMNS}
+        extra.update(_row_sha256=_row_digest(row), _rate_hz=str(chosen.rate), _filename=chosen.stem)
         return InputUnit(key=f"{ecg_id:05d}", files=chosen.files, extra=extra), rejections
 
     # ------------------------------------------------------------------ reading
@@ -191,6 +197,13 @@ class PtbXlReader(SourceReader):
             reader = csv.reader(fh)
             columns = next(reader, [])
             return {line[0]: dict(zip(columns[1:], line[1:], strict=False)) for line in reader if line}
+
+
+_USED_COLUMNS = ("ecg_id", "patient_id", "scp_codes", "strat_fold", "age", "sex")
+
+
+def _row_digest(row: Mapping[str, str]) -> str:
+    return hashlib.sha256(json.dumps(sorted(row.items())).encode()).hexdigest()
 
 
 def _row_problem(row: Mapping[str | None, str | None], seen: Mapping[int, object]) -> str | None:
