@@ -11,7 +11,9 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import os
 import time
@@ -57,6 +59,7 @@ class SourceScan:
     discovery: Discovery = field(default_factory=lambda: Discovery(units=()))
     files_on_disk: int = 0
     limited_out: int = 0  # units left out by --limit
+    limited_out_files: frozenset[str] = frozenset()  # their files: accounted for, not ingested
 
 
 @dataclass
@@ -154,8 +157,10 @@ def scan_source(name: str, reader: SourceReader, limit: int | None) -> SourceSca
         return scan
     scan.files_on_disk = len(list_files(reader.root))
     if limit is not None and len(disc.units) > limit:
-        units = tuple(sorted(disc.units, key=lambda u: u.key)[:limit])
+        ordered = sorted(disc.units, key=lambda u: u.key)
+        units = tuple(ordered[:limit])
         scan.limited_out = len(disc.units) - limit
+        scan.limited_out_files = frozenset(f for u in ordered[limit:] for f in u.files)
         disc = Discovery(units=units, metadata_files=disc.metadata_files, rejected=disc.rejected)
     scan.discovery = disc
     return scan
@@ -423,9 +428,6 @@ def quarantine_entries(plan: IngestPlan, manifest: Manifest) -> list[dict[str, A
 
 
 def _write_quarantine_csv(path: Path, entries: Sequence[Mapping[str, Any]]) -> None:
-    import csv
-    import io
-
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["source", "stage", "category", "item", "files", "reason"])
@@ -448,6 +450,7 @@ def reconcile(
         d = scan.discovery
         unit_files = {f for u in d.units for f in u.files}
         accounted = unit_files | set(d.metadata_files) | {f for r in d.rejected for f in r.files}
+        accounted |= scan.limited_out_files
         units = [u for uid, u in manifest.units.items() if uid.split("/", 1)[0] == name]
         status = Counter(u["status"] for u in units)
         rec_rejects = sum(len(u.get("rejections", [])) for u in units if u["status"] == "ingested")
@@ -456,7 +459,7 @@ def reconcile(
             "root": scan.root,
             "files_on_disk": scan.files_on_disk,
             "files_accounted": len(accounted),
-            "unaccounted_files": scan.files_on_disk - len(accounted) - scan_limit_files(scan),
+            "unaccounted_files": scan.files_on_disk - len(accounted),
             "units_on_disk": n_units + scan.limited_out,
             "units_limited_out": scan.limited_out,
             "units_ingested": status["ingested"],
@@ -464,7 +467,8 @@ def reconcile(
             "files_rejected_at_discovery": len(d.rejected),
             "records": sum(u["n_records"] for u in units),
             "records_quarantined_within_units": rec_rejects,
-            "reconciled": status["ingested"] + status["quarantined"] == n_units,
+            "reconciled": status["ingested"] + status["quarantined"] == n_units
+            and scan.files_on_disk == len(accounted),
         }
     return {
         "profile": plan.profile,
@@ -480,17 +484,3 @@ def reconcile(
         "sources": per_source,
         "reconciled": all(s.get("reconciled", True) for s in per_source.values()),
     }
-
-
-def scan_limit_files(scan: SourceScan) -> int:
-    """Files of units left out by ``--limit`` are not accounted for in a smoke run (0 otherwise)."""
-    return (
-        0
-        if not scan.limited_out
-        else scan.files_on_disk
-        - len(
-            {f for u in scan.discovery.units for f in u.files}
-            | set(scan.discovery.metadata_files)
-            | {f for r in scan.discovery.rejected for f in r.files}
-        )
-    )
