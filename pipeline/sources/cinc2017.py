@@ -24,7 +24,13 @@ from typing import ClassVar
 
 from pipeline.records import Discovery, InputUnit, Provenance, RawLabel, ReadError, Record, Rejection
 from pipeline.sources.base import SourceReader, list_files
-from pipeline.sources.wfdb_io import group_wfdb_files, is_documentation, lead_names, read_ecg, read_header
+from pipeline.sources.wfdb_io import (
+    group_wfdb_files,
+    is_documentation,
+    lead_names,
+    orphan_rejections,
+    read_unit_ecg,
+)
 
 LABEL_FILES = {"v1": "REFERENCE.csv", "v3": "REFERENCE-v3.csv"}
 _LABEL_FILE = re.compile(r"^REFERENCE.*\.csv$", re.IGNORECASE)
@@ -75,7 +81,7 @@ class Cinc2017Reader(SourceReader):
                 continue
             seen[name] = files[0]
             units.append(InputUnit(key=name, files=files, extra={"label": label, "labels_file": table}))
-        rejected.extend(_orphan_rejections(sets.orphans))
+        rejected.extend(orphan_rejections(sets.orphans))
         taken = set(tables) | {f for r in rejected for f in r.files}
         metadata, stray = self._classify_others([rel for rel in sets.others if rel not in taken], label_name)
         metadata.extend(label_files)
@@ -98,9 +104,7 @@ class Cinc2017Reader(SourceReader):
         return metadata, rejected
 
     def read(self, unit: InputUnit, provenance: Provenance) -> Iterator[Record | Rejection]:
-        header_rel = unit.files[0]
-        header = read_header(self.resolve(header_rel), header_rel)
-        signal = read_ecg(header, header_rel, self.root, unit.files)
+        header, signal = read_unit_ecg(self.root, unit.files)
         yield Record(
             record_id=self.record_id(unit.key),
             source=self.name,
@@ -151,11 +155,3 @@ def _label_file_for(stem: str, label_files: list[str]) -> str | None:
         if candidate in by_folder:
             return by_folder[candidate]
     return label_files[0] if len(label_files) == 1 else None
-
-
-def _orphan_rejections(orphans: tuple[str, ...]) -> list[Rejection]:
-    out = []
-    for rel in orphans:
-        header = PurePosixPath(rel).with_suffix(".hea").as_posix()
-        out.append(Rejection(rel, (rel,), f"{rel}: signal file with no header; expected {header}"))
-    return out

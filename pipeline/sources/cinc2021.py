@@ -23,8 +23,8 @@ from pipeline.sources.wfdb_io import (
     group_wfdb_files,
     is_documentation,
     lead_names,
-    read_ecg,
-    read_header,
+    orphan_rejections,
+    read_unit_ecg,
 )
 
 _META_KEYS = ("age", "sex", "rx", "hx", "sx")
@@ -55,9 +55,7 @@ class Cinc2021Reader(SourceReader):
                 continue
             seen[name] = files[0]
             units.append(InputUnit(key=name, files=files))
-        for rel in sets.orphans:
-            header = PurePosixPath(rel).with_suffix(".hea").as_posix()
-            rejected.append(Rejection(rel, (rel,), f"{rel}: signal file with no header; expected {header}"))
+        rejected.extend(orphan_rejections(sets.orphans))
         metadata: list[str] = []
         for rel in sets.others:
             if is_documentation(rel) or rel.lower().endswith(".csv"):
@@ -68,9 +66,7 @@ class Cinc2021Reader(SourceReader):
         return Discovery(tuple(units), tuple(metadata), tuple(rejected))
 
     def read(self, unit: InputUnit, provenance: Provenance) -> Iterator[Record | Rejection]:
-        header_rel = unit.files[0]
-        header = read_header(self.resolve(header_rel), header_rel)
-        signal = read_ecg(header, header_rel, self.root, unit.files)
+        header, signal = read_unit_ecg(self.root, unit.files)
         fields = comment_fields(header.comments)
         codes = [code.strip() for code in fields.get("dx", "").split(",")]
         yield Record(

@@ -19,8 +19,8 @@ from pipeline.sources.wfdb_io import (
     group_wfdb_files,
     is_documentation,
     lead_names,
-    read_ecg,
-    read_header,
+    orphan_rejections,
+    read_unit_ecg,
 )
 
 SIGNAL_SUFFIXES = (".dat", ".xyz")
@@ -43,9 +43,7 @@ class PtbDiagnosticReader(SourceReader):
         sets = group_wfdb_files(list_files(self.root), SIGNAL_SUFFIXES)
         units = [InputUnit(key=stem, files=files) for stem, files in sets.records.items()]
         rejected = []
-        for rel in sets.orphans:
-            header = PurePosixPath(rel).with_suffix(".hea").as_posix()
-            rejected.append(Rejection(rel, (rel,), f"{rel}: signal file with no header; expected {header}"))
+        rejected.extend(orphan_rejections(sets.orphans))
         metadata = [rel for rel in sets.others if is_documentation(rel)]
         for rel in sets.others:
             if not is_documentation(rel):
@@ -54,9 +52,7 @@ class PtbDiagnosticReader(SourceReader):
         return Discovery(tuple(units), tuple(metadata), tuple(rejected))
 
     def read(self, unit: InputUnit, provenance: Provenance) -> Iterator[Record | Rejection]:
-        header_rel = unit.files[0]
-        header = read_header(self.resolve(header_rel), header_rel)
-        signal = read_ecg(header, header_rel, self.root, unit.files)
+        header, signal = read_unit_ecg(self.root, unit.files)
         fields = comment_fields(header.comments)
         reason = fields.get("reason for admission", "")
         folder = PurePosixPath(unit.key).parent.name

@@ -24,7 +24,7 @@ from typing import ClassVar
 
 from pipeline.records import Discovery, InputUnit, Provenance, RawLabel, ReadError, Record, Rejection
 from pipeline.sources.base import SourceReader, list_files
-from pipeline.sources.wfdb_io import is_documentation, lead_names, read_ecg, read_header
+from pipeline.sources.wfdb_io import is_documentation, lead_names, read_unit_ecg
 
 DATABASE = "ptbxl_database.csv"
 STATEMENTS = "scp_statements.csv"
@@ -172,9 +172,7 @@ class PtbXlReader(SourceReader):
     def read(self, unit: InputUnit, provenance: Provenance) -> Iterator[Record | Rejection]:
         row = unit.extra
         labels = parse_scp_codes(row.get("scp_codes", ""), f"{DATABASE}: ecg_id {row.get('ecg_id')}")
-        header_rel = unit.files[0]
-        header = read_header(self.resolve(header_rel), header_rel)
-        signal = read_ecg(header, header_rel, self.root, unit.files)
+        header, signal = read_unit_ecg(self.root, unit.files)
         meta = {key: row.get(key, "") for key in ("strat_fold", "age", "sex")}
         meta.update(rate_hz=f"{header.fs_hz:g}", filename=row["_filename"])
         yield Record(

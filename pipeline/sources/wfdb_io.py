@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from pipeline.leads import canonical_leads
-from pipeline.records import ReadError
+from pipeline.records import ReadError, Rejection
 from pipeline.sources.base import confined_path
 
 FloatArray = npt.NDArray[np.float32]
@@ -573,6 +573,22 @@ def lead_names(header: WfdbHeader) -> tuple[str, ...]:
     """Canonical lead names from the signal descriptions (``AVR`` → ``aVR``); an empty
     description becomes ``sig<i>``."""
     return canonical_leads([s.description or f"sig{i}" for i, s in enumerate(header.signals)])
+
+
+def orphan_rejections(orphans: Iterable[str]) -> list[Rejection]:
+    """A rejection for each signal file that has no header beside it."""
+    out = []
+    for rel in orphans:
+        header = PurePosixPath(rel).with_suffix(".hea").as_posix()
+        out.append(Rejection(rel, (rel,), f"{rel}: signal file with no header; expected {header}"))
+    return out
+
+
+def read_unit_ecg(root: Path, files: tuple[str, ...]) -> tuple[WfdbHeader, FloatArray]:
+    """Header and ``(C, T)`` mV signals of a unit whose first file is its ``.hea``."""
+    header_rel = files[0]
+    header = read_header(confined_path(root, header_rel), header_rel)
+    return header, read_ecg(header, header_rel, root, files)
 
 
 def read_ecg(header: WfdbHeader, header_rel: str, root: Path, allowed: Collection[str]) -> FloatArray:
