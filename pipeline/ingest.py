@@ -26,7 +26,15 @@ from typing import Any
 
 from pipeline.preprocess import SignalPlan, process
 from pipeline.records import Discovery, InputUnit, Provenance, ReadError, Record, Rejection
-from pipeline.shards import Manifest, ShardInfo, ShardStore, StorageSpec, rows_for, write_json_atomic
+from pipeline.shards import (
+    Manifest,
+    ShardInfo,
+    ShardStore,
+    StorageSpec,
+    rows_for,
+    single_threaded_codecs,
+    write_json_atomic,
+)
 from pipeline.sources.base import SourceReader, list_files, sha256_file
 
 
@@ -342,6 +350,7 @@ def run_batch(
     Returns what happened to each unit. Nothing a bad input does escapes: it is a rejection.
     """
     t0 = time.perf_counter()
+    single_threaded_codecs()
     writer = _BatchWriter(batch, signal_plan, storage, store, shard_attrs, max_records_per_shard)
     digest = signal_plan.digest()
     tasks: list[tuple[UnitTask, dict[str, list[Any]]]] = []

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numcodecs.blosc
 import numpy as np
 import numpy.typing as npt
 import zarr
@@ -293,6 +294,17 @@ def _write_group(
         }
     )
     return int(clipped_per.sum())
+
+
+def single_threaded_codecs() -> None:
+    """Encode and decode on the calling thread only.
+
+    zarr 3 runs codecs on its own thread pool and Blosc on two threads by default, so one
+    ingest worker already occupied both cores here and a second worker added nothing (measured:
+    2 workers = 0.98x one). Ingest parallelism comes from its task workers instead.
+    """
+    zarr.config.set({"threading.max_workers": 1})
+    numcodecs.blosc.set_nthreads(1)
 
 
 def signal_codec(itemsize: int) -> BloscCodec:
