@@ -116,10 +116,15 @@ def ingest_profile(params: Params, profile: str, limit: int | None = None) -> di
             batch_task.submit(b, readers, plan_s, storage, str(root), profile, attrs) for b in plan.batches
         ]
         results: list[BatchResult] = []
+        failed: list[BaseException] = []
         t0 = time.perf_counter()
         with tqdm(total=len(plan.todo), desc=f"ingest {profile}", unit="unit", disable=not plan.todo) as bar:
             for fut in as_completed(futures):
-                res = fut.result()
+                try:
+                    res = fut.result()
+                except Exception as exc:  # noqa: BLE001 - commit the batches that did finish first
+                    failed.append(exc)
+                    continue
                 results.append(res)
                 bar.update(len(plan.batches[res.seq - plan.batches[0].seq].tasks))
                 bar.set_postfix(records=sum(r.n_records for r in results))
@@ -133,6 +138,12 @@ def ingest_profile(params: Params, profile: str, limit: int | None = None) -> di
             params.labels.unmapped,
             params.label_tables_for(),
             prof.label_merge,
+        )
+    if failed:
+        raise RuntimeError(
+            f"{profile}: {len(failed)} of {len(plan.batches)} batch(es) failed after "
+            f"{params.ingest.retries} retries (first: {failed[0]!r}); the other batches are committed "
+            "and the failed units will be processed by the next run"
         )
     return report
 

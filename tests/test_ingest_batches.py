@@ -80,3 +80,37 @@ def test_a_reader_failing_midway_keeps_what_it_yielded_and_says_where_it_stopped
     ]
     live = sum(len(live_rows(e)) for e in manifest.shards.values())
     assert live == 3
+
+
+@pytest.mark.shared_data
+def test_a_batch_that_never_finished_is_not_reconciled_and_is_redone_next_run(
+    tmp_path: Path, shared_data: Path
+) -> None:
+    from pipeline.sources.cinc2017 import Cinc2017Reader
+
+    src = shared_data / "cinc2017" / "training2017"
+    root = tmp_path / "cinc"
+    root.mkdir()
+    for i in range(1, 10):
+        for ext in (".hea", ".mat"):
+            (root / f"A{i:05d}{ext}").write_bytes((src / f"A{i:05d}{ext}").read_bytes())
+    lines = (src / "REFERENCE.csv").read_bytes().split(b"\r\n")[:9]
+    (root / "REFERENCE.csv").write_bytes(b"\r\n".join(lines) + b"\r\n")
+    plan_1 = SignalPlan(
+        leads=("ECG",), lead_aliases=(), fs_hz=300.0, length=3000, crop="start", baseline_hz=0.5,
+        notch_hz=50.0, notch_q=30.0, bandpass_hz=None, filter_order=2, normalise="none",
+        max_nan_fraction=0.01, flat_ptp_mv=0.02, reject_flat=True, min_duration_s=5.0,
+    )  # fmt: skip
+    readers: dict[str, SourceReader] = {"cinc2017": Cinc2017Reader("cinc2017", root)}
+    store = ShardStore(tmp_path / "store", "rhythm")
+    manifest = store.load_manifest()
+    plan = plan_ingest("rhythm", plan_1, STORAGE, readers, manifest, batch_units=4)
+    assert len(plan.batches) == 3
+    done = [run_batch(b, readers, plan_1, STORAGE, store, {}) for b in plan.batches[:2]]
+    report = commit(plan, done, store, manifest, {"flow_run_id": None})
+    assert not report["reconciled"] and report["records_total"] == 8
+    manifest = store.load_manifest()
+    again = plan_ingest("rhythm", plan_1, STORAGE, readers, manifest, batch_units=4)
+    assert [t.uid for t in again.todo] == ["cinc2017/A00009"] and len(again.unchanged) == 8
+    results = [run_batch(b, readers, plan_1, STORAGE, store, {}) for b in again.batches]
+    assert commit(again, results, store, manifest, {"flow_run_id": None})["reconciled"]
