@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -141,8 +142,28 @@ def _train(
     return model, result
 
 
+@dataclass(frozen=True)
+class _Result:
+    """What the tests read of a ``TrainResult`` made in a child process (JSON round trip is exact)."""
+
+    history: tuple[dict[str, float], ...]
+    best_epoch: int
+    best_value: float
+    resumed_from_epoch: int | None
+    epochs_completed: int
+
+
+def _result_path(out_dir: Path) -> Path:
+    return out_dir.parent / f"{out_dir.name}-result.json"
+
+
 def _child_main(out_dir: str, mode: str) -> None:
-    """Entry point of the subprocess that gets SIGKILLed (see the two kill tests)."""
+    """Entry point of the training subprocesses.
+
+    Every run the tests compare bit for bit happens in a fresh interpreter, so no state left in
+    the pytest process by other tests (thread settings, RNG, deterministic flags) can make an
+    uninterrupted and a resumed run differ.
+    """
 
     def on_epoch(epoch: int) -> None:
         if mode == "block-before-epoch-3" and epoch == 2:
@@ -150,15 +171,33 @@ def _child_main(out_dir: str, mode: str) -> None:
         if mode == "slow-write-in-epoch-2" and epoch == 1:
             os.environ[TEST_PAUSE_ENV] = "300"
 
-    _train(Path(out_dir), on_epoch=on_epoch)
+    _, result = _train(Path(out_dir), on_epoch=on_epoch)
+    summary = {
+        "history": [dict(h) for h in result.history],
+        "best_epoch": result.best_epoch,
+        "best_value": result.best_value,
+        "resumed_from_epoch": result.resumed_from_epoch,
+        "epochs_completed": result.epochs_completed,
+    }
+    _result_path(Path(out_dir)).write_text(json.dumps(summary))
+
+
+def _train_in_child(out_dir: Path) -> _Result:
+    """Train (or resume) to the end in a fresh interpreter; returns its result."""
+    code = "import sys; from tests.test_train import _child_main; _child_main(sys.argv[1], sys.argv[2])"
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(out_dir), "run"], cwd=REPO, capture_output=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr.decode(errors="replace")[-3000:]
+    data = json.loads(_result_path(out_dir).read_text())
+    return _Result(**{**data, "history": tuple(data["history"])})
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, TrainResult]:
-    """An uninterrupted 4-epoch run."""
-    out = tmp_path_factory.mktemp("reference")
-    _, result = _train(out)
-    return out, result
+def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, _Result]:
+    """An uninterrupted 4-epoch run, in a fresh interpreter like the runs compared with it."""
+    out = tmp_path_factory.mktemp("reference") / "run"
+    return out, _train_in_child(out)
 
 
 def _kill_when(out_dir: Path, mode: str, ready: Callable[[], bool]) -> None:
@@ -188,7 +227,7 @@ def _latest_epoch(out_dir: Path) -> int | None:
         return None
 
 
-def _assert_same_run(out_dir: Path, result: TrainResult, reference: tuple[Path, TrainResult]) -> None:
+def _assert_same_run(out_dir: Path, result: _Result, reference: tuple[Path, _Result]) -> None:
     ref_dir, ref_result = reference
     got, want = load_checkpoint(out_dir / LATEST), load_checkpoint(ref_dir / LATEST)
     # bitwise (hence within 1e-6): weights, optimizer, scheduler, early stopping, RNG, history
@@ -216,19 +255,19 @@ def _assert_identical(got: object, want: object, where: str) -> None:
 
 
 def test_sigkill_after_epoch_2_then_resume_gives_the_uninterrupted_weights_and_metrics(
-    tmp_path: Path, reference: tuple[Path, TrainResult]
+    tmp_path: Path, reference: tuple[Path, _Result]
 ) -> None:
     out = tmp_path / "run"
     _kill_when(out, "block-before-epoch-3", lambda: _latest_epoch(out) == 2)
     killed = load_checkpoint(out / LATEST)
     assert killed["epoch"] == 2 and not killed["finished"]
-    _, result = _train(out)
+    result = _train_in_child(out)
     assert result.resumed_from_epoch == 2 and result.epochs_completed == 4
     _assert_same_run(out, result, reference)
 
 
 def test_sigkill_during_a_checkpoint_write_then_resume_loses_nothing(
-    tmp_path: Path, reference: tuple[Path, TrainResult]
+    tmp_path: Path, reference: tuple[Path, _Result]
 ) -> None:
     out = tmp_path / "run"
 
@@ -240,14 +279,14 @@ def test_sigkill_during_a_checkpoint_write_then_resume_loses_nothing(
     assert list(out.glob(f".*{TEMP_SUFFIX}"))
     assert load_checkpoint(out / LATEST)["epoch"] == 1  # the torn write never replaced it
     assert load_checkpoint(out / BEST)["epoch"] == 1
-    _, result = _train(out)
+    result = _train_in_child(out)
     assert not list(out.glob(f".*{TEMP_SUFFIX}"))
     assert result.resumed_from_epoch == 1
     _assert_same_run(out, result, reference)
 
 
 def test_checkpoints_load_with_weights_only_and_carry_config_lineage_and_rng(
-    reference: tuple[Path, TrainResult],
+    reference: tuple[Path, _Result],
 ) -> None:
     ref_dir, result = reference
     for name in (LATEST, BEST):
@@ -262,7 +301,7 @@ def test_checkpoints_load_with_weights_only_and_carry_config_lineage_and_rng(
     assert load_checkpoint(ref_dir / BEST)["epoch"] == result.best_epoch
 
 
-def test_dvclive_writes_metrics_json_and_one_tsv_row_per_epoch(reference: tuple[Path, TrainResult]) -> None:
+def test_dvclive_writes_metrics_json_and_one_tsv_row_per_epoch(reference: tuple[Path, _Result]) -> None:
     ref_dir, result = reference
     summary = json.loads((ref_dir / "live" / "metrics.json").read_text())
     assert summary["step"] == 3 and summary["best_epoch"] == result.best_epoch
@@ -283,7 +322,7 @@ def test_dvclive_writes_metrics_json_and_one_tsv_row_per_epoch(reference: tuple[
 
 
 def test_a_finished_run_resumes_to_the_same_result_without_training(
-    tmp_path: Path, reference: tuple[Path, TrainResult]
+    tmp_path: Path, reference: tuple[Path, _Result]
 ) -> None:
     ref_dir, ref_result = reference
     out = tmp_path / "copy"
@@ -300,7 +339,7 @@ def test_a_finished_run_resumes_to_the_same_result_without_training(
 
 
 def test_resuming_with_another_config_is_refused_and_resume_false_starts_over(
-    tmp_path: Path, reference: tuple[Path, TrainResult]
+    tmp_path: Path, reference: tuple[Path, _Result]
 ) -> None:
     ref_dir, _ = reference
     out = tmp_path / "copy"
