@@ -41,7 +41,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -752,13 +752,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     code_before = code_version()
     result = run_all(opt)
+    return publish(result, opt.out, markdown, code_before)
+
+
+def publish(
+    result: dict[str, Any], out: Path, render: Callable[[dict[str, Any]], str], code_before: dict[str, Any]
+) -> int:
+    """Write the JSON, print the table; exit status 1 if the library changed during the run.
+
+    Others may edit the library while a run is going; mixed figures must not pass unnoticed.
+    """
     code_after = code_version()
-    # Others may edit the library while a run is going; mixed figures must not pass unnoticed.
     result["meta"]["code"] = {**code_before, "changed_during_run": code_before != code_after}
-    opt.out.parent.mkdir(parents=True, exist_ok=True)
-    opt.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
-    print(markdown(result))
-    print(f"\nresults: {opt.out}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    print(render(result))
+    print(f"\nresults: {out}")
     if code_before != code_after:
         print("WARNING: pipeline/ changed during the run; the figures mix two versions. Re-run.")
         return 1

@@ -66,6 +66,7 @@ from benchmarks.ingest.bench_ingest import (  # noqa: E402
     SHARED_DATA,
     build_input,
     code_version,
+    publish,
     raw_wfdb_bytes,
     run_ours,
     tree_bytes,
@@ -546,16 +547,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     before = code_version()
     result = run_all(args)
-    after = code_version()
-    result["meta"]["code"] = {**before, "changed_during_run": before != after}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
-    print(markdown(result))
-    print(f"\nresults: {args.out}")
-    if before != after:
-        print("WARNING: pipeline/ changed during the run; the figures mix two versions. Re-run.")
-        return 1
-    return 0
+    return publish(result, args.out, markdown, before)
 
 
 if __name__ == "__main__":
