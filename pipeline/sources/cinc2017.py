@@ -25,6 +25,7 @@ from typing import ClassVar
 from pipeline.records import Discovery, InputUnit, Provenance, RawLabel, ReadError, Record, Rejection
 from pipeline.sources.base import SourceReader, list_files
 from pipeline.sources.wfdb_io import (
+    duplicate_name,
     group_wfdb_files,
     is_documentation,
     lead_names,
@@ -64,11 +65,11 @@ class Cinc2017Reader(SourceReader):
         units: list[InputUnit] = []
         seen: dict[str, str] = {}
         for stem, files in sets.records.items():
-            name = PurePosixPath(stem).name
-            if name in seen:
-                reason = f"{files[0]}: record {name} is also at {seen[name]}, which is read instead"
-                rejected.append(Rejection(stem, files, reason, category="duplicate"))
+            duplicate = duplicate_name(stem, files, seen)
+            if duplicate is not None:
+                rejected.append(duplicate)
                 continue
+            name = PurePosixPath(stem).name
             table = _label_file_for(stem, label_files)
             if table is None:
                 reason = f"{files[0]}: no {label_name} for this record under the root"

@@ -20,11 +20,13 @@ from pipeline.records import Discovery, InputUnit, Provenance, RawLabel, Record,
 from pipeline.sources.base import SourceReader, list_files
 from pipeline.sources.wfdb_io import (
     comment_fields,
+    duplicate_name,
     group_wfdb_files,
     is_documentation,
     lead_names,
     orphan_rejections,
     read_unit_ecg,
+    split_others,
 )
 
 _META_KEYS = ("age", "sex", "rx", "hx", "sx")
@@ -48,22 +50,20 @@ class Cinc2021Reader(SourceReader):
         rejected: list[Rejection] = []
         seen: dict[str, str] = {}
         for stem, files in sets.records.items():
-            name = PurePosixPath(stem).name
-            if name in seen:
-                reason = f"{files[0]}: record {name} is also at {seen[name]}, which is read instead"
-                rejected.append(Rejection(stem, files, reason, category="duplicate"))
+            duplicate = duplicate_name(stem, files, seen)
+            if duplicate is not None:
+                rejected.append(duplicate)
                 continue
+            name = PurePosixPath(stem).name
             seen[name] = files[0]
             units.append(InputUnit(key=name, files=files))
         rejected.extend(orphan_rejections(sets.orphans))
-        metadata: list[str] = []
-        for rel in sets.others:
-            if is_documentation(rel) or rel.lower().endswith(".csv"):
-                metadata.append(rel)
-            else:
-                reason = f"{rel}: not part of a CinC 2020/2021 record; expected <record>.hea + <record>.mat"
-                rejected.append(Rejection(rel, (rel,), reason))
-        return Discovery(tuple(units), tuple(metadata), tuple(rejected))
+        metadata, stray = split_others(
+            sets.others,
+            lambda rel: is_documentation(rel) or rel.lower().endswith(".csv"),
+            "a CinC 2020/2021 record; expected <record>.hea + <record>.mat",
+        )
+        return Discovery(tuple(units), tuple(metadata), tuple(rejected + stray))
 
     def read(self, unit: InputUnit, provenance: Provenance) -> Iterator[Record | Rejection]:
         header, signal = read_unit_ecg(self.root, unit.files)

@@ -21,6 +21,7 @@ from pipeline.sources.wfdb_io import (
     lead_names,
     orphan_rejections,
     read_unit_ecg,
+    split_others,
 )
 
 SIGNAL_SUFFIXES = (".dat", ".xyz")
@@ -42,13 +43,10 @@ class PtbDiagnosticReader(SourceReader):
     def discover(self) -> Discovery:
         sets = group_wfdb_files(list_files(self.root), SIGNAL_SUFFIXES)
         units = [InputUnit(key=stem, files=files) for stem, files in sets.records.items()]
-        rejected = []
-        rejected.extend(orphan_rejections(sets.orphans))
-        metadata = [rel for rel in sets.others if is_documentation(rel)]
-        for rel in sets.others:
-            if not is_documentation(rel):
-                reason = f"{rel}: not part of a PTB Diagnostic record; expected <record>.hea/.dat/.xyz"
-                rejected.append(Rejection(rel, (rel,), reason))
+        metadata, stray = split_others(
+            sets.others, is_documentation, "a PTB Diagnostic record; expected <record>.hea/.dat/.xyz"
+        )
+        rejected = orphan_rejections(sets.orphans) + stray
         return Discovery(tuple(units), tuple(metadata), tuple(rejected))
 
     def read(self, unit: InputUnit, provenance: Provenance) -> Iterator[Record | Rejection]:

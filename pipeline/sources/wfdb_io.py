@@ -18,7 +18,7 @@ import re
 import stat
 import struct
 import tempfile
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -582,6 +582,33 @@ def orphan_rejections(orphans: Iterable[str]) -> list[Rejection]:
         header = PurePosixPath(rel).with_suffix(".hea").as_posix()
         out.append(Rejection(rel, (rel,), f"{rel}: signal file with no header; expected {header}"))
     return out
+
+
+def duplicate_name(stem: str, files: tuple[str, ...], seen: Mapping[str, str]) -> Rejection | None:
+    """A ``duplicate`` rejection when a record of the same name was already taken at ``seen[name]``.
+
+    CinC releases identify records by name alone, so the same name in two folders is one record.
+    """
+    name = PurePosixPath(stem).name
+    if name not in seen:
+        return None
+    reason = f"{files[0]}: record {name} is also at {seen[name]}, which is read instead"
+    return Rejection(stem, files, reason, category="duplicate")
+
+
+def split_others(
+    others: Iterable[str], is_metadata: Callable[[str], bool], expected: str
+) -> tuple[list[str], list[Rejection]]:
+    """Files that are not part of a record: metadata where ``is_metadata``, else a rejection
+    saying ``<file>: not part of <expected>``."""
+    metadata: list[str] = []
+    rejected: list[Rejection] = []
+    for rel in others:
+        if is_metadata(rel):
+            metadata.append(rel)
+        else:
+            rejected.append(Rejection(rel, (rel,), f"{rel}: not part of {expected}"))
+    return metadata, rejected
 
 
 def read_unit_ecg(root: Path, files: tuple[str, ...]) -> tuple[WfdbHeader, FloatArray]:
