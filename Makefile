@@ -25,8 +25,9 @@ $(STAMP): pyproject.toml
 run: install
 	$(BIN)/dvc repro
 
-## every check: lint, types, unit + integration tests (real shared records included)
-test: install lint typecheck pytest
+## every check: lint, types, unit + integration tests (real shared records included; headless Chromium
+## for the offline `dvc plots show` test is installed from Debian's packages when missing)
+test: install chromium lint typecheck pytest
 
 lint: install
 	$(BIN)/ruff check .
@@ -48,3 +49,12 @@ bench: install
 
 clean:
 	rm -rf data/shards data/shards_smoke data/raw .prefect
+
+## headless Chromium for tests/test_plots_offline.py (Debian's chromium; apt-get needs root or sudo)
+.PHONY: chromium
+chromium:
+	@if [ -x /usr/bin/chromium ]; then /usr/bin/chromium --version; else \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core && \
+	  /usr/bin/chromium --version; fi

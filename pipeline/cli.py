@@ -1,6 +1,7 @@
 """``ecgpipe`` command-line entry points; DVC stages and users call these.
 
-Commands: ``demo-data``, ``ingest``, ``summary``. Params come from ``--params`` (default
+Commands: ``demo-data``, ``ingest``, ``summary``, and the model stages ``split``, ``train``,
+``evaluate`` (:mod:`pipeline.cli_models`). Params come from ``--params`` (default
 ``params.yaml``) with ``--set dotted.key=value`` overrides; invalid params fail before any work.
 """
 
@@ -13,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pipeline import cli_models
 from pipeline.config import ConfigError, Params, load_params
 from pipeline.reporting import ingest_metrics
 from pipeline.shards import ShardStore, StoreError, write_json_atomic
@@ -60,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     summ.add_argument("--json", action="store_true", help="print JSON")
     summ.add_argument("--profile", action="append", default=None)
     summ.add_argument("--smoke", action="store_true", help="summarise the --limit smoke store")
+    cli_models.add_parsers(sub, _params_args)
     return parser
 
 
@@ -125,7 +128,7 @@ def cmd_summary(args: argparse.Namespace, params: Params) -> int:
     return 0
 
 
-COMMANDS = {"demo-data": cmd_demo_data, "ingest": cmd_ingest, "summary": cmd_summary}
+COMMANDS = {"demo-data": cmd_demo_data, "ingest": cmd_ingest, "summary": cmd_summary, **cli_models.COMMANDS}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

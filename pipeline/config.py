@@ -196,12 +196,114 @@ class DemoParams(_Strict):
     n_ucr: int = Field(default=300, ge=0)
 
 
+class SplitParams(_Strict):
+    out_dir: Path = Path("data/splits")
+    seed: int = 0
+    fractions: dict[str, float] = Field(default_factory=lambda: {"train": 0.7, "val": 0.15, "test": 0.15})
+    fold_key: str | None = "strat_fold"
+    fold_map: dict[str, tuple[int, ...]] = Field(
+        default_factory=lambda: {"train": (1, 2, 3, 4, 5, 6, 7, 8), "val": (9,), "test": (10,)}
+    )
+    group_by_source: bool = True
+
+    @model_validator(mode="after")
+    def _check(self) -> SplitParams:
+        if set(self.fractions) != {"train", "val", "test"}:
+            raise ValueError(f"fractions needs exactly train, val and test, got {sorted(self.fractions)}")
+        if any(v <= 0 for v in self.fractions.values()):
+            raise ValueError(f"fractions must all be > 0, got {self.fractions}")
+        if abs(sum(self.fractions.values()) - 1.0) > 1e-6:
+            raise ValueError(f"fractions must sum to 1, got {sum(self.fractions.values())}")
+        return self
+
+
+class StoppingParams(_Strict):
+    metric: str = "val_loss"
+    mode: Literal["min", "max"] = "min"
+    patience: int | None = Field(default=None, ge=1)
+    min_delta: float = Field(default=0.0, ge=0)
+
+
+class ModelTrainParams(_Strict):
+    """One model family's training: what it learns from (``profile``, ``classes``) and how."""
+
+    profile: str
+    kind: Literal["resnet1d", "autoencoder", "crnn"]
+    task: Literal["multilabel", "multiclass", "reconstruction"]
+    classes: tuple[str, ...] | None = Field(
+        default=None, description="output classes, a subset of the profile vocabulary (null: all of it)"
+    )
+    normal_class: str | None = Field(default=None, description="reconstruction: the class trained on")
+    f1_classes: tuple[str, ...] | None = None
+    model: dict[str, Any] = Field(default_factory=dict, description="model constructor kwargs")
+    epochs: int = Field(default=10, ge=1)
+    batch_size: int = Field(default=32, ge=1)
+    lr: float = Field(default=1e-3, gt=0)
+    weight_decay: float = Field(default=1e-2, ge=0)
+    warmup_epochs: float = Field(default=0.0, ge=0)
+    min_lr_ratio: float = Field(default=0.0, ge=0, le=1)
+    accumulation_steps: int = Field(default=1, ge=1)
+    grad_clip: float | None = Field(default=1.0, gt=0)
+    class_weights: bool = True
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True
+    deterministic: bool = True
+    num_workers: int = Field(default=0, ge=0, le=64)
+    shuffle_buffer: int = Field(default=512, ge=1)
+    early_stopping: StoppingParams = StoppingParams()
+
+    @model_validator(mode="after")
+    def _check(self) -> ModelTrainParams:
+        if self.task == "reconstruction" and self.normal_class is None:
+            raise ValueError("task reconstruction needs normal_class (the class the autoencoder learns)")
+        if self.task != "reconstruction" and self.normal_class is not None:
+            raise ValueError(f"normal_class is only for task reconstruction, not {self.task}")
+        if self.warmup_epochs > self.epochs:
+            raise ValueError(f"warmup_epochs ({self.warmup_epochs}) must not exceed epochs ({self.epochs})")
+        return self
+
+
+class TrainParams(_Strict):
+    out_dir: Path = Path("models")
+    live_dir: Path = Path("dvclive")
+    models: dict[str, ModelTrainParams] = Field(default_factory=dict)
+
+
+class AnomalyThresholdParams(_Strict):
+    method: Literal["percentile", "mean_k_sigma"] = "percentile"
+    p: float = Field(default=99.0, ge=0, le=100)
+    k: float = Field(default=3.0, gt=0)
+
+
+class EvaluateParams(_Strict):
+    out_dir: Path = Path("eval")
+    batch_size: int = Field(default=64, ge=1)
+    bootstrap: int = Field(default=200, ge=0)
+    ci_level: float = Field(default=0.95, gt=0, lt=1)
+    seed: int = 0
+    anomaly_threshold: AnomalyThresholdParams = AnomalyThresholdParams()
+    n_strips: int = Field(default=4, ge=0, le=16)
+
+
+class ExportParams(_Strict):
+    out_dir: Path = Path("export")
+    opset: int = Field(default=17, ge=13)
+    calibration_records: int = Field(default=256, ge=1)
+    latency_warmup: int = Field(default=10, ge=0)
+    latency_repeats: int = Field(default=100, ge=1)
+
+
 class Params(_Strict):
     demo: DemoParams = DemoParams()
     ingest: IngestParams = IngestParams()
     labels: LabelParams = LabelParams()
     sources: dict[str, SourceConfig]
     profiles: dict[str, Profile]
+    split: SplitParams = SplitParams()
+    train: TrainParams = TrainParams()
+    evaluate: EvaluateParams = EvaluateParams()
+    export: ExportParams = ExportParams()
 
     @model_validator(mode="after")
     def _cross_check(self) -> Params:
@@ -214,7 +316,28 @@ class Params(_Strict):
             vocab = prof.vocabulary or self.labels.vocabulary
             if len(set(vocab)) != len(vocab):
                 raise ValueError(f"profiles.{pname}: vocabulary has duplicates: {list(vocab)}")
+        for mname, m in self.train.models.items():
+            self._check_model(mname, m)
         return self
+
+    def _check_model(self, name: str, m: ModelTrainParams) -> None:
+        where = f"train.models.{name}"
+        if m.profile not in self.profiles:
+            raise ValueError(f"{where}.profile {m.profile!r} is not in profiles ({sorted(self.profiles)})")
+        vocab = self.vocabulary(m.profile)
+        named = [*(m.classes or ()), *(m.f1_classes or ()), *([m.normal_class] if m.normal_class else [])]
+        unknown = [c for c in named if c not in vocab]
+        if unknown:
+            raise ValueError(f"{where}: {unknown} not in the {m.profile} vocabulary {list(vocab)}")
+        if m.f1_classes and not set(m.f1_classes) <= set(m.classes or vocab):
+            raise ValueError(f"{where}.f1_classes must be among its classes")
+
+    def model_classes(self, name: str) -> tuple[str, ...]:
+        """Output classes of model ``name`` (empty for a reconstruction model)."""
+        m = self.train.models[name]
+        if m.task == "reconstruction":
+            return ()
+        return m.classes or self.vocabulary(m.profile)
 
     @field_validator("sources")
     @classmethod

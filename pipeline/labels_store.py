@@ -40,6 +40,18 @@ class LabelSet:
     vocabulary: tuple[str, ...]
     digest: str
 
+    def subset(self, positions: npt.NDArray[np.int64]) -> LabelSet:
+        """The records at ``positions`` (same vocabulary and digest: the labels they came from)."""
+        take = np.asarray(positions, dtype=np.int64)
+        return LabelSet(
+            record_id=tuple(self.record_id[i] for i in take),
+            shard=tuple(self.shard[i] for i in take),
+            row=self.row[take],
+            y=self.y[take],
+            vocabulary=self.vocabulary,
+            digest=self.digest,
+        )
+
 
 def labels_digest(mapper_digest: str, shards: Mapping[str, Any]) -> str:
     """Digest of the mapping (tables, vocabulary, settings) and of the live shard rows."""

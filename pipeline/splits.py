@@ -33,7 +33,7 @@ import json
 import os
 import uuid
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -406,12 +406,18 @@ def index_from_store(
     fold_key: str | None = "strat_fold",
     group_by_source: bool = True,
     normal_only_train: str | None = None,
+    keep: Callable[[npt.NDArray[Any]], npt.NDArray[np.bool_]] | None = None,
 ) -> SplitIndex:
     """Split every live record of ``store`` (labels from :func:`read_labels`; patient ids and
-    ``meta[fold_key]`` from the shards; no signal is read). ``fold_key=None`` ignores folds."""
+    ``meta[fold_key]`` from the shards; no signal is read). ``fold_key=None`` ignores folds.
+    ``keep(y (N, V)) -> (N,) bool`` leaves records out before splitting (e.g. a single-label model
+    cannot use a record with two of its classes); the header counts them as ``excluded``."""
     labels = read_labels(store)
     if labels is None:
         raise SplitError(f"{store.root}: no unified labels yet; run ingest (which relabels) first")
+    n_live = len(labels.record_id)
+    if keep is not None:
+        labels = labels.subset(np.flatnonzero(keep(labels.y)))
     n = len(labels.record_id)
     pids: list[str] = [""] * n
     fold_list: list[int | None] = [None] * n
@@ -444,6 +450,7 @@ def index_from_store(
         "vocabulary": list(labels.vocabulary),
         "counts": split_counts(splits, labels.y, labels.vocabulary),
         "records_with_fold": sum(f is not None for f in fold_list),
+        "excluded": n_live - n,
         "groups": dict(Counter(r.split for r in _first_per_group(rows_out))),
     }
     return SplitIndex(rows=rows_out, header=header)

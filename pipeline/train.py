@@ -58,11 +58,10 @@ from pipeline.checkpoint import (
     restore_rng_state,
     save_checkpoint,
 )
+from pipeline.scoring import TASKS, Task, output_scores
 
 log = logging.getLogger(__name__)
 
-Task = Literal["multilabel", "multiclass", "reconstruction"]
-TASKS: tuple[Task, ...] = ("multilabel", "multiclass", "reconstruction")
 LATEST = "latest.pt"
 BEST = "best.pt"
 LIVE_DIR = "live"
@@ -414,14 +413,12 @@ class _Run:
             out = self.model(x)
         out = out.float()
         task = self.cfg.task
+        scores = output_scores(task, x, out)
         if task == "multilabel":
-            return self.criterion(out, y.float()), torch.sigmoid(out)
+            return self.criterion(out, y.float()), scores
         if task == "multiclass":
-            return self.criterion(out, class_indices(y)), torch.softmax(out, dim=1)
-        if out.shape != x.shape:
-            raise ValueError(f"reconstruction output {tuple(out.shape)} != input {tuple(x.shape)}")
-        per_sample = (out - x.float()).pow(2).flatten(1).mean(dim=1)
-        return self.criterion(out, x.float()), per_sample
+            return self.criterion(out, class_indices(y)), scores
+        return self.criterion(out, x.float()), scores
 
     def optimizer_step(self) -> None:
         if self.cfg.grad_clip is not None:
@@ -649,6 +646,7 @@ def fit(
     *,
     class_weights: torch.Tensor | None = None,
     progress: bool = True,
+    live_dir: Path | None = None,
 ) -> TrainResult:
     """Train ``model`` in place; checkpoints and dvclive logs go to ``out_dir``.
 
@@ -666,6 +664,8 @@ def fit(
     epoch (a finished run returns at once); a mismatch raises :class:`ResumeMismatch`. Without
     ``resume`` (or without ``latest.pt``) training starts from the seed and old checkpoints are
     removed. On return the model holds the last epoch's weights; ``best.pt`` holds the best.
+    ``live_dir``: where dvclive writes (default ``out_dir/live``; a DVC stage keeps it apart from
+    the checkpoints so that metrics and plots are not outputs inside another output).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -680,7 +680,7 @@ def fit(
     run = _make_run(model, train_batches, cfg, class_weights, progress)
     stopper = EarlyStopper(cfg.early_stopping)
     history: list[dict[str, float]] = [] if ckpt is None else [dict(h) for h in ckpt["history"]]
-    live = _open_live(out_dir / LIVE_DIR, history)
+    live = _open_live(Path(live_dir) if live_dir is not None else out_dir / LIVE_DIR, history)
     with _determinism(cfg.deterministic, run.device):
         if ckpt is None:
             seed_everything(cfg.seed)

@@ -83,7 +83,7 @@ class StftCrnn(nn.Module):
     Output: (B, n_classes) logits of mutually exclusive classes (single-label: softmax / cross-entropy
     outside), e.g. N/A/O/~ = NORM/AF/OTHER/NOISY.
 
-    Pipeline: log-power spectrogram (B, 1, F, N) → per width of ``conv_channels`` Conv2d 3×3 → BN → ReLU
+    Pipeline: log-power spectrogram (B, 1, F, N) → (``input_norm``) batch norm per frequency bin → per width of ``conv_channels`` Conv2d 3×3 → BN → ReLU
     → MaxPool2d 2×2 over (freq, time) → mean over the remaining frequency bins → (B, N', C) sequence →
     GRU/LSTM over time → mean over time (``pooling="mean"``) or the final hidden state(s) (``"last"``,
     both directions when bidirectional) → dropout → linear. With the defaults (n_fft 128, hop 32 at
@@ -104,12 +104,16 @@ class StftCrnn(nn.Module):
         pooling: Pooling = "mean",
         dropout: float = 0.2,
         eps: float = 1e-6,
+        input_norm: bool = False,
     ) -> None:
         super().__init__()
         _check_args(n_classes, conv_channels, rnn_hidden, rnn, rnn_layers, pooling, dropout)
         self.n_classes = n_classes
         self.pooling = pooling
         self.spectrogram = DftSpectrogram(n_fft, hop, eps)
+        # Per-frequency-bin batch norm of the log spectrogram: recordings differ in gain by an order of
+        # magnitude, a constant offset in log power that this removes; at inference it is a fixed affine.
+        self.input_norm = nn.BatchNorm1d(n_fft // 2 + 1) if input_norm else None
         chans = [1, *conv_channels]
         self.convs = nn.Sequential(*(_conv2d_block(a, b) for a, b in zip(chans[:-1], chans[1:], strict=True)))
         rnn_cls = nn.GRU if rnn == "gru" else nn.LSTM
@@ -131,7 +135,10 @@ class StftCrnn(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() != 3 or x.shape[1] != 1 or x.shape[2] < self.n_fft:
             raise ValueError(f"StftCrnn expects (B, 1, T) with T ≥ {self.n_fft}, got {tuple(x.shape)}")
-        features: Tensor = self.convs(self.spectrogram(x))
+        spec = self.spectrogram(x)
+        if self.input_norm is not None:
+            spec = self.input_norm(spec.squeeze(1)).unsqueeze(1)
+        features: Tensor = self.convs(spec)
         sequence = features.mean(dim=2).transpose(1, 2)
         outputs, state = self.rnn(sequence)
         pooled = outputs.mean(dim=1) if self.pooling == "mean" else self._last_state(state)
