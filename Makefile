@@ -12,7 +12,7 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 90
 export PYTHONUNBUFFERED := 1
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install run test lint typecheck pytest ingest-shared bench clean
+.PHONY: install run test lint typecheck pytest ingest-shared real-models bench clean
 
 install: $(STAMP)
 
@@ -43,6 +43,10 @@ pytest: install
 SHARED ?= ../shared/data
 ingest-shared: install
 	$(BIN)/ecgpipe ingest $(shell cat scripts/shared-data.args | sed 's|@SHARED@|$(SHARED)|g')
+
+## the model families on the real records (README "Results on real records"); see scripts/real_models.sh
+real-models: install
+	scripts/real_models.sh
 
 bench: install
 	$(BIN)/python benchmarks/ingest/bench_ingest.py

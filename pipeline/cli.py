@@ -16,7 +16,6 @@ from typing import Any
 
 from pipeline import cli_models
 from pipeline.config import ConfigError, Params, load_params
-from pipeline.reporting import ingest_metrics
 from pipeline.shards import ShardStore, StoreError, write_json_atomic
 
 
@@ -85,6 +84,7 @@ def cmd_demo_data(args: argparse.Namespace, params: Params) -> int:
 
 def cmd_ingest(args: argparse.Namespace, params: Params) -> int:
     from flows.ingest import ingest
+    from pipeline.reporting import ingest_metrics
 
     names = args.profile or list(params.profiles)
     unknown = [n for n in names if n not in params.profiles]

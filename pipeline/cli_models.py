@@ -9,12 +9,15 @@ track them as metrics and plots), ``<evaluate.out_dir>/<model>/`` (metrics, repo
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.config import ConfigError, ModelTrainParams, Params, signal_plan
-from pipeline.targets import Targets
+
+if TYPE_CHECKING:  # importing it loads torch: only the model commands pay for that
+    from pipeline.targets import Targets
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +46,8 @@ def model_params(params: Params, model: str) -> ModelTrainParams:
 
 
 def targets_for(params: Params, model: str) -> Targets:
+    from pipeline.targets import Targets
+
     m = model_params(params, model)
     return Targets(m.task, params.vocabulary(m.profile), params.model_classes(model), m.normal_class)
 
@@ -165,13 +170,15 @@ def _evaluate_runner(params: Params, model: str, card: Any, run: Any, settings: 
 def cmd_evaluate(args: argparse.Namespace, params: Params) -> int:
     from pipeline.eval_report import write_evaluation
     from pipeline.evaluate import torch_runner
-    from pipeline.model_io import load_trained
+    from pipeline.model_io import file_sha256, load_trained
 
     model_params(params, args.model)
     model, card, ckpt_path = load_trained(checkpoint_dir(params, args.model))
     result, test, train = _evaluate_runner(
         params, args.model, card, torch_runner(model), _settings(params, args.model)
     )
+    rule = dataclasses.replace(result.rule, checkpoint_sha256=file_sha256(ckpt_path))
+    result = dataclasses.replace(result, rule=rule)
     out = eval_dir(params, args.model)
     write_evaluation(out, card, result, test, train, params.evaluate.n_strips)
     shown = ", ".join(f"{k} {v:.3f}" for k, v in result.headline.items() if k.count("_") < 2)
@@ -217,7 +224,7 @@ def cmd_export(args: argparse.Namespace, params: Params) -> int:
 
 
 def cmd_predict(args: argparse.Namespace, params: Params) -> int:
-    from pipeline.model_io import pick_checkpoint
+    from pipeline.model_io import file_sha256, pick_checkpoint
     from pipeline.predict import run_predict
 
     rule = args.rule
@@ -225,10 +232,17 @@ def cmd_predict(args: argparse.Namespace, params: Params) -> int:
         # the rule evaluation chose for this model, found by the model's name in its card
         try:
             from pipeline.checkpoint import load_checkpoint
+            from pipeline.decisions import read_rule
             from pipeline.model_card import card_from_checkpoint
 
-            card = card_from_checkpoint(load_checkpoint(pick_checkpoint(args.model)))
+            ckpt = pick_checkpoint(args.model)
+            card = card_from_checkpoint(load_checkpoint(ckpt))
             rule = eval_dir(params, card.name) / "thresholds.json"
+            chosen_for = read_rule(rule).checkpoint_sha256 if rule.is_file() else None
+            if chosen_for is not None and chosen_for != file_sha256(ckpt):
+                print(f"note: {rule} was chosen for another checkpoint than {ckpt}; scores only "
+                      "(re-run ecgpipe evaluate, or pass --rule)")  # fmt: skip
+                rule = None
         except (OSError, ValueError):
             rule = None  # run_predict reports the missing or broken checkpoint itself
     return run_predict(args.model, args.inputs, args.out, rule, args.batch_size, args.device)

@@ -9,17 +9,28 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipeline.preprocess import SignalPlan
 from pipeline.shards import StorageSpec
-from pipeline.sources.base import SourceReader
-from pipeline.sources.registry import make_reader
+
+if TYPE_CHECKING:  # readers are imported only by the stages that read raw files (see dvc.yaml deps)
+    from pipeline.sources.base import SourceReader
 
 SOURCE_NAMES = ("ptbxl", "cinc2017", "cinc2021", "ptb_diagnostic", "code", "ucr", "mitbih", "cpsc2021")
+
+
+# Validation metrics pipeline.train_run.val_metric_fn logs per task (as val_<name>).
+VAL_METRICS: dict[str, tuple[str, ...]] = {
+    "multilabel": ("macro_auroc",),
+    "multiclass": ("f1_selected", "macro_auroc"),
+    "reconstruction": ("auroc",),
+}
+# Model constructor arguments pipeline.train_run.make_card fills in from the data.
+FILLED_MODEL_KWARGS = frozenset({"n_leads", "n_classes", "in_channels", "length"})
 
 
 class ConfigError(ValueError):
@@ -331,6 +342,19 @@ class Params(_Strict):
             raise ValueError(f"{where}: {unknown} not in the {m.profile} vocabulary {list(vocab)}")
         if m.f1_classes and not set(m.f1_classes) <= set(m.classes or vocab):
             raise ValueError(f"{where}.f1_classes must be among its classes")
+        logged = ("train_loss", "val_loss", "lr", *(f"val_{k}" for k in VAL_METRICS[m.task]))
+        if m.early_stopping.metric not in logged:
+            raise ValueError(
+                f"{where}.early_stopping.metric {m.early_stopping.metric!r} is never logged for a "
+                f"{m.task} model; use one of {list(logged)}"
+            )
+        from pipeline.models import constructor_kwargs  # imports torch: only for model sections
+
+        known = constructor_kwargs(m.kind) - FILLED_MODEL_KWARGS
+        unknown = sorted(set(m.model) - known)
+        if unknown:
+            keys = ", ".join(f"{where}.model.{k}" for k in unknown)
+            raise ValueError(f"{keys}: not an argument of the {m.kind} model (it takes {sorted(known)})")
 
     def model_classes(self, name: str) -> tuple[str, ...]:
         """Output classes of model ``name`` (empty for a reconstruction model)."""
@@ -419,7 +443,19 @@ def _resolve_paths(params: Params, base: Path) -> Params:
     )
     labels = params.labels.model_copy(update={"tables_dir": _resolve(base, params.labels.tables_dir)})
     demo = params.demo.model_copy(update={"out": _resolve(base, params.demo.out)})
-    return params.model_copy(update={"sources": sources, "ingest": ingest, "labels": labels, "demo": demo})
+    split = params.split.model_copy(update={"out_dir": _resolve(base, params.split.out_dir)})
+    train = params.train.model_copy(
+        update={
+            "out_dir": _resolve(base, params.train.out_dir),
+            "live_dir": _resolve(base, params.train.live_dir),
+        }
+    )
+    evaluate = params.evaluate.model_copy(update={"out_dir": _resolve(base, params.evaluate.out_dir)})
+    export = params.export.model_copy(update={"out_dir": _resolve(base, params.export.out_dir)})
+    return params.model_copy(
+        update={"sources": sources, "ingest": ingest, "labels": labels, "demo": demo, "split": split,
+                "train": train, "evaluate": evaluate, "export": export}
+    )  # fmt: skip
 
 
 def load_params(path: Path = Path("params.yaml"), overrides: Sequence[str] = ()) -> Params:
@@ -477,6 +513,8 @@ def storage_spec(profile: Profile) -> StorageSpec:
 
 def build_readers(params: Params, names: Sequence[str]) -> dict[str, SourceReader]:
     """Readers for the named sources (disabled sources are left out)."""
+    from pipeline.sources.registry import make_reader
+
     readers: dict[str, SourceReader] = {}
     for name in names:
         src = params.sources[name]

@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from pipeline.scoring import TASKS, Task
-from pipeline.thresholds import ThresholdSet
+from pipeline.thresholds import ThresholdLeakError, ThresholdSet
 
 RULE_FORMAT = "ecgpipe-decision-rule/1"
 
@@ -35,12 +35,23 @@ class DecisionRule:
     task: Task
     classes: tuple[str, ...]
     thresholds: ThresholdSet | None
+    checkpoint_sha256: str | None = None  # the checkpoint evaluation chose the rule for
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
             raise ValueError(f"decision rule task must be one of {TASKS}, got {self.task!r}")
         if self.task != "multiclass" and self.thresholds is None:
             raise ValueError(f"a {self.task} decision rule needs thresholds")
+        if self.task == "multilabel" and self.thresholds is not None:
+            if tuple(self.thresholds.classes) != tuple(self.classes):
+                raise ValueError(
+                    f"decision rule classes {list(self.classes)} != threshold classes "
+                    f"{list(self.thresholds.classes)}"
+                )
+        if self.task == "reconstruction" and self.thresholds is not None and len(self.thresholds.values) != 1:
+            raise ValueError(
+                f"a reconstruction decision rule needs one threshold, got {len(self.thresholds.values)}"
+            )
 
     def decide(self, scores: npt.NDArray[Any]) -> npt.NDArray[np.bool_]:
         """Decisions from scores: ``(N, K)`` bool for classifiers (one True per row for
@@ -70,19 +81,28 @@ class DecisionRule:
             "decision": {"multilabel": "score >= threshold per class", "multiclass": "argmax",
                          "reconstruction": "anomaly_score >= threshold"}[self.task],
             "thresholds": None if self.thresholds is None else self.thresholds.to_dict(),
+            "checkpoint_sha256": self.checkpoint_sha256,
         }  # fmt: skip
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "decision rule") -> DecisionRule:
         if data.get("format") != RULE_FORMAT:
             raise ValueError(f"{where}: format {data.get('format')!r}, expected {RULE_FORMAT!r}")
-        t = data.get("thresholds")
-        return cls(
-            model=str(data["model"]),
-            task=data["task"],
-            classes=tuple(str(c) for c in data["classes"]),
-            thresholds=None if t is None else ThresholdSet.from_dict(t),
-        )
+        try:
+            t = data.get("thresholds")
+            return cls(
+                model=str(data["model"]),
+                task=data["task"],
+                classes=tuple(str(c) for c in data["classes"]),
+                thresholds=None if t is None else ThresholdSet.from_dict(t),
+                checkpoint_sha256=data.get("checkpoint_sha256"),
+            )
+        except KeyError as exc:
+            raise ValueError(f"{where}: missing key {exc}") from None
+        except ThresholdLeakError as exc:
+            raise ThresholdLeakError(f"{where}: {exc}") from None
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{where}: {exc}") from None
 
 
 def write_rule(rule: DecisionRule, path: Path) -> Path:

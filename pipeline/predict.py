@@ -852,7 +852,9 @@ def _naming(path: Path, message: str) -> str:
     return message if str(path) in message else f"{path}: {message}"
 
 
-def _load_rule(rule_path: Path | None, card: ModelCard) -> tuple[DecisionRule | None, str]:
+def _load_rule(
+    rule_path: Path | None, card: ModelCard, checkpoint_sha256: str
+) -> tuple[DecisionRule | None, str]:
     """The rule (checked against the card) and a note for the JSON; (None, why) when absent."""
     if rule_path is None:
         return None, "no decision rule was available (none given): scores only"
@@ -861,6 +863,8 @@ def _load_rule(rule_path: Path | None, card: ModelCard) -> tuple[DecisionRule | 
     try:
         rule = read_rule(Path(rule_path))
         check_rule(rule, card)
+        if rule.checkpoint_sha256 is not None and rule.checkpoint_sha256 != checkpoint_sha256:
+            raise ValueError("it was chosen for another checkpoint (checkpoint_sha256 differs)")
     except (ValueError, KeyError, TypeError) as exc:
         raise _BadArguments(_naming(Path(rule_path), f"unusable decision rule: {exc}")) from None
     return rule, f"decisions by {rule_path}"
@@ -925,7 +929,7 @@ def _prepare(
     if missing:
         raise _BadArguments(f"{', '.join(missing)}: no such file or folder")
     loaded = _load(Path(model_path))
-    rule, note = _load_rule(rule_path, loaded.card)
+    rule, note = _load_rule(rule_path, loaded.card, sha256_file(loaded.path))
     try:
         resolve_device(device)
     except (ValueError, RuntimeError) as exc:

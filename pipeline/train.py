@@ -67,6 +67,9 @@ BEST = "best.pt"
 LIVE_DIR = "live"
 # Config fields that may change between a run and its resumption without changing the result.
 RESUME_FREE_FIELDS = frozenset({"device", "log_every"})
+# Lineage entries that say where the inputs were, not what they were (their sha256 are compared):
+# a moved workspace (dvc exp run --temp, a copy on another machine) continues its run.
+RESUME_FREE_LINEAGE = frozenset({"index_path", "store"})
 
 ValMetricFn = Callable[[np.ndarray, np.ndarray], Mapping[str, float]]
 
@@ -539,7 +542,7 @@ def _mismatches(ckpt: Mapping[str, Any], cfg: TrainConfig, lineage: Mapping[str,
             problems.append(f"config.{key}: checkpoint {old_cfg.get(key)!r}, now {new_cfg.get(key)!r}")
     old_lin = dict(ckpt["lineage"])
     for key in sorted(set(old_lin) | set(lineage)):
-        if old_lin.get(key) != lineage.get(key):
+        if key not in RESUME_FREE_LINEAGE and old_lin.get(key) != lineage.get(key):
             problems.append(f"lineage.{key}: checkpoint {old_lin.get(key)!r}, now {lineage.get(key)!r}")
     old_w = ckpt["class_weights"]
     same_w = (old_w is None and class_weights is None) or (

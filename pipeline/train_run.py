@@ -7,7 +7,6 @@ and lineage stored in every checkpoint, then :func:`pipeline.train.fit`.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -21,6 +20,7 @@ import torch
 from pipeline.data import ShardLoader, make_loader
 from pipeline.metrics import macro_auroc, multiclass_report, roc_auc
 from pipeline.model_card import ModelCard
+from pipeline.model_io import file_sha256
 from pipeline.preprocess import SignalPlan
 from pipeline.shards import ShardStore
 from pipeline.targets import TargetBatches, Targets
@@ -35,10 +35,6 @@ class LoaderSettings:
     batch_size: int = 32
     num_workers: int = 0
     shuffle_buffer: int = 512
-
-
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def make_card(

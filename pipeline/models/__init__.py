@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from torch import nn
@@ -36,6 +37,12 @@ def build_model(kind: str, **kwargs: Any) -> nn.Module:
     except KeyError:
         raise ValueError(f"unknown model kind {kind!r}; expected one of {', '.join(MODEL_KINDS)}") from None
     return cls(**kwargs)
+
+
+def constructor_kwargs(kind: str) -> frozenset[str]:
+    """The keyword arguments the constructor of family ``kind`` accepts."""
+    cls = _BUILDERS[kind]
+    return frozenset(p for p in inspect.signature(cls.__init__).parameters if p != "self")
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:

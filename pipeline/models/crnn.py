@@ -66,13 +66,13 @@ class DftSpectrogram(nn.Module):
         return torch.log(self.power(x) + self.eps).unsqueeze(1)
 
 
-def _conv2d_block(in_ch: int, out_ch: int) -> nn.Sequential:
+def _conv2d_block(in_ch: int, out_ch: int, pool_time: bool = True) -> nn.Sequential:
     # ceil_mode keeps a size-1 axis at size 1, so the shortest input (T = n_fft, one frame) still works.
     return nn.Sequential(
         nn.Conv2d(in_ch, out_ch, kernel_size=3, padding=1, bias=False),
         nn.BatchNorm2d(out_ch),
         nn.ReLU(),
-        nn.MaxPool2d(2, ceil_mode=True),
+        nn.MaxPool2d((2, 2) if pool_time else (2, 1), ceil_mode=True),
     )
 
 
@@ -83,9 +83,11 @@ class StftCrnn(nn.Module):
     Output: (B, n_classes) logits of mutually exclusive classes (single-label: softmax / cross-entropy
     outside), e.g. N/A/O/~ = NORM/AF/OTHER/NOISY.
 
-    Pipeline: log-power spectrogram (B, 1, F, N) → (``input_norm``) batch norm per frequency bin → per width of ``conv_channels`` Conv2d 3×3 → BN → ReLU
-    → MaxPool2d 2×2 over (freq, time) → mean over the remaining frequency bins → (B, N', C) sequence →
-    GRU/LSTM over time → mean over time (``pooling="mean"``) or the final hidden state(s) (``"last"``,
+    Pipeline: log-power spectrogram (B, 1, F, N) → (``input_norm``) batch norm per frequency bin →
+    per width of ``conv_channels`` Conv2d 3×3 → BN → ReLU → MaxPool2d 2×2 over (freq, time) (2×1,
+    frequency only, after the first ``time_pool`` blocks) → mean over the remaining frequency bins →
+    (B, N', C) sequence → GRU/LSTM over time → mean over time (``pooling="mean"``) or the final hidden
+    state(s) (``"last"``,
     both directions when bidirectional) → dropout → linear. With the defaults (n_fft 128, hop 32 at
     300 Hz: 2.3 Hz bins, 107 ms hop) 9000 samples give 278 frames and 35 RNN steps.
     Default PyTorch initialisation, so ``torch.manual_seed`` before construction fixes every weight.
@@ -105,6 +107,8 @@ class StftCrnn(nn.Module):
         dropout: float = 0.2,
         eps: float = 1e-6,
         input_norm: bool = False,
+        time_pool: int | None = None,
+        gain_norm: bool = False,
     ) -> None:
         super().__init__()
         _check_args(n_classes, conv_channels, rnn_hidden, rnn, rnn_layers, pooling, dropout)
@@ -114,8 +118,17 @@ class StftCrnn(nn.Module):
         # Per-frequency-bin batch norm of the log spectrogram: recordings differ in gain by an order of
         # magnitude, a constant offset in log power that this removes; at inference it is a fixed affine.
         self.input_norm = nn.BatchNorm1d(n_fft // 2 + 1) if input_norm else None
+        # A recording's gain is a constant offset of its whole log spectrogram: removing the
+        # per-record mean makes the classifier gain-invariant.
+        self.gain_norm = gain_norm
         chans = [1, *conv_channels]
-        self.convs = nn.Sequential(*(_conv2d_block(a, b) for a, b in zip(chans[:-1], chans[1:], strict=True)))
+        # Only the first ``time_pool`` blocks halve time: the RNN then sees beat-scale steps (RR
+        # irregularity is what AF looks like), while frequency is pooled in every block.
+        n_time = len(conv_channels) if time_pool is None else time_pool
+        if not 0 <= n_time <= len(conv_channels):
+            raise ValueError(f"time_pool must be in [0, {len(conv_channels)}], got {time_pool}")
+        pairs = zip(chans[:-1], chans[1:], strict=True)
+        self.convs = nn.Sequential(*(_conv2d_block(a, b, i < n_time) for i, (a, b) in enumerate(pairs)))
         rnn_cls = nn.GRU if rnn == "gru" else nn.LSTM
         self.rnn = rnn_cls(
             conv_channels[-1],
@@ -136,6 +149,8 @@ class StftCrnn(nn.Module):
         if x.dim() != 3 or x.shape[1] != 1 or x.shape[2] < self.n_fft:
             raise ValueError(f"StftCrnn expects (B, 1, T) with T ≥ {self.n_fft}, got {tuple(x.shape)}")
         spec = self.spectrogram(x)
+        if self.gain_norm:
+            spec = spec - spec.mean(dim=(2, 3), keepdim=True)
         if self.input_norm is not None:
             spec = self.input_norm(spec.squeeze(1)).unsqueeze(1)
         features: Tensor = self.convs(spec)

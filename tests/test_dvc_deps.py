@@ -1,0 +1,83 @@
+"""Every model-side DVC stage lists, in its deps, all the project code its command imports.
+
+The import set of a stage is computed from the source: the module-level imports of ``pipeline/cli.py``
+and ``pipeline/cli_models.py``, the imports inside the stage's ``cmd_<name>`` function and inside
+every module-level function of ``cli_models`` it calls, and from there the transitive closure of
+module-level imports. A new import that the stage's deps miss (so that ``dvc repro`` would not
+re-run the stage when that code changes) fails here.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+PROJECT = ("pipeline", "flows")
+
+
+def _module_file(name: str) -> Path | None:
+    base = REPO / name.replace(".", "/")
+    for p in (base.with_suffix(".py"), base / "__init__.py"):
+        if p.is_file():
+            return p
+    return None
+
+
+def _imports(nodes: list[ast.stmt] | list[ast.AST]) -> set[str]:
+    out: set[str] = set()
+    for node in nodes:
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in PROJECT:
+            out.add(node.module)
+            out.update(f"{node.module}.{a.name}" for a in node.names)
+        elif isinstance(node, ast.Import):
+            out.update(a.name for a in node.names if a.name.split(".")[0] in PROJECT)
+    return out
+
+
+def _closure(modules: set[str]) -> set[Path]:
+    seen: set[str] = set()
+    files: set[Path] = set()
+    stack = list(modules)
+    while stack:
+        name = stack.pop()
+        path = _module_file(name)
+        if name in seen or path is None:
+            continue
+        seen.add(name)
+        files.add(path.relative_to(REPO))
+        parts = name.split(".")
+        stack += [".".join(parts[:i]) for i in range(1, len(parts))]  # parent packages run first
+        stack += sorted(_imports(list(ast.parse(path.read_text()).body)))
+    return files
+
+
+def _command_modules(command: str) -> set[str]:
+    tree = ast.parse((REPO / "pipeline/cli_models.py").read_text())
+    funcs = {f.name: f for f in tree.body if isinstance(f, ast.FunctionDef)}
+    todo, done = [f"cmd_{command}"], set()
+    found = {"pipeline.cli", "pipeline.cli_models"}
+    while todo:
+        fn = funcs[todo.pop()]
+        done.add(fn.name)
+        found |= _imports(list(ast.walk(fn)))
+        calls = {n.func.id for n in ast.walk(fn) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+        todo += [c for c in calls if c in funcs and c not in done]
+    return found
+
+
+def _covered(path: Path, deps: list[str]) -> bool:
+    return any(path == Path(d) or Path(d) in path.parents for d in deps)
+
+
+@pytest.mark.parametrize("stage", ["split", "train", "evaluate", "export"])
+def test_stage_deps_cover_every_project_module_its_command_imports(stage: str) -> None:
+    spec = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"][stage]["do"]
+    deps = [str(d) for d in spec["deps"] if not str(d).startswith("data/") and "${" not in str(d)]
+    needed = _closure(_command_modules(stage))
+    missing = sorted(str(p) for p in needed if not _covered(p, deps))
+    assert not missing, f"dvc.yaml stage {stage!r} imports {missing} but does not list them in deps"
+    assert "pipeline/cli_models.py" in deps
