@@ -116,7 +116,8 @@ def cmd_train(args: argparse.Namespace, params: Params) -> int:
         "plan": signal_plan(profile), "index_path": index_path(params, args.model),
         "out_dir": checkpoint_dir(params, args.model), "cfg": cfg,
         "settings": LoaderSettings(m.batch_size, m.num_workers, m.shuffle_buffer),
-        "use_class_weights": m.class_weights, "f1_classes": m.f1_classes,
+        "use_class_weights": m.class_weights, "class_weight_power": m.class_weight_power,
+        "f1_classes": m.f1_classes,
         "params": {"train": m.model_dump(mode="json"), "profile": profile.model_dump(mode="json")},
         "live_dir": live_dir(params, args.model),
     }  # fmt: skip

@@ -256,6 +256,9 @@ class ModelTrainParams(_Strict):
     accumulation_steps: int = Field(default=1, ge=1)
     grad_clip: float | None = Field(default=1.0, gt=0)
     class_weights: bool = True
+    class_weight_power: float = Field(
+        default=1.0, ge=0, le=1, description="weights ** power: 1 balanced, 0.5 softened (rare classes)"
+    )
     seed: int = 0
     device: str = "auto"
     amp: bool = True
