@@ -166,31 +166,17 @@ def _torch_export(model: nn.Module, example: torch.Tensor, out: Path, opset: int
         warnings.filterwarnings("ignore", message=".*Only steps=1 can be constant folded.*")
         # torch.export's own pytree deprecation notice, raised inside torch (dynamo path).
         warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")
+        common: dict[str, Any] = {"input_names": ["x"], "output_names": ["out"], "opset_version": opset}
         if exporter == "dynamo":
             torch.onnx.export(
-                model,
-                (example,),
-                str(out),
-                input_names=["x"],
-                output_names=["out"],
-                opset_version=opset,
-                dynamo=True,
+                model, (example,), str(out), **common, dynamo=True, external_data=False, verbose=False,
                 dynamic_shapes=({0: torch.export.Dim("batch")},),
-                external_data=False,
-                verbose=False,
-            )
+            )  # fmt: skip
         else:
             torch.onnx.export(
-                model,
-                (example,),
-                str(out),
-                input_names=["x"],
-                output_names=["out"],
-                opset_version=opset,
-                dynamo=False,
+                model, (example,), str(out), **common, dynamo=False, do_constant_folding=True,
                 dynamic_axes={"x": {0: "batch"}, "out": {0: "batch"}},
-                do_constant_folding=True,
-            )
+            )  # fmt: skip
 
 
 def _check_onnx_file(tmp: Path, dest: Path, opset: int) -> None:

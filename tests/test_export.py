@@ -45,13 +45,7 @@ TINY: dict[str, tuple[dict[str, Any], tuple[int, int]]] = {
 }
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """The test machine's 2 cores are shared: 2 PyTorch threads make tiny-model training ~20x slower."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _tiny(kind: str, seed: int = 0) -> nn.Module:

@@ -5,7 +5,6 @@ plan, rebuilds the right network for the saved weights, and refuses other versio
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,14 +28,7 @@ TINY = [
 MODELS = {"resnet": ResNet1d, "crnn": StftCrnn, "autoencoder": ConvAutoencoder}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    """Torch ops in this process on one thread: on a shared 2-core box, a second intra-op thread
-    competing with other processes makes tiny models train tens of times slower (OpenMP waits)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
