@@ -171,14 +171,15 @@ def _evaluate_runner(params: Params, model: str, card: Any, run: Any, settings: 
 def cmd_evaluate(args: argparse.Namespace, params: Params) -> int:
     from pipeline.eval_report import write_evaluation
     from pipeline.evaluate import torch_runner
-    from pipeline.model_io import file_sha256, load_trained
+    from pipeline.model_io import load_trained
+    from pipeline.sources.base import sha256_file
 
     model_params(params, args.model)
     model, card, ckpt_path = load_trained(checkpoint_dir(params, args.model))
     result, test, train = _evaluate_runner(
         params, args.model, card, torch_runner(model), _settings(params, args.model)
     )
-    rule = dataclasses.replace(result.rule, checkpoint_sha256=file_sha256(ckpt_path))
+    rule = dataclasses.replace(result.rule, checkpoint_sha256=sha256_file(ckpt_path))
     result = dataclasses.replace(result, rule=rule)
     out = eval_dir(params, args.model)
     write_evaluation(out, card, result, test, train, params.evaluate.n_strips)
@@ -225,28 +226,11 @@ def cmd_export(args: argparse.Namespace, params: Params) -> int:
 
 
 def cmd_predict(args: argparse.Namespace, params: Params) -> int:
-    from pipeline.model_io import file_sha256, pick_checkpoint
     from pipeline.predict import run_predict
 
-    rule = args.rule
-    if rule is None:
-        # the rule evaluation chose for this model, found by the model's name in its card
-        try:
-            from pipeline.checkpoint import load_checkpoint
-            from pipeline.decisions import read_rule
-            from pipeline.model_card import card_from_checkpoint
-
-            ckpt = pick_checkpoint(args.model)
-            card = card_from_checkpoint(load_checkpoint(ckpt))
-            rule = eval_dir(params, card.name) / "thresholds.json"
-            chosen_for = read_rule(rule).checkpoint_sha256 if rule.is_file() else None
-            if chosen_for is not None and chosen_for != file_sha256(ckpt):
-                print(f"note: {rule} was chosen for another checkpoint than {ckpt}; scores only "
-                      "(re-run ecgpipe evaluate, or pass --rule)")  # fmt: skip
-                rule = None
-        except (OSError, ValueError):
-            rule = None  # run_predict reports the missing or broken checkpoint itself
-    return run_predict(args.model, args.inputs, args.out, rule, args.batch_size, args.device)
+    return run_predict(
+        args.model, args.inputs, args.out, args.rule, args.batch_size, args.device, params.evaluate.out_dir
+    )
 
 
 COMMANDS = {

@@ -11,34 +11,23 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from pipeline import plots
+from pipeline.checkpoint import atomic_write_bytes
 from pipeline.decisions import write_rule
 from pipeline.evaluate import Evaluation, SplitScores, score_table
+from pipeline.metrics import json_safe
 from pipeline.model_card import ModelCard
 from pipeline.targets import Targets, labels_of
 
 
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    return value
-
-
 def write_json(path: Path, data: Any) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(_json_safe(data), indent=2, allow_nan=False) + "\n")
-    tmp.replace(path)
+    """``data`` as JSON (non-finite floats as null), written atomically."""
+    atomic_write_bytes(path, (json.dumps(json_safe(data), indent=2, allow_nan=False) + "\n").encode())
     return path
 
 

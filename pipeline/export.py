@@ -52,6 +52,7 @@ from onnxruntime.quantization import (
 from torch import nn
 
 from pipeline.checkpoint import atomic_write_bytes
+from pipeline.metrics import json_safe
 
 log = logging.getLogger(__name__)
 
@@ -616,18 +617,9 @@ def _ratio(numerator: float, denominator: float) -> float:
 def write_report(report: ExportReport, json_path: Path, md_path: Path) -> None:
     """Write ``report`` as JSON (``dvc metrics``: nested dicts of numbers, NaN/inf written as ``null``)
     and as a small markdown summary (a metrics table and a latency/size table); both atomically."""
-    payload = json.dumps(_json_safe(dict(report)), indent=2) + "\n"
+    payload = json.dumps(json_safe(dict(report)), indent=2) + "\n"
     atomic_write_bytes(Path(json_path), payload.encode("utf-8"))
     atomic_write_bytes(Path(md_path), report_markdown(report).encode("utf-8"))
-
-
-def _json_safe(value: Any) -> Any:
-    """Non-finite floats → ``None`` (JSON has no NaN; ``dvc metrics`` skips nulls)."""
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def report_markdown(report: ExportReport) -> str:

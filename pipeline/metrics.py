@@ -24,7 +24,7 @@ keys are documented on :func:`multilabel_report`, :func:`multiclass_report` and
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -340,6 +340,17 @@ def apply_threshold_values(scores: npt.ArrayLike, thresholds: npt.ArrayLike) -> 
 def json_float(x: float) -> float | None:
     """A float for JSON: NaN/inf become None (JSON has no NaN; an undefined metric is null)."""
     return float(x) if math.isfinite(x) else None
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float, at any depth of dicts/lists/tuples, replaced by None."""
+    if isinstance(value, float):
+        return json_float(value)
+    if isinstance(value, Mapping):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
 
 
 def _per_class(values: F64, classes: Sequence[str]) -> dict[str, float | None]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -23,11 +22,6 @@ def pick_checkpoint(path: Path) -> Path:
         if (path / name).is_file():
             return path / name
     raise FileNotFoundError(f"{path}: no {BEST} or {LATEST}; train the model first (ecgpipe train <model>)")
-
-
-def file_sha256(path: Path) -> str:
-    """sha256 of a checkpoint file: ties a decision rule to the exact weights it was chosen for."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def load_trained(path: Path) -> tuple[nn.Module, ModelCard, Path]:

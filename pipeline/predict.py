@@ -73,7 +73,6 @@ import csv
 import dataclasses
 import io
 import json
-import math
 import os
 import sys
 from collections import Counter
@@ -92,6 +91,7 @@ from tqdm.auto import tqdm
 from pipeline import signal as sig
 from pipeline.checkpoint import CheckpointError, atomic_write_bytes, load_checkpoint
 from pipeline.decisions import DecisionRule, read_rule
+from pipeline.metrics import json_safe
 from pipeline.model_card import ModelCard, card_from_checkpoint
 from pipeline.model_io import pick_checkpoint
 from pipeline.preprocess import ProcessedBatch, SignalPlan, process
@@ -813,6 +813,7 @@ class _Loaded:
     card: ModelCard
     checkpoint: dict[str, Any]
     path: Path
+    sha256: str
 
 
 class _BadArguments(ValueError):
@@ -844,7 +845,7 @@ def _load(model_path: Path) -> _Loaded:
         model.load_state_dict(state)
     except RuntimeError as exc:
         raise _BadArguments(f"{path}: weights do not fit the card's {card.kind} network: {exc}") from None
-    return _Loaded(model.eval(), card, ckpt, path)
+    return _Loaded(model.eval(), card, ckpt, path, sha256_file(path))
 
 
 def _naming(path: Path, message: str) -> str:
@@ -853,9 +854,12 @@ def _naming(path: Path, message: str) -> str:
 
 
 def _load_rule(
-    rule_path: Path | None, card: ModelCard, checkpoint_sha256: str
+    rule_path: Path | None, card: ModelCard, checkpoint_sha256: str, explicit: bool = True
 ) -> tuple[DecisionRule | None, str]:
-    """The rule (checked against the card) and a note for the JSON; (None, why) when absent."""
+    """The rule (checked against the card) and a note for the JSON; (None, why) when absent.
+
+    A rule chosen for other weights is refused when given explicitly and passed over (scores only,
+    with a note) when it is only the default one found beside the model's evaluation."""
     if rule_path is None:
         return None, "no decision rule was available (none given): scores only"
     if not Path(rule_path).is_file():
@@ -863,10 +867,18 @@ def _load_rule(
     try:
         rule = read_rule(Path(rule_path))
         check_rule(rule, card)
-        if rule.checkpoint_sha256 is not None and rule.checkpoint_sha256 != checkpoint_sha256:
+        stale = rule.checkpoint_sha256 is not None and rule.checkpoint_sha256 != checkpoint_sha256
+        if stale and explicit:
             raise ValueError("it was chosen for another checkpoint (checkpoint_sha256 differs)")
     except (ValueError, KeyError, TypeError) as exc:
         raise _BadArguments(_naming(Path(rule_path), f"unusable decision rule: {exc}")) from None
+    if stale:
+        note = (
+            f"{rule_path} was chosen for another checkpoint: scores only "
+            "(re-run ecgpipe evaluate, or pass --rule)"
+        )
+        print(f"note: {note}", file=sys.stderr)
+        return None, note
     return rule, f"decisions by {rule_path}"
 
 
@@ -877,16 +889,20 @@ def run_predict(
     rule_path: Path | None,
     batch_size: int = 64,
     device: str = "cpu",
+    default_rules: Path | None = None,
 ) -> int:
     """Score ``inputs`` with the checkpoint at ``model_path`` and write ``predictions.csv`` and
     ``predictions.json`` into ``out_dir`` (atomically).
+
+    Without ``rule_path``, the rule evaluation wrote for this model,
+    ``<default_rules>/<card name>/thresholds.json``, is used if it was chosen for this very checkpoint.
 
     Returns 0 when at least one record was scored, 1 when none was (the files are still
     written), 2 for bad arguments (missing model file or input, checkpoint without a card,
     unusable rule, impossible device or batch size), with a message on stderr naming the file.
     """
     try:
-        loaded, rule, note, scan = _prepare(model_path, inputs, rule_path, batch_size, device)
+        loaded, rule, note, scan = _prepare(model_path, inputs, rule_path, batch_size, device, default_rules)
     except _BadArguments as exc:
         print(f"ecgpipe predict: {exc}", file=sys.stderr)
         return EXIT_BAD_ARGUMENTS
@@ -896,7 +912,7 @@ def run_predict(
     report = predictions_report(table, loaded, rule, note, inputs, scan)
     out_dir = Path(out_dir)
     atomic_write_bytes(out_dir / CSV_NAME, table.csv_text().encode("utf-8"))
-    text = json.dumps(_json_safe(report), indent=1, allow_nan=False) + "\n"
+    text = json.dumps(json_safe(report), indent=1, allow_nan=False) + "\n"
     atomic_write_bytes(out_dir / JSON_NAME, text.encode("utf-8"))
     counts = table.counts()
     print(
@@ -906,19 +922,13 @@ def run_predict(
     return EXIT_SCORED if counts[SCORED] else EXIT_NONE_SCORED
 
 
-def _json_safe(value: Any) -> Any:
-    """``value`` with every non-finite float replaced by None (JSON has no NaN or Infinity)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, Mapping):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    return value
-
-
 def _prepare(
-    model_path: Path, inputs: Sequence[Path], rule_path: Path | None, batch_size: int, device: str
+    model_path: Path,
+    inputs: Sequence[Path],
+    rule_path: Path | None,
+    batch_size: int,
+    device: str,
+    default_rules: Path | None = None,
 ) -> tuple[_Loaded, DecisionRule | None, str, InputScan]:
     """Everything that can fail on the arguments, checked before any record is read."""
     if batch_size < 1:
@@ -929,7 +939,11 @@ def _prepare(
     if missing:
         raise _BadArguments(f"{', '.join(missing)}: no such file or folder")
     loaded = _load(Path(model_path))
-    rule, note = _load_rule(rule_path, loaded.card, sha256_file(loaded.path))
+    if rule_path is None and default_rules is not None:
+        default = Path(default_rules) / loaded.card.name / "thresholds.json"
+        rule, note = _load_rule(default, loaded.card, loaded.sha256, explicit=False)
+    else:
+        rule, note = _load_rule(rule_path, loaded.card, loaded.sha256)
     try:
         resolve_device(device)
     except (ValueError, RuntimeError) as exc:
@@ -956,7 +970,7 @@ def predictions_report(
         "model": {**card.to_dict(), "output_names": list(card.output_names), "plan_digest": plan.digest()},
         "checkpoint": {
             "path": str(loaded.path),
-            "sha256": sha256_file(loaded.path),
+            "sha256": loaded.sha256,
             "epoch": loaded.checkpoint.get("epoch"),
             "code": loaded.checkpoint.get("code"),
         },

@@ -20,9 +20,9 @@ import torch
 from pipeline.data import ShardLoader, make_loader
 from pipeline.metrics import macro_auroc, multiclass_report, roc_auc
 from pipeline.model_card import ModelCard
-from pipeline.model_io import file_sha256
 from pipeline.preprocess import SignalPlan
 from pipeline.shards import ShardStore
+from pipeline.sources.base import sha256_file
 from pipeline.targets import TargetBatches, Targets
 from pipeline.train import TrainConfig, TrainResult, class_weights_from_labels, fit, pos_weight_from_labels
 
@@ -150,8 +150,8 @@ def train_model(
     weights = class_weights(targets, train.records.y, class_weight_power) if use_class_weights else None
     lineage = {
         "card": card.to_dict(),
-        "manifest_sha256": file_sha256(store.manifest_path),
-        "index_sha256": file_sha256(index_path),
+        "manifest_sha256": sha256_file(store.manifest_path),
+        "index_sha256": sha256_file(index_path),
         "index_path": str(index_path),
         "store": str(store.root),
         "params": json.loads(json.dumps(params, default=str)),
