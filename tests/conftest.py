@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -37,3 +40,22 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def sigkill_when(
+    proc: subprocess.Popen[bytes], ready: Callable[[], bool], timeout_s: float, log: Path, never: str
+) -> None:
+    """SIGKILL ``proc`` as soon as ``ready()``; fail if it exits first (showing the tail of ``log``)
+    or if ``timeout_s`` passes (saying ``never``). The child never outlives the call."""
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not ready():
+            assert proc.poll() is None, f"the child exited before the kill point:\n{log.read_text()[-3000:]}"
+            assert time.monotonic() < deadline, never
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGKILL)
+        assert proc.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

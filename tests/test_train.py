@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import signal
 import subprocess
 import sys
 import time
@@ -39,6 +38,7 @@ from pipeline.train import (
     make_loss,
     pos_weight_from_labels,
 )
+from tests.conftest import sigkill_when
 
 REPO = Path(__file__).resolve().parents[1]
 N_CLASSES = 3
@@ -206,18 +206,7 @@ def _kill_when(out_dir: Path, mode: str, ready: Callable[[], bool]) -> None:
     err_path = out_dir.parent / f"{out_dir.name}-stderr.txt"
     with err_path.open("wb") as err:
         proc = subprocess.Popen([sys.executable, "-c", code, str(out_dir), mode], cwd=REPO, stderr=err)
-        try:
-            deadline = time.monotonic() + 90
-            while not ready():
-                assert proc.poll() is None, f"child exited early:\n{err_path.read_text()}"
-                assert time.monotonic() < deadline, "child never reached the kill point"
-                time.sleep(0.02)
-            os.kill(proc.pid, signal.SIGKILL)
-            assert proc.wait(timeout=30) == -signal.SIGKILL
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        sigkill_when(proc, ready, 90, err_path, "child never reached the kill point")
 
 
 def _latest_epoch(out_dir: Path) -> int | None:

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +24,7 @@ import torch
 
 from pipeline.checkpoint import TEMP_SUFFIX, TEST_PAUSE_ENV, CheckpointError, load_checkpoint
 from pipeline.cli import main
+from tests.conftest import sigkill_when
 from tests.test_evaluate_stage import REPO, build_demo_store, cli_args
 
 EPOCHS = 4
@@ -81,18 +80,8 @@ def _kill_after_epoch_2(overrides: Sequence[str], run_dir: Path) -> None:
     err = run_dir / "killed-stderr.txt"
     with err.open("wb") as fh:
         proc = subprocess.Popen(_command(overrides), cwd=REPO, env=_env(pause=True), stdout=fh, stderr=fh)
-        try:
-            deadline = time.monotonic() + 120
-            while _latest_epoch(latest) != 2:
-                assert proc.poll() is None, f"training ended before the kill:\n{err.read_text()[-3000:]}"
-                assert time.monotonic() < deadline, "epoch 2's checkpoint never appeared"
-                time.sleep(0.02)
-            os.kill(proc.pid, signal.SIGKILL)
-            assert proc.wait(timeout=30) == -signal.SIGKILL
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        never = "epoch 2's checkpoint never appeared"
+        sigkill_when(proc, lambda: _latest_epoch(latest) == 2, 120, err, never)
 
 
 @pytest.fixture(scope="module")
