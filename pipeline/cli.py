@@ -1,7 +1,8 @@
 """``ecgpipe`` command-line entry points; DVC stages and users call these.
 
 Commands: ``demo-data``, ``ingest``, ``summary``, and the model stages ``split``, ``train``,
-``evaluate`` (:mod:`pipeline.cli_models`). Params come from ``--params`` (default
+``evaluate``, ``export``, ``predict`` (:mod:`pipeline.cli_models`), and the C-kernel stages ``cexport``,
+``parity`` (:mod:`pipeline.cli_parity`). Params come from ``--params`` (default
 ``params.yaml``) with ``--set dotted.key=value`` overrides; invalid params fail before any work.
 """
 
@@ -14,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pipeline import cli_models
+from pipeline import cli_models, cli_parity
 from pipeline.config import ConfigError, Params, load_params
 from pipeline.shards import ShardStore, StoreError, write_json_atomic
 
@@ -62,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     summ.add_argument("--profile", action="append", default=None)
     summ.add_argument("--smoke", action="store_true", help="summarise the --limit smoke store")
     cli_models.add_parsers(sub, _params_args)
+    cli_parity.add_parsers(sub, _params_args)
     return parser
 
 
@@ -128,7 +130,13 @@ def cmd_summary(args: argparse.Namespace, params: Params) -> int:
     return 0
 
 
-COMMANDS = {"demo-data": cmd_demo_data, "ingest": cmd_ingest, "summary": cmd_summary, **cli_models.COMMANDS}
+COMMANDS = {
+    "demo-data": cmd_demo_data,
+    "ingest": cmd_ingest,
+    "summary": cmd_summary,
+    **cli_models.COMMANDS,
+    **cli_parity.COMMANDS,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -308,6 +308,20 @@ class ExportParams(_Strict):
     latency_repeats: int = Field(default=100, ge=1)
 
 
+class ParityParams(_Strict):
+    """C kernels vs PyTorch: ``ecgpipe cexport`` writes ``<out_dir>/<model>/weights.ecgk``,
+    ``ecgpipe parity`` compares every layer on the test split."""
+
+    models: tuple[str, ...] = ("resnet", "autoencoder", "crnn")
+    out_dir: Path = Path("parity")
+    library: Path = Path("ckernels/build/libecgk.so")
+    atol: float = Field(default=1e-5, gt=0)
+    rtol: float = Field(default=1e-4, ge=0)
+    metric_atol: float = Field(default=1e-4, ge=0)
+    max_records: int | None = Field(default=None, ge=1)  # null: the whole test split
+    batch_size: int = Field(default=16, ge=1)
+
+
 class Params(_Strict):
     demo: DemoParams = DemoParams()
     ingest: IngestParams = IngestParams()
@@ -318,6 +332,7 @@ class Params(_Strict):
     train: TrainParams = TrainParams()
     evaluate: EvaluateParams = EvaluateParams()
     export: ExportParams = ExportParams()
+    parity: ParityParams = ParityParams()
 
     @model_validator(mode="after")
     def _cross_check(self) -> Params:
@@ -332,6 +347,9 @@ class Params(_Strict):
                 raise ValueError(f"profiles.{pname}: vocabulary has duplicates: {list(vocab)}")
         for mname, m in self.train.models.items():
             self._check_model(mname, m)
+        unknown = [m for m in self.parity.models if m not in self.train.models]
+        if unknown:
+            raise ValueError(f"parity.models {unknown} are not in train.models ({sorted(self.train.models)})")
         return self
 
     def _check_model(self, name: str, m: ModelTrainParams) -> None:
@@ -455,9 +473,15 @@ def _resolve_paths(params: Params, base: Path) -> Params:
     )
     evaluate = params.evaluate.model_copy(update={"out_dir": _resolve(base, params.evaluate.out_dir)})
     export = params.export.model_copy(update={"out_dir": _resolve(base, params.export.out_dir)})
+    parity = params.parity.model_copy(
+        update={
+            "out_dir": _resolve(base, params.parity.out_dir),
+            "library": _resolve(base, params.parity.library),
+        }
+    )
     return params.model_copy(
         update={"sources": sources, "ingest": ingest, "labels": labels, "demo": demo, "split": split,
-                "train": train, "evaluate": evaluate, "export": export}
+                "train": train, "evaluate": evaluate, "export": export, "parity": parity}
     )  # fmt: skip
 
 

@@ -48,13 +48,13 @@ Row = dict[str, Any]
 # --------------------------------------------------------------------------- figure plumbing
 
 
-def _figure(width_in: float, height_in: float) -> Figure:
+def new_figure(width_in: float, height_in: float) -> Figure:
     fig = Figure(figsize=(width_in, height_in), dpi=DPI, layout="constrained")
     FigureCanvasAgg(fig)
     return fig
 
 
-def _save(fig: Figure, path: str | Path) -> Path:
+def save_figure(fig: Figure, path: str | Path) -> Path:
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, format="png", dpi=DPI)
@@ -86,7 +86,7 @@ def plot_roc(
     """
     y, s = _pair(y_true, scores, classes)
     aucs = roc_auc_per_class(y, s)
-    fig = _figure(6.5, 6.0)
+    fig = new_figure(6.5, 6.0)
     ax = fig.add_subplot()
     grid = np.linspace(0.0, 1.0, 201)
     mean_tpr: list[F64] = []
@@ -103,7 +103,7 @@ def plot_roc(
     _finish_unit_axes(ax, "false positive rate", "true positive rate")
     ax.set_title(_title_with_skipped(title, classes, aucs))
     _legend(ax, len(mean_tpr) + 1)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _tpr_on_grid(fpr: F64, tpr: F64, grid: F64) -> F64:
@@ -136,7 +136,7 @@ def plot_pr(
     """
     y, s = _pair(y_true, scores, classes)
     aps = average_precision_per_class(y, s)
-    fig = _figure(6.5, 6.0)
+    fig = new_figure(6.5, 6.0)
     ax = fig.add_subplot()
     shown = 0
     for k, name in enumerate(classes):
@@ -154,7 +154,7 @@ def plot_pr(
     ax.set_title(_title_with_skipped(title, classes, aps))
     if shown:
         _legend(ax, shown)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _finish_unit_axes(ax: Axes, xlabel: str, ylabel: str) -> None:
@@ -184,12 +184,12 @@ def plot_confusion(
     totals = cm.sum(axis=1, keepdims=True)
     norm = np.divide(cm, totals, out=np.zeros(cm.shape), where=totals > 0)
     side = min(4.0 + 0.35 * len(labels), 14.0)
-    fig = _figure(2 * side + 1, side)
+    fig = new_figure(2 * side + 1, side)
     axes = fig.subplots(1, 2)
     _confusion_panel(axes[0], cm.astype(np.float64), labels, "counts", "{:.0f}")
     _confusion_panel(axes[1], norm, labels, "normalised by true class (recall on the diagonal)", "{:.2f}")
     fig.suptitle(title)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _confusion_panel(ax: Axes, values: F64, labels: Sequence[str], subtitle: str, fmt: str) -> None:
@@ -221,7 +221,7 @@ def plot_multilabel_confusion(
         raise ValueError(f"need ({len(classes)}, 2, 2) counts, got {cms.shape}")
     cols = min(6, max(1, len(classes)))
     rows = max(1, math.ceil(len(classes) / cols))
-    fig = _figure(2.2 * cols, 2.2 * rows + 0.5)
+    fig = new_figure(2.2 * cols, 2.2 * rows + 0.5)
     axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
     for ax, name, cm in zip(axes, classes, cms, strict=False):
         ax.imshow(cm, cmap="Blues", interpolation="nearest")
@@ -232,7 +232,7 @@ def plot_multilabel_confusion(
     for ax in axes[len(classes) :]:
         ax.set_axis_off()
     fig.suptitle(title)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 # --------------------------------------------------------------------------- training curves
@@ -257,7 +257,7 @@ def plot_history(
     other_keys = [k for k in keys if k not in loss_keys]
     panels = [(loss_keys, "loss"), (other_keys, "metric")]
     panels = [p for p in panels if p[0]] or [([], "value")]
-    fig = _figure(5.5 * len(panels), 4.0)
+    fig = new_figure(5.5 * len(panels), 4.0)
     axes = np.atleast_1d(fig.subplots(1, len(panels), squeeze=False)).ravel()
     for ax, (names, ylabel) in zip(axes, panels, strict=True):
         for name in names:
@@ -268,7 +268,7 @@ def plot_history(
         if names:
             _legend(ax, len(names))
     fig.suptitle(title)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _num(value: object) -> float:
@@ -323,7 +323,7 @@ def plot_reconstructions(
     if not picks:
         raise ValueError("no examples to plot")
     t = np.arange(x.shape[2]) / fs_hz if fs_hz else np.arange(x.shape[2], dtype=np.float64)
-    fig = _figure(3.2 * n_each, 5.2)
+    fig = new_figure(3.2 * n_each, 5.2)
     axes = fig.subplots(2, n_each, squeeze=False)
     used = [0, 0]  # panels filled in the normal (0) and anomalous (1) rows
     for i in picks:
@@ -338,7 +338,7 @@ def plot_reconstructions(
             ax.set_axis_off()
     drawn[0].legend(fontsize="x-small")
     fig.suptitle("Autoencoder reconstructions")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _draw_reconstruction(ax: Axes, t: F64, x: F64, r: F64, unit: str, xlabel: str) -> None:
@@ -367,7 +367,7 @@ def plot_score_histogram(
     if s.size != flags.size:
         raise ValueError(f"{s.size} scores but {flags.size} flags")
     edges = np.histogram_bin_edges(np.append(s, threshold), bins=bins)
-    fig = _figure(7.0, 4.0)
+    fig = new_figure(7.0, 4.0)
     ax = fig.add_subplot()
     for mask, name in ((~flags, "normal"), (flags, "anomalous")):
         if mask.any():
@@ -380,7 +380,7 @@ def plot_score_histogram(
     ax.set_title(title)
     ax.grid(True, lw=0.3)
     _legend(ax, 3)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 # --------------------------------------------------------------------------- ECG strips
@@ -422,12 +422,12 @@ def plot_ecg_strips(
     n = min(t_len, int(round(max_seconds * fs_hz)))
     m = min(m, max_records)
     t = np.arange(n) / fs_hz
-    fig = _figure(11.0, m * (1.6 + 0.45 * c if c > 1 else 2.2) + 0.3)
+    fig = new_figure(11.0, m * (1.6 + 0.45 * c if c > 1 else 2.2) + 0.3)
     axes = fig.subplots(m, 1, squeeze=False)[:, 0]
     for i, ax in enumerate(axes):
         _draw_strip(ax, t, x[i, :, :n], leads, lead_spacing_mv)
         ax.set_title(strip_title(record_ids[i], true_labels[i], scores[i]), fontsize="small", loc="left")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _draw_strip(ax: Axes, t: F64, x: F64, leads: Sequence[str], spacing_mv: float) -> None:

@@ -59,3 +59,25 @@ def sigkill_when(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+CKERNELS = REPO_ROOT / "ckernels"
+
+
+def make_ckernels(*targets: str) -> Path:
+    """Run ``make -C ckernels <targets>`` (incremental) and return the build folder; a failed build
+    fails the calling test with make's own output."""
+    proc = subprocess.run(
+        ["make", "-C", str(CKERNELS), *targets], capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0:
+        pytest.fail(
+            f"make -C ckernels {' '.join(targets)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+        )
+    return CKERNELS / "build"
+
+
+@pytest.fixture(scope="session")
+def ckernels_build() -> Path:
+    """The C library, runner and C tests, built once per session (``ckernels/build``)."""
+    return make_ckernels("all")

@@ -1,9 +1,9 @@
 """Every model-side DVC stage lists, in its deps, all the project code its command imports.
 
 The import set of a stage is computed from the source: the module-level imports of ``pipeline/cli.py``
-and ``pipeline/cli_models.py``, the imports inside the stage's ``cmd_<name>`` function and inside
-every module-level function of ``cli_models`` it calls, and from there the transitive closure of
-module-level imports. A new import that the stage's deps miss (so that ``dvc repro`` would not
+and of the CLI module that defines the stage's ``cmd_<name>`` (``cli_models`` or ``cli_parity``), the
+imports inside that function and inside every module-level function of the same module it calls, and
+from there the transitive closure of module-level imports. A new import that the stage's deps miss (so that ``dvc repro`` would not
 re-run the stage when that code changes) fails here.
 """
 
@@ -55,11 +55,11 @@ def _closure(modules: set[str]) -> set[Path]:
     return files
 
 
-def _command_modules(command: str) -> set[str]:
-    tree = ast.parse((REPO / "pipeline/cli_models.py").read_text())
+def _command_modules(command: str, module: str = "cli_models") -> set[str]:
+    tree = ast.parse((REPO / f"pipeline/{module}.py").read_text())
     funcs = {f.name: f for f in tree.body if isinstance(f, ast.FunctionDef)}
     todo, done = [f"cmd_{command}"], set()
-    found = {"pipeline.cli", "pipeline.cli_models"}
+    found = {"pipeline.cli", f"pipeline.{module}"}
     while todo:
         fn = funcs[todo.pop()]
         done.add(fn.name)
@@ -73,11 +73,20 @@ def _covered(path: Path, deps: list[str]) -> bool:
     return any(path == Path(d) or Path(d) in path.parents for d in deps)
 
 
-@pytest.mark.parametrize("stage", ["split", "train", "evaluate", "export"])
-def test_stage_deps_cover_every_project_module_its_command_imports(stage: str) -> None:
+STAGES = [(s, "cli_models") for s in ("split", "train", "evaluate", "export")]
+STAGES += [(s, "cli_parity") for s in ("cexport", "parity")]
+
+
+def stage_code_deps(stage: str, module: str) -> list[str]:
+    """The project files a stage's command imports, sorted (``scripts/`` regenerates dvc.yaml's lists)."""
+    return sorted(str(p) for p in _closure(_command_modules(stage, module)))
+
+
+@pytest.mark.parametrize(("stage", "module"), STAGES)
+def test_stage_deps_cover_every_project_module_its_command_imports(stage: str, module: str) -> None:
     spec = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"][stage]["do"]
     deps = [str(d) for d in spec["deps"] if not str(d).startswith("data/") and "${" not in str(d)]
-    needed = _closure(_command_modules(stage))
+    needed = _closure(_command_modules(stage, module))
     missing = sorted(str(p) for p in needed if not _covered(p, deps))
     assert not missing, f"dvc.yaml stage {stage!r} imports {missing} but does not list them in deps"
-    assert "pipeline/cli_models.py" in deps
+    assert f"pipeline/{module}.py" in deps

@@ -9,6 +9,7 @@ import json
 import os
 import re
 import shutil
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -86,6 +87,10 @@ def test_dvc_repro_runs_every_stage_and_a_second_repro_does_nothing(repo: Path) 
     for name in ("resnet", "autoencoder"):
         report = json.loads((repo / "export" / name / "report.json").read_text())
         assert set(report["latency_ms"]) == {"pytorch_fp32", "onnx_fp32", "onnx_int8"}
+    for name in ("resnet", "autoencoder", "crnn"):
+        parity = json.loads((repo / "parity" / name / "parity.json").read_text())
+        assert parity["passed"] and parity["violations"] == 0 and parity["records"] > 0, parity
+        assert parity["decisions"]["differ"] == 0
     again = _run(["dvc", "repro"], repo)
     assert "Data and pipelines are up to date" in again.stdout, again.stdout
     status = _run(["dvc", "status"], repo)
@@ -99,10 +104,40 @@ def test_dvc_metrics_show_lists_every_evaluation_and_export(repo: Path) -> None:
     files = next(iter(shown.values()))["data"]
     expected = [f"eval/{m}/metrics.json" for m in ("resnet", "crnn", "autoencoder")]
     expected += ["export/resnet/report.json", "dvclive/crnn/metrics.json", "metrics/ingest.json"]
+    expected += [f"parity/{m}/parity.json" for m in ("resnet", "crnn", "autoencoder")]
     for path in expected:
         assert path in files, sorted(files)
     crnn = files["eval/crnn/metrics.json"]["data"]
     assert 0.0 <= crnn["test"]["f1_selected"] <= 1.0
+    parity = files["parity/resnet/parity.json"]["data"]
+    assert parity["passed"] is True and parity["layers"]["stem"]["max_abs"] < 1e-3
+
+
+@pytest.mark.slow
+@pytest.mark.prefect
+def test_parity_stage_fails_on_a_perturbed_weight_naming_the_layer_and_values(repo: Path) -> None:
+    weights = repo / "parity" / "resnet" / "weights.ecgk"
+    original = weights.read_bytes()
+    blob = bytearray(original)
+    # The stem's weights are the file's first tensor: its data starts at the first 16-byte boundary after
+    # the tensor's header (FORMAT.md); nudge one float there.
+    start = blob.index(b"stem.weight") + len("stem.weight") + 4 + 4 * 3
+    start += -start % 16
+    blob[start : start + 4] = struct.pack("<f", struct.unpack("<f", blob[start : start + 4])[0] + 0.25)
+    weights.write_bytes(bytes(blob))
+    try:
+        env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+        proc = subprocess.run(["dvc", "repro", "--single-item", "parity@resnet"], cwd=repo, env=env,
+                              capture_output=True, text=True, timeout=600, check=False)  # fmt: skip
+        assert proc.returncode != 0, proc.stdout
+        output = proc.stdout + proc.stderr
+        assert "parity FAILED for resnet" in output and "first failing layer: stem (" in output, output[
+            -3000:
+        ]
+        assert re.search(r"C = \S+, PyTorch = \S+, \|diff\|", output), output[-3000:]
+    finally:
+        weights.write_bytes(original)
+    _run(["dvc", "repro", "--single-item", "parity@resnet"], repo)
 
 
 @pytest.mark.slow
