@@ -12,7 +12,7 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 90
 export PYTHONUNBUFFERED := 1
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install run test lint typecheck pytest ingest-shared real-models bench clean
+.PHONY: install run test lint typecheck pytest ingest-shared real-models bench bench-ckernels clean
 
 install: $(STAMP)
 
@@ -50,6 +50,12 @@ real-models: install
 
 bench: install
 	$(BIN)/python benchmarks/ingest/bench_ingest.py
+
+## C kernels vs PyTorch vs ONNX Runtime: batch-1 model latency and per-convolution throughput
+bench-ckernels: install
+	$(MAKE) -C ckernels all
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/ckernels/bench_models.py
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/ckernels/bench_kernels.py
 
 clean:
 	rm -rf data/shards data/shards_smoke data/raw .prefect

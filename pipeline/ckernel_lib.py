@@ -57,6 +57,16 @@ _SIGNATURES: dict[str, tuple[type | None, list[type]]] = {
 }
 
 
+def open_library(path: Path | str | None = None) -> ctypes.CDLL:
+    """``ckernels/build/libecgk.so`` (or ``path``), with a message that says how to build it if missing."""
+    lib = Path(path) if path is not None else DEFAULT_LIB
+    if not lib.is_file():
+        raise FileNotFoundError(
+            f"{lib}: the C kernel library is not built; run `make -C ckernels` in {REPO_ROOT}"
+        )
+    return ctypes.CDLL(str(lib))
+
+
 @dataclass(frozen=True)
 class RnnWeights:
     """One direction of a torch GRU / LSTM layer (``weight_ih_l0`` …): G = 3 gates (r, z, n) for a GRU,
@@ -110,11 +120,7 @@ class CKernels:
 
     def __init__(self, path: Path | str | None = None) -> None:
         self.path = Path(path) if path is not None else DEFAULT_LIB
-        if not self.path.is_file():
-            raise FileNotFoundError(
-                f"{self.path}: the C kernel library is not built; run `make -C ckernels` in {REPO_ROOT}"
-            )
-        self._lib = ctypes.CDLL(str(self.path))
+        self._lib = open_library(self.path)
         for name, (restype, argtypes) in _SIGNATURES.items():
             fn = getattr(self._lib, name)
             fn.restype = restype

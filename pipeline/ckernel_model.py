@@ -15,7 +15,7 @@ from types import TracebackType
 import numpy as np
 import numpy.typing as npt
 
-from pipeline.ckernel_lib import DEFAULT_LIB, REPO_ROOT
+from pipeline.ckernel_lib import open_library
 
 F32 = npt.NDArray[np.float32]
 _P = ctypes.c_void_p
@@ -33,16 +33,6 @@ class TensorEntry:
     name: str
     numel: int
     file_offset: int
-
-
-def open_library(path: Path | str | None = None) -> ctypes.CDLL:
-    """``ckernels/build/libecgk.so`` (or ``path``), with a message that says how to build it if missing."""
-    lib = Path(path) if path is not None else DEFAULT_LIB
-    if not lib.is_file():
-        raise FileNotFoundError(
-            f"{lib}: the C kernel library is not built; run `make -C ckernels` in {REPO_ROOT}"
-        )
-    return ctypes.CDLL(str(lib))
 
 
 def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:

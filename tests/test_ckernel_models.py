@@ -4,6 +4,7 @@ command-line runner; and a perturbed weight caught at its own layer."""
 
 from __future__ import annotations
 
+import re
 import struct
 import subprocess
 from pathlib import Path
@@ -20,7 +21,7 @@ from pipeline.models import build_model
 from pipeline.parity import ParityRun, Tolerance, compare
 from pipeline.parity_trace import torch_layers
 from pipeline.scoring import output_scores
-from tests.conftest import make_ckernels
+from tests.conftest import REPO_ROOT, make_ckernels
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 TOL = Tolerance()
@@ -245,14 +246,30 @@ def test_command_line_runner_rejects_input_that_is_not_whole_records(
 def test_model_runner_is_clean_under_address_and_undefined_behaviour_sanitizers(
     tmp_path: Path, kind: str, kwargs: dict[str, Any], shape: tuple[int, int]
 ) -> None:
-    build = make_ckernels("sanitize-runner")
+    make_ckernels("sanitize-runner")
     path = _export(tmp_path, _trained_like(kind, kwargs), shape[1])
     _ecg_like(2, *shape).astype("<f4").tofile(tmp_path / "x.f32")
     (tmp_path / "trace").mkdir()
+    runner = REPO_ROOT / "ckernels" / "build-san" / "ecgk-run"
     proc = subprocess.run(
-        [str(build / "san" / "ecgk-run"), str(path), str(tmp_path / "x.f32"), str(tmp_path / "y.f32"),
+        [str(runner), str(path), str(tmp_path / "x.f32"), str(tmp_path / "y.f32"),
          "--trace", str(tmp_path / "trace")],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "runtime error" not in proc.stderr and "AddressSanitizer" not in proc.stderr
+
+
+def test_c_kernel_tests_pass_against_the_pytorch_goldens() -> None:
+    proc = subprocess.run(["make", "-C", str(REPO_ROOT / "ckernels"), "test"], capture_output=True, text=True,
+                          check=False)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert re.search(r"\d+ golden cases, 0 failure\(s\)", proc.stdout), proc.stdout[-2000:]
+
+
+def test_c_kernel_tests_and_runner_are_clean_under_address_and_undefined_behaviour_sanitizers() -> None:
+    proc = subprocess.run(["make", "-C", str(REPO_ROOT / "ckernels"), "sanitize"], capture_output=True,
+                          text=True, check=False)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "sanitizers: clean" in proc.stdout and "-fsanitize=address,undefined" in proc.stdout
+    assert "runtime error" not in proc.stderr and "ERROR: AddressSanitizer" not in proc.stderr

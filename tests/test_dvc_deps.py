@@ -3,8 +3,8 @@
 The import set of a stage is computed from the source: the module-level imports of ``pipeline/cli.py``
 and of the CLI module that defines the stage's ``cmd_<name>`` (``cli_models`` or ``cli_parity``), the
 imports inside that function and inside every module-level function of the same module it calls, and
-from there the transitive closure of module-level imports. A new import that the stage's deps miss (so that ``dvc repro`` would not
-re-run the stage when that code changes) fails here.
+from there the transitive closure of module-level imports. A new import that the stage's deps miss
+(so that ``dvc repro`` would not re-run the stage when that code changes) fails here.
 """
 
 from __future__ import annotations

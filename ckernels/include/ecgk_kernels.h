@@ -6,7 +6,8 @@
  *    a batch is a loop over samples in the caller;
  *  - arguments are outputs first, then inputs, then sizes; every pointer's shape is in the comment before it;
  *  - outputs never alias inputs unless the comment says "in place allowed";
- *  - kernels do not allocate and do not check sizes: the ecgk_*_out_len helpers compute output sizes (and return
+ *  - kernels do not allocate (the convolutions use up to 64 KiB of stack for an input panel) and do not
+ *    check sizes: the ecgk_*_out_len helpers compute output sizes (and return
  *    -1 for impossible arguments), and the model planner validates everything before running;
  *  - semantics are PyTorch's (eval mode) for the module named in each comment, so the goldens and the
  *    randomized tests compare against torch directly.
@@ -101,7 +102,8 @@ void ecgk_adaptive_avgpool1d(float *y, const float *x, int c, int t_in, int t_ou
  * y: (c, h_out, w_out) with ecgk_pool_out_len per axis;  x: (c, h, w) */
 void ecgk_maxpool2d(float *y, const float *x, int c, int h, int w, int kh, int kw, int sh, int sw,
                     int ceil_mode);
-/* torch.nn.Upsample(size=t_out, mode="nearest") on (c, t): y[:, i] = x[:, floor(i t_in / t_out)].
+/* torch.nn.Upsample(size=t_out, mode="nearest") on (c, t): y[:, i] = x[:, floor(i * ((float)t_in / t_out))],
+ * the scale computed in float as torch does (for 6 -> 74 samples output 37 reads sample 2, not 3).
  * y: (c, t_out);  x: (c, t_in) */
 void ecgk_upsample_nearest1d(float *y, const float *x, int c, int t_in, int t_out);
 /* Mean over the middle axis: y[c, n] = mean_f x[c, f, n] (torch x.mean(dim=1) of (C, F, N)).
@@ -125,16 +127,16 @@ void ecgk_log_power(float *y, const float *spec, int n_freq, int n_frames, float
  *        directions are interleaved into one (t, 2 hidden) buffer; pass h_seq + hidden for the backward half)
  * scratch: (6 hidden) work space
  * x: (t, n_in)
- * w_ih: (3 hidden, n_in), gates r, z, n;  w_hh: (3 hidden, hidden);  b_ih, b_hh: (3 hidden)
+ * w_ih: (3 hidden, n_in), gates r, z, n;  w_hh: (3 hidden, hidden);  b_ih, b_hh: (3 hidden) or NULL
  * The initial state is zero. */
 void ecgk_gru(float *h_seq, float *scratch, const float *x, const float *w_ih, const float *w_hh,
               const float *b_ih, const float *b_hh, int t, int n_in, int hidden, int out_stride, int reverse);
 
 /* torch.nn.LSTM, one layer, one direction (no projection); like ecgk_gru with gates i, f, g, o.
  * h_seq: (t, hidden), row stride out_stride
- * scratch: (10 hidden) work space (gates, h, c)
+ * scratch: (10 hidden) work space (input-side gates, hidden-side gates, tanh(c), c)
  * x: (t, n_in)
- * w_ih: (4 hidden, n_in);  w_hh: (4 hidden, hidden);  b_ih, b_hh: (4 hidden)
+ * w_ih: (4 hidden, n_in);  w_hh: (4 hidden, hidden);  b_ih, b_hh: (4 hidden) or NULL
  * The initial state (h, c) is zero. */
 void ecgk_lstm(float *h_seq, float *scratch, const float *x, const float *w_ih, const float *w_hh,
                const float *b_ih, const float *b_hh, int t, int n_in, int hidden, int out_stride, int reverse);
