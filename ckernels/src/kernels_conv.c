@@ -801,33 +801,30 @@ void ecgk_conv_transpose1d(float *y, const float *x, const float *w, const float
 
 /* ---------------------------------------------------------------- linear */
 
-/* Dot product with 32 independent partial sums: the vectorizer may not reassociate one float sum (no
- * fast-math), but lane-wise sums are plain vector FMAs, and 32 lanes give enough chains to hide latency.
+/* Dot product accumulated in double, 8 independent lanes (vector FMAs without reassociating one sum):
+ * the recurrent layers feed each step's matrix-vector products back for hundreds of steps, and float32
+ * partial sums that differ in order from PyTorch's grew past the parity bound there on real records;
+ * a double sum is exact to float32 rounding, so C's side adds no error of its own.
  * a, c: (n) */
 static float dot(const float *a, const float *c, int n)
 {
-    float acc[32];
-    float s = 0.0f;
+    double acc[8];
+    double s;
     int i = 0;
     int j;
-    for (j = 0; j < 32; ++j) {
-        acc[j] = 0.0f;
+    for (j = 0; j < 8; ++j) {
+        acc[j] = 0.0;
     }
-    for (; i + 32 <= n; i += 32) {
-        for (j = 0; j < 32; ++j) {
-            acc[j] += a[i + j] * c[i + j];
+    for (; i + 8 <= n; i += 8) {
+        for (j = 0; j < 8; ++j) {
+            acc[j] += (double)a[i + j] * (double)c[i + j];
         }
     }
-    for (j = 16; j >= 1; j /= 2) {
-        int l;
-        for (l = 0; l < j; ++l) {
-            acc[l] += acc[l + j];
-        }
+    s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (; i < n; ++i) {
+        s += (double)a[i] * (double)c[i];
     }
-    for (s = acc[0]; i < n; ++i) {
-        s += a[i] * c[i];
-    }
-    return s;
+    return (float)s;
 }
 
 void ecgk_linear(float *y, const float *x, const float *w, const float *b, int n_in, int n_out, ecgk_act act)
