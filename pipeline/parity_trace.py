@@ -107,21 +107,23 @@ def _crnn(m: Any, x: Tensor) -> Layers:
     features = h.mean(dim=2)
     sequence = features.transpose(1, 2)
     out += [("features", features), ("sequence", sequence)]
-    out += _rnn_layers(m.rnn, sequence)
+    layers, state = _rnn_layers(m.rnn, sequence)
+    out += layers
     outputs = out[-1][1]
-    pooled = outputs.mean(dim=1) if m.pooling == "mean" else m._last_state(m.rnn(sequence)[1])
+    pooled = outputs.mean(dim=1) if m.pooling == "mean" else m._last_state(state)
     logits = m.head(m.dropout(pooled))
     return [*out, ("pooled", pooled), ("head", logits), ("scores", torch.softmax(logits, dim=1))]
 
 
-def _rnn_layers(rnn: nn.RNNBase, sequence: Tensor) -> Layers:
-    """Each layer's output sequence (B, T, directions·hidden): the full stack is run once per depth,
-    so every prefix uses torch's own fused kernel rather than a re-implementation."""
+def _rnn_layers(rnn: nn.RNNBase, sequence: Tensor) -> tuple[Layers, Any]:
+    """Each layer's output sequence (B, T, directions·hidden) and the full stack's final state: the stack
+    is run once per depth, so every prefix uses torch's own fused kernel rather than a re-implementation."""
     out: Layers = []
+    state: Any = None
     for depth in range(1, rnn.num_layers + 1):
-        outputs, _ = _truncated(rnn, depth)(sequence)
+        outputs, state = _truncated(rnn, depth)(sequence)
         out.append((f"rnn.{depth - 1}", outputs))
-    return out
+    return out, state
 
 
 def _truncated(rnn: nn.RNNBase, depth: int) -> nn.RNNBase:

@@ -34,9 +34,10 @@ sys.path.insert(0, str(REPO))
 
 from pipeline.ckernel_export import model_weights, write_weights  # noqa: E402
 from pipeline.ckernel_model import CModel  # noqa: E402
+from pipeline.cli_models import targets_for  # noqa: E402
 from pipeline.config import load_params, signal_plan  # noqa: E402
 from pipeline.export import OnnxRunner, export_onnx, measure_latency, torch_runner  # noqa: E402
-from pipeline.models import build_model  # noqa: E402
+from pipeline.train_run import make_card  # noqa: E402
 
 RUNNER = REPO / "ckernels" / "build" / "ecgk-run"
 LIBRARY = REPO / "ckernels" / "build" / "libecgk.so"
@@ -46,16 +47,9 @@ def _model(params: Any, name: str) -> tuple[nn.Module, tuple[int, int]]:
     m = params.train.models[name]
     plan = signal_plan(params.profiles[m.profile])
     shape = (len(plan.leads), plan.length)
-    n_classes = len(params.model_classes(name))
-    kwargs: dict[str, Any] = dict(m.model)
-    if m.kind == "resnet1d":
-        kwargs.update(n_leads=shape[0], n_classes=n_classes)
-    elif m.kind == "autoencoder":
-        kwargs.update(in_channels=shape[0], length=shape[1])
-    else:
-        kwargs.update(n_classes=n_classes)
+    card = make_card(name, m.kind, m.model, targets_for(params, name), m.profile, plan, shape, 0.0)
     torch.manual_seed(0)
-    model = build_model(m.kind, **kwargs)
+    model = card.build()
     gen = torch.Generator().manual_seed(1)
     for module in model.modules():
         if isinstance(module, nn.modules.batchnorm._BatchNorm):

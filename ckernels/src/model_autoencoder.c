@@ -12,33 +12,6 @@ static int resize(ecgk_plan *p, ecgk_op_kind kind, const char *name, int in, int
     return ecgk_push(p, &op, name, 2, c, t_out, 0);
 }
 
-static int conv(ecgk_plan *p, const char *name, int in, int c_in, int t, int c_out, int k, int act) {
-    char wname[ECGK_NAME_LEN], bname[ECGK_NAME_LEN];
-    ecgk_op op = {0};
-    snprintf(wname, sizeof wname, "%s.weight", name);
-    snprintf(bname, sizeof bname, "%s.bias", name);
-    op.kind = OP_CONV1D;
-    op.in[0] = in;
-    op.w[0] = ecgk_take(p, wname, 3, c_out, c_in, k, 0);
-    op.w[1] = ecgk_take(p, bname, 1, c_out, 0, 0, 0);
-    op.i[0] = c_in, op.i[1] = t, op.i[2] = c_out, op.i[3] = k, op.i[4] = 1, op.i[5] = k / 2;
-    op.i[6] = 1, op.i[7] = 1, op.i[8] = act;
-    return ecgk_push(p, &op, name, 2, c_out, t, 0);
-}
-
-static int linear(ecgk_plan *p, const char *name, int in, int n_in, int n_out, int act) {
-    char wname[ECGK_NAME_LEN], bname[ECGK_NAME_LEN];
-    ecgk_op op = {0};
-    snprintf(wname, sizeof wname, "%s.weight", name);
-    snprintf(bname, sizeof bname, "%s.bias", name);
-    op.kind = OP_LINEAR;
-    op.in[0] = in;
-    op.w[0] = ecgk_take(p, wname, 2, n_out, n_in, 0, 0);
-    op.w[1] = ecgk_take(p, bname, 1, n_out, 0, 0, 0);
-    op.i[0] = n_in, op.i[1] = n_out, op.i[2] = act;
-    return ecgk_push(p, &op, name, 1, n_out, 0, 0);
-}
-
 /* ConvTranspose1d(kernel 4, stride 2, padding 1) + folded BN + ReLU: exactly doubles the length. */
 static int up(ecgk_plan *p, const char *name, int in, int c_in, int t, int c_out) {
     char wname[ECGK_NAME_LEN], bname[ECGK_NAME_LEN];
@@ -59,8 +32,9 @@ static int encoder(ecgk_plan *p, int x, int c_in, int t, int k, int n, const int
     int s;
     for (s = 0; s < n; s++) {
         ecgk_op pool = {0};
+        int c_prev = s == 0 ? c_in : widths[s - 1];
         snprintf(name, sizeof name, "encoder.%d.conv", s);
-        x = conv(p, name, x, s == 0 ? c_in : widths[s - 1], t, widths[s], k, ECGK_ACT_RELU);
+        x = ecgk_push_conv1d(p, name, x, c_prev, t, widths[s], k, 1, k / 2, 1, ECGK_ACT_RELU);
         pool.kind = OP_MAXPOOL1D;
         pool.in[0] = x;
         pool.i[0] = widths[s], pool.i[1] = t, pool.i[2] = 2, pool.i[3] = 2, pool.i[4] = 0, pool.i[5] = 0;
@@ -90,14 +64,14 @@ void ecgk_build_autoencoder(ecgk_plan *p) {
     code_t = padded / stride;
     x = padded > length ? resize(p, OP_PAD_RIGHT, "input.pad", ECGK_INPUT, c, length, padded) : ECGK_INPUT;
     x = encoder(p, x, c, padded, k, n, d + 5);
-    x = linear(p, "to_latent", x, d[4 + n] * code_t, latent, ECGK_ACT_NONE);
-    x = linear(p, "from_latent", x, latent, d[4 + n] * code_t, ECGK_ACT_RELU);
+    x = ecgk_push_linear(p, "to_latent", x, d[4 + n] * code_t, latent, ECGK_ACT_NONE);
+    x = ecgk_push_linear(p, "from_latent", x, latent, d[4 + n] * code_t, ECGK_ACT_RELU);
     for (s = 0; s < n; s++) {
         int c_in = s == 0 ? d[4 + n] : d[5 + n - 1 - s], c_out = s == n - 1 ? d[5] : d[5 + n - 2 - s];
         snprintf(name, sizeof name, "decoder.%d", s);
         x = up(p, name, x, c_in, code_t << s, c_out);
     }
-    x = conv(p, "out", x, d[5], padded, c, k, ECGK_ACT_NONE);
+    x = ecgk_push_conv1d(p, "out", x, d[5], padded, c, k, 1, k / 2, 1, ECGK_ACT_NONE);
     x = padded > length ? resize(p, OP_CROP, "recon", x, c, padded, length) : x;
     score.kind = OP_MSE;
     score.in[0] = x, score.i[0] = c * length;

@@ -103,18 +103,13 @@ static int recurrent(ecgk_plan *p, int layer, int x, int t, int n_in, int hidden
 }
 
 static void classify(ecgk_plan *p, int x, int t, int hidden, int dirs, int last, int n_classes) {
-    ecgk_op pool = {0}, lin = {0}, sm = {0};
+    ecgk_op pool = {0}, sm = {0};
     pool.kind = last ? OP_LAST_STATE : OP_MEAN_ROWS;
     pool.in[0] = x;
     if (last) pool.i[0] = t, pool.i[1] = hidden, pool.i[2] = dirs;
     else pool.i[0] = t, pool.i[1] = dirs * hidden;
     x = ecgk_push(p, &pool, "pooled", 1, dirs * hidden, 0, 0);
-    lin.kind = OP_LINEAR;
-    lin.in[0] = x;
-    lin.w[0] = ecgk_take(p, "head.weight", 2, n_classes, dirs * hidden, 0, 0);
-    lin.w[1] = ecgk_take(p, "head.bias", 1, n_classes, 0, 0, 0);
-    lin.i[0] = dirs * hidden, lin.i[1] = n_classes, lin.i[2] = ECGK_ACT_NONE;
-    x = ecgk_push(p, &lin, "head", 1, n_classes, 0, 0);
+    x = ecgk_push_linear(p, "head", x, dirs * hidden, n_classes, ECGK_ACT_NONE);
     sm.kind = OP_SOFTMAX;
     sm.in[0] = x, sm.i[0] = n_classes;
     ecgk_push(p, &sm, "scores", 1, n_classes, 0, 0);

@@ -110,6 +110,12 @@ struct ecgk_plan {
 const float *ecgk_take(ecgk_plan *p, const char *name, int rank, int d0, int d1, int d2, int d3);
 /* Append an op whose output is a new layer of the given shape; returns its layer index (-1 on failure). */
 int ecgk_push(ecgk_plan *p, const ecgk_op *op, const char *name, int rank, int d0, int d1, int d2);
+/* A Conv1d layer `name` (tensors "<name>.weight" (c_out, c_in, k) and, with_bias, "<name>.bias"), zero
+ * padding pad, dilation 1, groups 1, act fused; returns its layer index. */
+int ecgk_push_conv1d(ecgk_plan *p, const char *name, int in, int c_in, int t_in, int c_out, int k, int stride,
+                     int pad, int with_bias, int act);
+/* A Linear layer `name` (tensors "<name>.weight" (n_out, n_in), "<name>.bias" (n_out)), act fused. */
+int ecgk_push_linear(ecgk_plan *p, const char *name, int in, int n_in, int n_out, int act);
 /* Shape of layer k (ECGK_INPUT: the record) */
 const int *ecgk_shape(const ecgk_plan *p, int k);
 /* Record a builder failure once (first message wins). */

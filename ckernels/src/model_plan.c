@@ -86,6 +86,39 @@ int ecgk_push(ecgk_plan *p, const ecgk_op *op, const char *name, int rank, int d
     return p->n_layers++;
 }
 
+/* "<name>.<part>" into out (ECGK_NAME_LEN bytes). */
+static void part_name(char *out, const char *name, const char *part) {
+    snprintf(out, ECGK_NAME_LEN, "%.*s.%s", ECGK_NAME_LEN - 10, name, part);
+}
+
+int ecgk_push_conv1d(ecgk_plan *p, const char *name, int in, int c_in, int t_in, int c_out, int k, int stride,
+                     int pad, int with_bias, int act) {
+    char wname[ECGK_NAME_LEN], bname[ECGK_NAME_LEN];
+    ecgk_op op = {0};
+    part_name(wname, name, "weight");
+    part_name(bname, name, "bias");
+    op.kind = OP_CONV1D;
+    op.in[0] = in;
+    op.w[0] = ecgk_take(p, wname, 3, c_out, c_in, k, 0);
+    op.w[1] = with_bias ? ecgk_take(p, bname, 1, c_out, 0, 0, 0) : NULL;
+    op.i[0] = c_in, op.i[1] = t_in, op.i[2] = c_out, op.i[3] = k, op.i[4] = stride, op.i[5] = pad;
+    op.i[6] = 1, op.i[7] = 1, op.i[8] = act;
+    return ecgk_push(p, &op, name, 2, c_out, ecgk_conv_out_len(t_in, k, stride, pad, 1), 0);
+}
+
+int ecgk_push_linear(ecgk_plan *p, const char *name, int in, int n_in, int n_out, int act) {
+    char wname[ECGK_NAME_LEN], bname[ECGK_NAME_LEN];
+    ecgk_op op = {0};
+    part_name(wname, name, "weight");
+    part_name(bname, name, "bias");
+    op.kind = OP_LINEAR;
+    op.in[0] = in;
+    op.w[0] = ecgk_take(p, wname, 2, n_out, n_in, 0, 0);
+    op.w[1] = ecgk_take(p, bname, 1, n_out, 0, 0, 0);
+    op.i[0] = n_in, op.i[1] = n_out, op.i[2] = act;
+    return ecgk_push(p, &op, name, 1, n_out, 0, 0);
+}
+
 static int allocate(ecgk_plan *p) {
     size_t total = 0;
     int k;

@@ -5,20 +5,10 @@
 
 #include "model_internal.h"
 
+/* A "same"-padded Conv1d (odd k): ceil(t_in / stride) samples out. */
 static int conv(ecgk_plan *p, const char *name, int in, int c_in, int t_in, int c_out, int k, int stride,
                 int with_bias, int act) {
-    char wname[ECGK_NAME_LEN], bname[ECGK_NAME_LEN];
-    ecgk_op op = {0};
-    int t_out = ecgk_conv_out_len(t_in, k, stride, k / 2, 1);
-    snprintf(wname, sizeof wname, "%s.weight", name);
-    snprintf(bname, sizeof bname, "%s.bias", name);
-    op.kind = OP_CONV1D;
-    op.in[0] = in;
-    op.w[0] = ecgk_take(p, wname, 3, c_out, c_in, k, 0);
-    op.w[1] = with_bias ? ecgk_take(p, bname, 1, c_out, 0, 0, 0) : NULL;
-    op.i[0] = c_in, op.i[1] = t_in, op.i[2] = c_out, op.i[3] = k, op.i[4] = stride, op.i[5] = k / 2;
-    op.i[6] = 1, op.i[7] = 1, op.i[8] = act;
-    return ecgk_push(p, &op, name, 2, c_out, t_out, 0);
+    return ecgk_push_conv1d(p, name, in, c_in, t_in, c_out, k, stride, k / 2, with_bias, act);
 }
 
 /* The skip path of a unit: max-pool (stride > 1) then a 1x1 conv (channels change); y when neither. */
@@ -68,17 +58,12 @@ static int unit(ecgk_plan *p, int index, int x, int *y, int c_in, int c_out, int
 }
 
 static void head(ecgk_plan *p, int x, int c, int t, int n_classes) {
-    ecgk_op pool = {0}, lin = {0}, sig = {0};
+    ecgk_op pool = {0}, sig = {0};
     int pooled, logits;
     pool.kind = OP_ADAPTIVE_AVG1D;
     pool.in[0] = x, pool.i[0] = c, pool.i[1] = t, pool.i[2] = 1;
     pooled = ecgk_push(p, &pool, "pool", 1, c, 0, 0);
-    lin.kind = OP_LINEAR;
-    lin.in[0] = pooled;
-    lin.w[0] = ecgk_take(p, "head.weight", 2, n_classes, c, 0, 0);
-    lin.w[1] = ecgk_take(p, "head.bias", 1, n_classes, 0, 0, 0);
-    lin.i[0] = c, lin.i[1] = n_classes, lin.i[2] = ECGK_ACT_NONE;
-    logits = ecgk_push(p, &lin, "head", 1, n_classes, 0, 0);
+    logits = ecgk_push_linear(p, "head", pooled, c, n_classes, ECGK_ACT_NONE);
     sig.kind = OP_SIGMOID;
     sig.in[0] = logits, sig.i[0] = n_classes;
     ecgk_push(p, &sig, "scores", 1, n_classes, 0, 0);
