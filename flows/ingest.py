@@ -20,12 +20,13 @@ from prefect.futures import as_completed
 from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
 from tqdm import tqdm
 
+from flows.assets import file_asset, publish
 from pipeline.config import IngestParams, Params, build_readers, load_params, signal_plan, storage_spec
 from pipeline.ingest import Batch, BatchResult, commit, plan_ingest, run_batch
 from pipeline.labels_store import relabel
 from pipeline.preprocess import SignalPlan
 from pipeline.reporting import ingest_markdown
-from pipeline.shards import ShardStore, StorageSpec
+from pipeline.shards import ShardInfo, ShardStore, StorageSpec
 from pipeline.sources.base import SourceReader
 
 
@@ -67,7 +68,7 @@ def make_task_runner(cfg: IngestParams) -> TaskRunner[Any]:
     return DaskTaskRunner(cluster_kwargs=kwargs)
 
 
-def _flow_run_id() -> str | None:
+def flow_run_id() -> str | None:
     try:
         ctx = get_run_context()
         return str(ctx.flow_run.id) if getattr(ctx, "flow_run", None) else None  # type: ignore[union-attr]
@@ -85,14 +86,15 @@ def ingest_profile(params: Params, profile: str, limit: int | None = None) -> di
     readers = build_readers(params, prof.sources)
     plan_s, storage = signal_plan(prof), storage_spec(prof)
     started = datetime.now(UTC).isoformat(timespec="seconds")
-    run_info = {"flow_run_id": _flow_run_id(), "started": started, "limit": limit}
+    run_id = flow_run_id()
+    run_info = {"flow_run_id": run_id, "started": started, "limit": limit}
     attrs = {
         "profile": profile,
         "leads": list(prof.leads),
         "fs_hz": prof.fs_hz,
         "length": prof.length,
         "plan_digest": plan_s.digest(),
-        "flow_run_id": run_info["flow_run_id"],
+        "flow_run_id": run_id,
     }
     with store.lock():
         manifest = store.load_manifest()
@@ -100,7 +102,7 @@ def ingest_profile(params: Params, profile: str, limit: int | None = None) -> di
         plan = plan_ingest(profile, plan_s, storage, readers, manifest, params.ingest.batch_units, limit)
         for name, scan in plan.scans.items():
             if scan.skipped:
-                log.warning("source %s skipped: %s", name, scan.skipped)
+                log.warning("source %s skipped: %s (%s)", name, scan.skipped, scan.root)
         log.info(
             "%s: %d units to process in %d batches, %d unchanged, %d vanished",
             profile,
@@ -139,6 +141,7 @@ def ingest_profile(params: Params, profile: str, limit: int | None = None) -> di
             params.label_tables_for(),
             prof.label_merge,
         )
+    _publish_shards(store, [info for r in results for info in r.shards], readers, run_id)
     if failed:
         raise RuntimeError(
             f"{profile}: {len(failed)} of {len(plan.batches)} batch(es) failed after "
@@ -146,6 +149,24 @@ def ingest_profile(params: Params, profile: str, limit: int | None = None) -> di
             "and the failed units will be processed by the next run"
         )
     return report
+
+
+def _publish_shards(
+    store: ShardStore, shards: list[ShardInfo], readers: dict[str, SourceReader], run_id: str | None
+) -> None:
+    """One asset materialisation event per new shard, upstream = the raw source roots (flows.assets)."""
+    assets = {
+        file_asset(store.shard_path(s.name), name=f"{store.profile}/{s.name}"): {
+            "profile": store.profile,
+            "n_records": s.n_records,
+            "sha256": s.sha256,
+            "nbytes": s.nbytes,
+            "flow_run_id": run_id,
+        }
+        for s in shards
+    }
+    upstream = [file_asset(r.root, name=f"raw/{name}") for name, r in sorted(readers.items())]
+    publish(assets, upstream, task_name=f"publish-shards-{store.profile}")
 
 
 def share_api_url() -> str | None:

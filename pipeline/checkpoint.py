@@ -26,7 +26,6 @@ import io
 import os
 import pickle
 import random
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,6 +37,8 @@ from typing import Any, BinaryIO
 
 import numpy as np
 import torch
+
+from pipeline.provenance import git_commit, git_dirty
 
 CHECKPOINT_FORMAT = "ecgpipe.checkpoint"
 CHECKPOINT_VERSION = 1
@@ -52,36 +53,6 @@ class CheckpointError(RuntimeError):
 
 
 # --- lineage helpers ---------------------------------------------------------------------------
-
-
-def _git(args: list[str], repo_dir: Path | None) -> str | None:
-    """stdout of ``git <args>`` in ``repo_dir`` (default: cwd), or None when git or the repo is absent."""
-    try:
-        done = subprocess.run(  # noqa: S603 - fixed argument list, no shell
-            ["git", *args],
-            cwd=repo_dir,
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return done.stdout if done.returncode == 0 else None
-
-
-def git_commit(repo_dir: Path | None = None) -> str | None:
-    """The commit checked out in the git repository containing ``repo_dir`` (default: cwd), or None."""
-    out = _git(["rev-parse", "--verify", "HEAD"], repo_dir)
-    return out.strip() if out else None
-
-
-def git_dirty(repo_dir: Path | None = None) -> bool | None:
-    """Whether tracked files differ from the commit (untracked files ignored); None outside a repo."""
-    if git_commit(repo_dir) is None:
-        return None
-    out = _git(["status", "--porcelain", "--untracked-files=no"], repo_dir)
-    return None if out is None else bool(out.strip())
 
 
 def code_lineage(repo_dir: Path | None = None) -> dict[str, Any]:

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pipeline import cli_models, cli_parity
+from pipeline import cli_flows, cli_lineage, cli_models, cli_parity
 from pipeline.config import ConfigError, Params, load_params
+from pipeline.provenance import record_path, stage_context, stage_record
 from pipeline.shards import ShardStore, StoreError, write_json_atomic
 
 
@@ -64,6 +67,8 @@ def _parser() -> argparse.ArgumentParser:
     summ.add_argument("--smoke", action="store_true", help="summarise the --limit smoke store")
     cli_models.add_parsers(sub, _params_args)
     cli_parity.add_parsers(sub, _params_args)
+    cli_lineage.add_parsers(sub, _params_args)
+    cli_flows.add_parsers(sub, _params_args)
     return parser
 
 
@@ -136,14 +141,29 @@ COMMANDS = {
     "summary": cmd_summary,
     **cli_models.COMMANDS,
     **cli_parity.COMMANDS,
+    **cli_lineage.COMMANDS,
+    **cli_flows.COMMANDS,
 }
 
 
+def _record_stage_run(argv: Sequence[str], started: datetime) -> None:
+    """Under ``dvc repro`` (``DVC_STAGE`` set), write the stage's provenance record (pipeline.provenance)."""
+    ctx = stage_context(os.environ)
+    if ctx is not None:
+        stage, root = ctx
+        write_json_atomic(record_path(root, stage), stage_record(stage, argv, started, os.environ))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    started = datetime.now(UTC)
     args = _parser().parse_args(argv)
     try:
         params = load_params(args.params, args.overrides)
-        return COMMANDS[args.command](args, params)
+        rc = COMMANDS[args.command](args, params)
+        if rc == 0:
+            _record_stage_run(["ecgpipe", *argv], started)
+        return rc
     except (ConfigError, StoreError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

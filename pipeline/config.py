@@ -7,6 +7,7 @@ before any work, with the dotted key and what was expected.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -18,6 +19,7 @@ from pipeline.preprocess import SignalPlan
 from pipeline.shards import StorageSpec
 
 if TYPE_CHECKING:  # readers are imported only by the stages that read raw files (see dvc.yaml deps)
+    from pipeline.landing import LandingTarget
     from pipeline.sources.base import SourceReader
 
 SOURCE_NAMES = ("ptbxl", "cinc2017", "cinc2021", "ptb_diagnostic", "code", "ucr", "mitbih", "cpsc2021")
@@ -322,6 +324,57 @@ class ParityParams(_Strict):
     batch_size: int = Field(default=16, ge=1)
 
 
+_CRON_FIELD = r"[0-9A-Za-z*/,?#LW-]+"
+
+
+class LandingParams(_Strict):
+    """Landing zone: files dropped into ``<root>/<source>/`` are moved into ``sources.<source>.root``
+    once every file of a record is complete and has not changed for ``settle_s`` seconds."""
+
+    root: Path = Path("data/landing")
+    ledger: Path = Path("data/landing_ledger.sqlite")
+    reports: Path = Path("data/landing_reports")
+    sources: tuple[str, ...] = ("cinc2021", "ptb_diagnostic", "mitbih", "cpsc2021")
+    settle_s: float = Field(default=30.0, ge=0, description="a file modified more recently is still arriving")
+    verify_checksums: bool = True  # WFDB header checksums (formats 16, 61, 160, 212, 24, 32, 80)
+    require_annotations: bool = True  # wfdb sources: a record waits for <record>.<annotation_ext> too
+
+
+class DeployParams(_Strict):
+    """The scheduled deployment (``ecgpipe serve`` and ``prefect.yaml``): landing → ingest → dvc repro."""
+
+    name: str = Field(default="landing-nightly", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    cron: str = "0 2 * * *"
+    timezone: str = "UTC"
+    interval_s: float | None = Field(default=None, gt=0, description="replaces cron when set (demos, tests)")
+    concurrency_limit: int = Field(default=1, ge=1)
+    collision_strategy: Literal["ENQUEUE", "CANCEL_NEW"] = "ENQUEUE"
+    work_pool: str = "ecgpipe-process"
+    repro: bool = True  # run `dvc repro` after ingest
+
+    @field_validator("cron")
+    @classmethod
+    def _cron_fields(cls, v: str) -> str:
+
+        fields = v.split()
+        if len(fields) not in (5, 6) or not all(re.fullmatch(_CRON_FIELD, f) for f in fields):
+            raise ValueError(f"expected a cron expression of 5 fields like '0 2 * * *', got {v!r}")
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {v!r}; use an IANA name such as 'UTC' or 'Europe/Berlin'"
+            ) from None
+        return v
+
+
 class Params(_Strict):
     demo: DemoParams = DemoParams()
     ingest: IngestParams = IngestParams()
@@ -333,6 +386,8 @@ class Params(_Strict):
     evaluate: EvaluateParams = EvaluateParams()
     export: ExportParams = ExportParams()
     parity: ParityParams = ParityParams()
+    landing: LandingParams = LandingParams()
+    deploy: DeployParams = DeployParams()
 
     @model_validator(mode="after")
     def _cross_check(self) -> Params:
@@ -350,7 +405,24 @@ class Params(_Strict):
         unknown = [m for m in self.parity.models if m not in self.train.models]
         if unknown:
             raise ValueError(f"parity.models {unknown} are not in train.models ({sorted(self.train.models)})")
+        self._check_landing()
         return self
+
+    def _check_landing(self) -> None:
+        # Only self-contained record kinds can land: PTB-XL, CinC 2017, CODE and UCR keep labels or
+        # signals in shared tables that a landed file could only half-update.
+        from pipeline.landing import LANDING_KINDS
+
+        for name in self.landing.sources:
+            if name not in self.sources:
+                raise ValueError(f"landing.sources names {name!r}, not in sources ({sorted(self.sources)})")
+            kind = self.sources[name].kind
+            if kind not in LANDING_KINDS:
+                raise ValueError(
+                    f"landing.sources: {name!r} is a {kind} source, whose labels or signals live in shared "
+                    "tables; the landing zone takes self-contained record kinds only "
+                    f"({', '.join(LANDING_KINDS)})"
+                )
 
     def _check_model(self, name: str, m: ModelTrainParams) -> None:
         where = f"train.models.{name}"
@@ -479,9 +551,13 @@ def _resolve_paths(params: Params, base: Path) -> Params:
             "library": _resolve(base, params.parity.library),
         }
     )
+    landing = params.landing.model_copy(
+        update={k: _resolve(base, getattr(params.landing, k)) for k in ("root", "ledger", "reports")}
+    )
     return params.model_copy(
         update={"sources": sources, "ingest": ingest, "labels": labels, "demo": demo, "split": split,
-                "train": train, "evaluate": evaluate, "export": export, "parity": parity}
+                "train": train, "evaluate": evaluate, "export": export, "parity": parity,
+                "landing": landing}
     )  # fmt: skip
 
 
@@ -548,3 +624,22 @@ def build_readers(params: Params, names: Sequence[str]) -> dict[str, SourceReade
         if src.enabled:
             readers[name] = make_reader(name, src.kind, src.root, reader_options(src))
     return readers
+
+
+def landing_targets(params: Params) -> list[LandingTarget]:
+    """One target per ``landing.sources`` entry: its kind, raw root and required annotation file."""
+    from pipeline.landing import LandingTarget
+
+    targets = []
+    for name in params.landing.sources:
+        src = params.sources[name]
+        required = isinstance(src, WfdbSource) and params.landing.require_annotations
+        ann = src.annotation_ext if isinstance(src, WfdbSource) and required else None
+        targets.append(LandingTarget(source=name, kind=src.kind, dest_root=src.root, annotation_ext=ann))
+    return targets
+
+
+def landing_profiles(params: Params) -> list[str]:
+    """Profiles fed by at least one landing source, in params order."""
+    fed = set(params.landing.sources)
+    return [p for p, prof in params.profiles.items() if fed & set(prof.sources)]

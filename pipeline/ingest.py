@@ -156,7 +156,8 @@ def scan_source(name: str, reader: SourceReader, limit: int | None) -> SourceSca
     """Discover one source; a missing root or a failing discovery is reported, not raised."""
     scan = SourceScan(name=name, root=str(reader.root))
     if not reader.root.is_dir():
-        scan.skipped = f"root {reader.root} does not exist"
+        # the path is in scan.root: the stored report must not change when the project moves
+        scan.skipped = "root does not exist"
         return scan
     try:
         disc = reader.discover()
@@ -383,7 +384,12 @@ def commit(
     manifest: Manifest,
     run_info: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """Fold batch results into the manifest, publish it, delete dead shards, write reports."""
+    """Fold batch results into the manifest, publish it, delete dead shards, write reports.
+
+    A run that changes nothing leaves the manifest byte-identical (no run entry is appended), so a
+    no-op ingest does not change the store's hash and DVC does not re-run the stages downstream.
+    """
+    before = json.dumps(manifest.to_json(), sort_keys=True)
     for uid in plan.vanished:
         _drop_rows(manifest, manifest.units.pop(uid).get("segments", []))
     for res in results:
@@ -415,15 +421,42 @@ def commit(
     manifest.file_cache = plan.file_cache
     manifest.next_seq = max([manifest.next_seq] + [b.seq + 1 for b in plan.batches])
     n_new = sum(r.n_records for r in results)
-    manifest.runs = [*manifest.runs[-49:], {**run_info, "records_processed": n_new, "units": len(plan.todo)}]
-    store.save_manifest(manifest)
+    changed = json.dumps(manifest.to_json(), sort_keys=True) != before or not store.manifest_path.exists()
+    if changed:
+        run = {**run_info, "records_processed": n_new, "units": len(plan.todo)}
+        manifest.runs = [*manifest.runs[-49:], run]
+        store.save_manifest(manifest)
+    store.save_file_cache(manifest.file_cache)
     store.remove_debris(manifest)
     quarantine = quarantine_entries(plan, manifest)
     write_json_atomic(store.root / "quarantine.json", quarantine)
     _write_quarantine_csv(store.root / "quarantine.csv", quarantine)
     report = reconcile(plan, manifest, quarantine, n_new)
-    write_json_atomic(store.root / "ingest_report.json", report)
+    if changed or _report_state(report) != _report_state(_stored_report(store)):
+        write_json_atomic(store.root / "ingest_report.json", report)
     return report
+
+
+# Fields of the ingest report that describe one run or one machine, not the store's content.
+_PER_RUN_FIELDS = frozenset(
+    {"records_processed_this_run", "units_processed_this_run", "units_unchanged", "root"}
+)
+
+
+def _report_state(report: Any) -> Any:
+    """The report without per-run fields: a no-op run whose state matches leaves the file alone."""
+    if isinstance(report, dict):
+        return {k: _report_state(v) for k, v in report.items() if k not in _PER_RUN_FIELDS}
+    if isinstance(report, list):
+        return [_report_state(v) for v in report]
+    return report
+
+
+def _stored_report(store: ShardStore) -> Any:
+    try:
+        return json.loads((store.root / "ingest_report.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
 
 
 def quarantine_entries(plan: IngestPlan, manifest: Manifest) -> list[dict[str, Any]]:

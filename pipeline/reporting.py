@@ -80,7 +80,7 @@ def ingest_markdown(reports: Mapping[str, Mapping[str, Any]]) -> str:
         ]
         for name, s in rep["sources"].items():
             if "skipped" in s:
-                lines.append(f"| {name} | | | | | | skipped: {s['skipped']} |")
+                lines.append(f"| {name} | | | | | | skipped: {s['skipped']} ({s.get('root', '')}) |")
                 continue
             lines.append(
                 f"| {name} | {s['files_on_disk']} | {s['units_on_disk']} | {s['units_ingested']} | "

@@ -3,7 +3,9 @@
 Layout of one profile's store ``<store>/<profile>/``::
 
     manifest.json            shards (records, sha256, units, dropped rows), units (fingerprint, status),
-                             file hash cache, label pointer; replaced atomically (write + rename)
+                             label pointer, runs that changed the store; replaced atomically
+    file_cache.json          (size, mtime_ns, sha256) by absolute raw-file path: a machine-local stat
+                             cache, left out of the store's DVC hash (.dvcignore)
     shards/part-000000/      one zarr v3 group per shard, immutable once renamed into place:
         signal               (N, C, L) int16 steps of attrs.scale_mv (or float32 mV), one shard file,
                              inner chunks of ``records_per_chunk`` records, blosc zstd + bit-shuffle
@@ -42,6 +44,7 @@ from pipeline import signal as sig
 from pipeline.records import RawLabel, Record
 
 FORMAT_VERSION = 1
+FILE_CACHE_NAME = "file_cache.json"
 STRING_FIELDS = ("record_id", "source", "unit", "patient_id", "raw_labels", "meta", "provenance")
 
 
@@ -102,7 +105,6 @@ class Manifest:
             "units": self.units,
             "labels": self.labels,
             "runs": self.runs,
-            "file_cache": self.file_cache,
         }
 
 
@@ -149,6 +151,7 @@ class ShardStore:
         self.profile = profile
         self.shard_dir = self.root / "shards"
         self.manifest_path = self.root / "manifest.json"
+        self.file_cache_path = self.root / FILE_CACHE_NAME
 
     # --- manifest ---------------------------------------------------------------------------
 
@@ -169,7 +172,7 @@ class ShardStore:
             plan_digest=data.get("plan_digest", ""),
             shards=data.get("shards", {}),
             units=data.get("units", {}),
-            file_cache=data.get("file_cache", {}),
+            file_cache=self._load_file_cache(data.get("file_cache", {})),
             labels=data.get("labels", {}),
             next_seq=int(data.get("next_seq", 0)),
             runs=data.get("runs", []),
@@ -177,6 +180,18 @@ class ShardStore:
 
     def save_manifest(self, manifest: Manifest) -> None:
         write_json_atomic(self.manifest_path, manifest.to_json())
+
+    def _load_file_cache(self, legacy: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        """The stat cache (beside the manifest; older stores kept it inside)."""
+        try:
+            cache: dict[str, list[Any]] = json.loads(self.file_cache_path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            return dict(legacy)  # a missing or torn cache only costs re-hashing
+        return cache
+
+    def save_file_cache(self, cache: dict[str, list[Any]]) -> None:
+        if self._load_file_cache({}) != cache:
+            write_json_atomic(self.file_cache_path, cache)
 
     # --- lock -------------------------------------------------------------------------------
 

@@ -81,3 +81,15 @@ def make_ckernels(*targets: str) -> Path:
 def ckernels_build() -> Path:
     """The C library, runner and C tests, built once per session (``ckernels/build``)."""
     return make_ckernels("all")
+
+
+@pytest.fixture(scope="session")
+def reproduced_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A shrunken clone of this repository with `dvc repro` run once (tests/pipeline_repo.py).
+
+    Shared by every pipeline-level test module; a test that changes files works on
+    ``pipeline_repo.copy_of(reproduced_repo, ...)``, never on this one.
+    """
+    from tests.pipeline_repo import build
+
+    return build(tmp_path_factory.mktemp("reproduced") / "repo")

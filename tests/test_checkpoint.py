@@ -20,13 +20,12 @@ from pipeline.checkpoint import (
     TEMP_SUFFIX,
     CheckpointError,
     capture_rng_state,
-    git_commit,
-    git_dirty,
     load_checkpoint,
     remove_stale_temps,
     restore_rng_state,
     save_checkpoint,
 )
+from pipeline.provenance import git_commit, git_dirty
 
 REPO = Path(__file__).resolve().parents[1]
 CALLS: list[str] = []

@@ -82,9 +82,13 @@ def test_incremental_ingest_adds_only_new_records_and_relabels_without_reading_s
     assert first["records_processed_this_run"] + first["sources"]["cinc2017"]["units_quarantined"] == 24
     assert first["reconciled"]
 
-    assert main(ingest) == 0
-    again = _report(tmp_path)
-    assert again["records_processed_this_run"] == 0 and again["units_processed_this_run"] == 0
+    store = tmp_path / "store" / "lead1_af"
+    kept = {n: (store / n).read_bytes() for n in ("manifest.json", "ingest_report.json", "quarantine.json")}
+    assert main([*ingest, "--metrics", str(tmp_path / "m.json")]) == 0
+    again = json.loads((tmp_path / "m.json").read_text())["lead1_af"]
+    assert again["records_processed_this_run"] == 0
+    # a run with nothing new leaves the store byte-identical, so DVC sees no change downstream
+    assert {n: (store / n).read_bytes() for n in kept} == kept
 
     src = shared_data / "cinc2017" / "training2017"
     for ext in (".hea", ".mat"):
@@ -102,9 +106,8 @@ def test_incremental_ingest_adds_only_new_records_and_relabels_without_reading_s
     cinc = tables / "cinc2017.csv"
     cinc.write_text(cinc.read_text().replace("cinc2017,O,OTHER", "cinc2017,O,NOISY"))
     relabel = [*ingest, "--set", f"labels.tables_dir={tables}"]
-    assert main(relabel) == 0
-    rep = _report(tmp_path)
-    assert rep["units_processed_this_run"] == 0 and rep["records_processed_this_run"] == 0
+    assert main([*relabel, "--metrics", str(tmp_path / "m.json")]) == 0
+    assert json.loads((tmp_path / "m.json").read_text())["lead1_af"]["records_processed_this_run"] == 0
     after = _summary(tmp_path)
     moved = before["unified_label_counts"]["OTHER"]
     assert moved > 0 and after["unified_label_counts"]["OTHER"] == 0

@@ -37,7 +37,7 @@ DEFAULT_UNITS = "mV"
 
 # Bytes per sample (as a ratio) of each fixed-width WFDB format; FLAC formats (508/516/524)
 # are compressed, so their length cannot be checked from the file size.
-_BYTES_PER_SAMPLE: dict[str, tuple[int, int]] = {
+BYTES_PER_SAMPLE: dict[str, tuple[int, int]] = {
     "8": (1, 1),
     "16": (2, 1),
     "24": (3, 1),
@@ -49,8 +49,8 @@ _BYTES_PER_SAMPLE: dict[str, tuple[int, int]] = {
     "310": (4, 3),
     "311": (4, 3),
 }
-_FLAC_FORMATS = frozenset({"508", "516", "524"})
-KNOWN_FORMATS = frozenset(_BYTES_PER_SAMPLE) | _FLAC_FORMATS
+FLAC_FORMATS = frozenset({"508", "516", "524"})
+KNOWN_FORMATS = frozenset(BYTES_PER_SAMPLE) | FLAC_FORMATS
 _FAST_FORMATS = frozenset({"16", "212", "80"})
 
 # Digital value WFDB uses for a missing sample, per format (format 8 has none).
@@ -376,12 +376,12 @@ def _file_groups(header: WfdbHeader, directory: Path, root: Path) -> list[_FileG
 
 
 def _bytes_for(fmt: str, n_samples: int) -> int:
-    num, den = _BYTES_PER_SAMPLE[fmt]
+    num, den = BYTES_PER_SAMPLE[fmt]
     return -(-n_samples * num // den)
 
 
 def _frames_in(group: _FileGroup, size: int) -> int:
-    num, den = _BYTES_PER_SAMPLE[group.fmt]
+    num, den = BYTES_PER_SAMPLE[group.fmt]
     return max(size - group.byte_offset, 0) * den // num // group.frame_width
 
 
@@ -390,7 +390,7 @@ def _checked_frames(header: WfdbHeader, groups: list[_FileGroup]) -> int:
     header gives none) the number every file holds."""
     counts = []
     for group in groups:
-        if group.fmt in _FLAC_FORMATS:
+        if group.fmt in FLAC_FORMATS:
             continue
         size = group.size
         if header.n_samples is None:
