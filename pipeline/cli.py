@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pipeline import cli_flows, cli_lineage, cli_models, cli_parity
+from pipeline import cli_flows, cli_lineage, cli_models, cli_parity, cli_verify
 from pipeline.config import ConfigError, Params, load_params
 from pipeline.provenance import record_path, stage_context, stage_record
 from pipeline.shards import ShardStore, StoreError, write_json_atomic
@@ -69,6 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     cli_parity.add_parsers(sub, _params_args)
     cli_lineage.add_parsers(sub, _params_args)
     cli_flows.add_parsers(sub, _params_args)
+    cli_verify.add_parsers(sub, _params_args)
     return parser
 
 
@@ -143,6 +144,7 @@ COMMANDS = {
     **cli_parity.COMMANDS,
     **cli_lineage.COMMANDS,
     **cli_flows.COMMANDS,
+    **cli_verify.COMMANDS,
 }
 
 

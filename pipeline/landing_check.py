@@ -186,18 +186,10 @@ def _checked_header(
 
 
 def _header_text(root: Path, header_rel: str, found: _Findings) -> str | None:
-    try:
-        path = confined_path(root, header_rel)
-        info = path.lstat()
-    except ReadError as exc:
-        found.invalid.append(str(exc))
+    located = _regular_file(root, header_rel, "missing", found)
+    if located is None:
         return None
-    except OSError:
-        found.incomplete.append(f"{header_rel}: missing")
-        return None
-    if not stat.S_ISREG(info.st_mode):
-        found.invalid.append(f"{header_rel}: not a regular file")
-        return None
+    path, info = located
     if info.st_size > MAX_HEADER_BYTES:
         found.invalid.append(f"{header_rel}: {info.st_size:,} bytes; expected at most {MAX_HEADER_BYTES:,}")
         return None

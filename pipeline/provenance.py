@@ -71,10 +71,6 @@ def dirty_files(repo_dir: Path | None = None) -> list[str] | None:
     return [line[3:] for line in out.splitlines() if line.strip()]
 
 
-def git_dirty(repo_dir: Path | None = None) -> bool | None:
-    """Whether tracked files differ from the commit (untracked files ignored); None outside a repo."""
-    files = dirty_files(repo_dir)
-    return None if files is None else bool(files)
 
 
 def output_patterns(dvc_root: Path) -> list[str]:
@@ -115,6 +111,12 @@ def code_version(repo_dir: Path | None = None) -> dict[str, Any]:
         "git_dirty": None if files is None else bool(files),
         "dirty_files": None if files is None else files[:MAX_DIRTY_FILES],
     }
+
+
+def git_dirty(repo_dir: Path | None = None) -> bool | None:
+    """Whether tracked code differs from the commit (see :func:`code_version`); None outside a repo."""
+    dirty: bool | None = code_version(repo_dir)["git_dirty"]
+    return dirty
 
 
 def record_name(stage: str) -> str:
