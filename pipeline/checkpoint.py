@@ -38,6 +38,7 @@ from typing import Any, BinaryIO
 import numpy as np
 import torch
 
+from pipeline.errors import PipelineError
 from pipeline.provenance import git_commit, git_dirty
 
 CHECKPOINT_FORMAT = "ecgpipe.checkpoint"
@@ -48,7 +49,7 @@ TEST_PAUSE_ENV = "ECGPIPE_TEST_CHECKPOINT_PAUSE_S"
 _PLAIN_LEAVES = (str, int, float, bool, type(None))
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(PipelineError, RuntimeError):
     """A checkpoint file that cannot be used; the message names the file and the reason."""
 
 

@@ -16,13 +16,14 @@ import numpy as np
 import numpy.typing as npt
 
 from pipeline.ckernel_lib import open_library
+from pipeline.errors import PipelineError
 
 F32 = npt.NDArray[np.float32]
 _P = ctypes.c_void_p
 _ERR_LEN = 2048
 
 
-class CkernelError(RuntimeError):
+class CkernelError(PipelineError, RuntimeError):
     """The C library refused a weight file or an input length; the message is the library's own."""
 
 

@@ -12,13 +12,14 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from pipeline import cli_flows, cli_lineage, cli_models, cli_parity, cli_verify
 from pipeline.config import ConfigError, Params, load_params
+from pipeline.errors import PipelineError
 from pipeline.provenance import record_path, stage_context, stage_record
 from pipeline.shards import ShardStore, StoreError, write_json_atomic
 
@@ -136,7 +137,7 @@ def cmd_summary(args: argparse.Namespace, params: Params) -> int:
     return 0
 
 
-COMMANDS = {
+COMMANDS: dict[str, Callable[[argparse.Namespace, Params], int]] = {
     "demo-data": cmd_demo_data,
     "ingest": cmd_ingest,
     "summary": cmd_summary,
@@ -166,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if rc == 0:
             _record_stage_run(["ecgpipe", *argv], started)
         return rc
-    except (ConfigError, StoreError) as exc:
+    except (ConfigError, StoreError, PipelineError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from pipeline.config import Params
@@ -68,4 +69,4 @@ def _dry_run(args: argparse.Namespace, params: Params) -> int:
     return 0
 
 
-COMMANDS = {"serve": cmd_serve, "land": cmd_land}
+COMMANDS: dict[str, Callable[[argparse.Namespace, Params], int]] = {"serve": cmd_serve, "land": cmd_land}

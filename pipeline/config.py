@@ -503,13 +503,46 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
     return data
 
 
+_SOURCE_KINDS = frozenset({"ptbxl", "cinc2017", "cinc2021", "ptb_diagnostic", "code", "ucr", "wfdb"})
+# A cross-field check's message starts with the field it is about ("notch_hz 60 must be below ...").
+_LEADING_FIELD = re.compile(r"(?:Value error, )?([a-z][a-z0-9_]*)[ :(]")
+
+
+def _field_names() -> frozenset[str]:
+    seen: set[str] = set()
+    todo: list[type[BaseModel]] = [_Strict]
+    while todo:
+        cls = todo.pop()
+        seen.update(cls.model_fields)
+        todo.extend(cls.__subclasses__())
+    return frozenset(seen)
+
+
+def _dotted_key(err: Any) -> str:
+    """The dotted params key of a validation error: without the tag pydantic inserts for a source's
+    kind, and ending with the field a cross-field check names first in its message."""
+    loc = [str(p) for p in err["loc"] if not str(p).startswith("function-after")]
+    if len(loc) >= 3 and loc[0] == "sources" and loc[2] in _SOURCE_KINDS:
+        del loc[2]
+    lead = _LEADING_FIELD.match(str(err["msg"]))
+    if (
+        err["type"] == "value_error"
+        and lead
+        and lead.group(1) in _field_names()
+        and loc[-1:] != [lead.group(1)]
+    ):
+        loc.append(lead.group(1))
+    return ".".join(loc)
+
+
 def _format_error(exc: ValidationError, origin: str) -> str:
     lines = [f"{origin}: invalid params ({exc.error_count()} problem(s)):"]
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-after"))
+        loc = _dotted_key(err)
         got = err.get("input")
         got_s = "" if isinstance(got, (dict, list)) else f" (got {got!r})"
-        lines.append(f"  - {loc or '<top level>'}: {err['msg']}{got_s}")
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        lines.append(f"  - {loc or '<top level>'}: {msg}{got_s}")
     return "\n".join(lines)
 
 

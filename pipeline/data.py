@@ -56,6 +56,7 @@ from numcodecs import blosc, zstd
 from numcodecs.checksum32 import CRC32C
 from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
 
+from pipeline.errors import PipelineError
 from pipeline.labels_store import read_labels
 from pipeline.shards import ShardStore, array, live_rows
 from pipeline.splits import read_index
@@ -65,7 +66,7 @@ Sample = tuple[torch.Tensor, torch.Tensor, int]
 _EMPTY_CHUNK = np.iinfo(np.uint64).max  # offset and length of an inner chunk never written
 
 
-class LoaderError(RuntimeError):
+class LoaderError(PipelineError, RuntimeError):
     """An index, store or loader setting that cannot be loaded (says which and why)."""
 
 

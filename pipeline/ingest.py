@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline.crashpoints import crash_point
 from pipeline.preprocess import SignalPlan, process
 from pipeline.records import Discovery, InputUnit, Provenance, ReadError, Record, Rejection
 from pipeline.shards import (
@@ -35,7 +36,7 @@ from pipeline.shards import (
     single_threaded_codecs,
     write_json_atomic,
 )
-from pipeline.sources.base import SourceReader, list_files, sha256_file
+from pipeline.sources.base import SourceReader, confined_path, list_files, sha256_file
 
 
 @dataclass(frozen=True)
@@ -110,13 +111,14 @@ def _hash_files(root: Path, files: Sequence[str], cache: dict[str, list[Any]]) -
     """sha256 of each file, reusing the cached digest when size and mtime are unchanged."""
     out = []
     for rel in files:
-        path = root / rel
         try:
+            # a unit file that is a link out of the source root must not be read, not even hashed
+            path = confined_path(root, rel)
             st = path.stat()
-        except OSError:
+        except (OSError, ReadError):
             out.append((rel, "missing"))
             continue
-        key = os.path.abspath(path)
+        key = os.path.abspath(root / rel)  # the key _cached_hashes looks up
         hit = cache.get(key)
         if hit and hit[0] == st.st_size and hit[1] == st.st_mtime_ns:
             digest = str(hit[2])
@@ -358,6 +360,7 @@ def run_batch(
     for todo in batch.tasks:
         task, cache = hashed(todo, readers[todo.source], digest)
         tasks.append((task, cache))
+        crash_point("batch.read_unit")
         writer.read_unit(readers[task.source], task)
     writer.flush()
     outcomes = tuple(writer.outcome(task, cache) for task, cache in tasks)
@@ -422,18 +425,22 @@ def commit(
     manifest.next_seq = max([manifest.next_seq] + [b.seq + 1 for b in plan.batches])
     n_new = sum(r.n_records for r in results)
     changed = json.dumps(manifest.to_json(), sort_keys=True) != before or not store.manifest_path.exists()
+    crash_point("commit.before_manifest")
     if changed:
         run = {**run_info, "records_processed": n_new, "units": len(plan.todo)}
         manifest.runs = [*manifest.runs[-49:], run]
         store.save_manifest(manifest)
+    crash_point("commit.after_manifest")
     store.save_file_cache(manifest.file_cache)
     store.remove_debris(manifest)
     quarantine = quarantine_entries(plan, manifest)
     write_json_atomic(store.root / "quarantine.json", quarantine)
     _write_quarantine_csv(store.root / "quarantine.csv", quarantine)
+    crash_point("commit.before_report")
     report = reconcile(plan, manifest, quarantine, n_new)
     if changed or _report_state(report) != _report_state(_stored_report(store)):
         write_json_atomic(store.root / "ingest_report.json", report)
+    crash_point("commit.done")
     return report
 
 

@@ -23,6 +23,8 @@ from pathlib import Path
 from types import TracebackType
 from urllib.parse import quote
 
+from pipeline.errors import PipelineError
+
 SCHEMA_VERSION = "1"
 
 _SCHEMA = """
@@ -49,7 +51,7 @@ CREATE INDEX taken_files_record ON taken_files (source, record_key);
 """
 
 
-class LedgerError(RuntimeError):
+class LedgerError(PipelineError, RuntimeError):
     """The ledger cannot be used (unreadable, another schema version, a duplicate row)."""
 
 

@@ -71,19 +71,17 @@ def dirty_files(repo_dir: Path | None = None) -> list[str] | None:
     return [line[3:] for line in out.splitlines() if line.strip()]
 
 
-
-
 def output_patterns(dvc_root: Path) -> list[str]:
     """Glob patterns of every stage output declared in ``dvc.yaml`` (``${key}``/``${item}`` → ``*``).
 
     Outputs with ``cache: false`` are tracked by git, so each ``dvc repro`` leaves them modified;
     they are results, not code, and must not make a run look like it ran on uncommitted code.
     """
+    patterns = ["dvc.lock"]  # rewritten by every repro: a record of results, not code
     try:
         spec = yaml.safe_load((dvc_root / "dvc.yaml").read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError):
-        return []
-    patterns: list[str] = []
+        return patterns
     for stage in (spec.get("stages") or {}).values():
         body = stage.get("do", stage) if isinstance(stage, dict) else {}
         for kind in ("outs", "metrics", "plots"):

@@ -41,6 +41,7 @@ import zarr
 from zarr.codecs import BloscCodec
 
 from pipeline import signal as sig
+from pipeline.crashpoints import crash_point
 from pipeline.records import RawLabel, Record
 
 FORMAT_VERSION = 1
@@ -241,7 +242,9 @@ class ShardStore:
             _write_group(tmp, signal, rows, storage, attrs)
             digest, nbytes = tree_digest(tmp)
             _fsync_tree(tmp)
+            crash_point("shard.before_rename")
             os.rename(tmp, final)
+            crash_point("shard.after_rename")
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -285,6 +288,7 @@ def _write_group(
     )
     if n:
         arr[...] = data
+    crash_point("shard.write")
     for name in STRING_FIELDS:
         values = getattr(rows, name)
         a = group.create_array(name, shape=(n,), dtype=str, chunks=(max(n, 1),))
@@ -398,6 +402,7 @@ def write_json_atomic(path: Path, data: Any) -> None:
         json.dump(data, fh, indent=1, sort_keys=False, default=str)
         fh.flush()
         os.fsync(fh.fileno())
+    crash_point("json.before_replace")
     os.replace(tmp, path)
 
 

@@ -72,7 +72,9 @@ def min_filter_length(spec: FilterSpec) -> int:
 
 
 def resample_ratio(fs_in: float, fs_out: float) -> tuple[int, int]:
-    """Integer (up, down) with ``fs_in * up / down == fs_out`` (rates rounded to 1 mHz)."""
+    """Integer (up, down) with ``fs_in * up / down ≈ fs_out``: exact when the 1 mHz-rounded ratio has a
+    denominator ≤ 10,000 (all integer rates up to 10 kHz), else the closest such fraction (relative
+    error < 1e-4), which keeps the polyphase filter small."""
     frac = Fraction(round(fs_out * 1000), round(fs_in * 1000)).limit_denominator(10_000)
     return frac.numerator, frac.denominator
 
@@ -106,19 +108,25 @@ def fix_length(x: F32, length: int, crop: Literal["start", "center"] = "start") 
 def normalise(x: F32, how: Literal["none", "zscore", "minmax"], valid: int | None = None) -> F32:
     """Per-lead normalisation of ``(..., C, T)``; statistics over the first ``valid`` samples.
 
-    ``valid`` excludes zero padding from the statistics; padding stays 0.
+    ``valid`` excludes zero padding from the statistics; padding stays 0. A flat lead (spread below
+    1e-8 + 1e-6 of its level) becomes 0 under either method.
     """
     if how == "none":
         return x
-    part = x[..., :valid] if valid is not None else x
+    # float64 statistics: a flat lead's float32 mean is off by an ulp, its "sd" then ~1e-6 and the
+    # lead became a constant ±1 instead of 0. A lead whose spread is below 1e-6 of its level is flat.
+    part = (x[..., :valid] if valid is not None else x).astype(np.float64)
+    x64 = x.astype(np.float64)
     if how == "zscore":
         mu = part.mean(axis=-1, keepdims=True)
         sd = part.std(axis=-1, keepdims=True)
-        out = (x - mu) / np.where(sd > 1e-8, sd, 1.0)
+        flat = sd <= 1e-8 + 1e-6 * np.abs(mu)
+        out = np.where(flat, 0.0, (x64 - mu) / np.where(flat, 1.0, sd))
     else:
         lo = part.min(axis=-1, keepdims=True)
         hi = part.max(axis=-1, keepdims=True)
-        out = 2 * (x - lo) / np.where(hi - lo > 1e-8, hi - lo, 1.0) - 1
+        flat = hi - lo <= 1e-8 + 1e-6 * np.maximum(np.abs(lo), np.abs(hi))
+        out = np.where(flat, 0.0, 2 * (x64 - lo) / np.where(flat, 1.0, hi - lo) - 1)
     if valid is not None and valid < x.shape[-1]:
         out[..., valid:] = 0
     result: F32 = out.astype(np.float32, copy=False)

@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from pipeline.errors import PipelineError
 from pipeline.labels_store import read_labels
 from pipeline.shards import ShardStore, read_strings
 
@@ -51,7 +52,7 @@ DEFAULT_FRACTIONS: Mapping[str, float] = {"train": 0.8, "val": 0.1, "test": 0.1}
 PTBXL_FOLD_MAP: Mapping[str, Sequence[int]] = {"train": tuple(range(1, 9)), "val": (9,), "test": (10,)}
 
 
-class SplitError(ValueError):
+class SplitError(PipelineError, ValueError):
     """Inconsistent split settings or inputs (names the setting or record at fault)."""
 
 

@@ -40,7 +40,7 @@ def test_dirty_means_code_changed_not_a_dvc_output(tmp_path: Path) -> None:
     _git(tmp_path, "init", "-q")
     _git(tmp_path, "add", "-A")
     _git(tmp_path, "commit", "-qm", "init")
-    assert output_patterns(tmp_path) == ["out/*.csv", "m.json"]
+    assert output_patterns(tmp_path) == ["dvc.lock", "out/*.csv", "m.json"]
     (tmp_path / "out" / "a.csv").write_text("2\n")
     (tmp_path / "m.json").write_text("2\n")
     clean = code_version(tmp_path)

@@ -67,6 +67,8 @@ def confined_path(root: Path, rel: str) -> Path:
     Paths come from CSVs and headers, which are untrusted input. Symbolic links are resolved,
     so a link pointing outside the root is refused too.
     """
+    if "\x00" in rel:
+        raise ReadError(f"path {rel!r} contains a NUL byte; expected a file name")
     if PurePosixPath(rel).is_absolute() or Path(rel).is_absolute():
         raise ReadError(f"path {rel!r} is absolute; expected a path relative to {root}")
     base = _resolved_root(str(root))

@@ -69,6 +69,12 @@ _INTEGER = re.compile(r"^[+-]?\d+(?:\.0*)?$")
 _TRUE = frozenset({"1", "1.0", "true", "t", "yes"})
 _FALSE = frozenset({"0", "0.0", "false", "f", "no", ""})
 _N_LEADS = len(HDF5_LEADS)
+_MAX_CSV_BYTES = 256 << 20  # CODE-15%'s exams.csv is ~30 MB; pandas needs several times the size
+# An HDF5 dataset may claim a shape its file never stores (unwritten chunks read as the fill value,
+# or chunks compressed beyond any real ECG). Believing the claim allocates without bound, so the
+# stored bytes times this must cover the claimed ones; real float32 ECG compresses a few-fold.
+_MAX_COMPRESSION = 100
+_BLOCK_BYTES = 256 << 20  # float32 tracings read at once, whatever the samples per exam
 
 FloatBlock = npt.NDArray[np.float32]
 
@@ -125,6 +131,11 @@ class ExamTable:
     @classmethod
     def load(cls, path: Path, rel: str, id_columns: tuple[str, ...]) -> ExamTable:
         """Parse the CSV; ReadError when it is unreadable or lacks the id or label columns."""
+        size = path.stat().st_size
+        if size > _MAX_CSV_BYTES:
+            raise ReadError(
+                f"{rel}: CSV is {size} bytes, larger than {_MAX_CSV_BYTES}; expected a CODE exam table"
+            )
         try:
             frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False)
         except (OSError, ValueError) as exc:  # pandas parser errors are ValueErrors
@@ -263,12 +274,16 @@ class CodeReader(SourceReader):
         except ReadError as exc:
             reason = f"CODE-15% HDF5 part without a usable exam table: {exc}"
             return [], [Rejection(rel, (rel,), f"{rel}: {reason}") for rel in h5_files]
-        units = []
+        units, rejected = [], []
         for rel in h5_files:
-            ids = [str(i) for i in _hdf5_exam_ids(self.root / rel) if i != 0]
+            try:  # resolve: a part linked out of the root is refused before h5py opens it
+                ids = [str(i) for i in _hdf5_exam_ids(self.resolve(rel)) if i != 0]
+            except ReadError as exc:
+                rejected.append(Rejection(rel, (rel,), str(exc)))
+                continue
             extra = {"layout": "hdf5", "csv": csv_rel, "csv_rows_sha256": table.digest(ids)}
             units.append(InputUnit(key=rel, files=(rel,), extra=extra))
-        return units, []
+        return units, rejected
 
     def _discover_wfdb(self, headers: list[str], csv_rel: str) -> tuple[list[InputUnit], list[Rejection]]:
         table: ExamTable | None = None
@@ -336,7 +351,9 @@ class CodeReader(SourceReader):
             if table.digest(str(i) for i in ids if i != 0) != unit.extra.get("csv_rows_sha256"):
                 raise ReadError(f"{csv_rel}: rows of the exams in {rel} changed since discovery; rediscover")
             part = _Part(rel, table, ids, provenance)
-            for start, stop in iter_blocks(len(ids), self.block_size):
+            exam_bytes = tracings.shape[1] * _N_LEADS * 4
+            rows = max(1, min(self.block_size, _BLOCK_BYTES // exam_bytes))
+            for start, stop in iter_blocks(len(ids), rows):
                 if not ids[start:stop].any():
                     continue  # only the dataset's zero padding
                 block = np.asarray(tracings[start:stop], dtype=np.float32)
@@ -416,6 +433,8 @@ class CodeReader(SourceReader):
 
     def _trace_target(self, csv_rel: str, trace_file: str) -> str | ReadError:
         """The file a ``trace_file`` value names (relative to the CSV's folder), or why it is refused."""
+        if "\x00" in trace_file:
+            return ReadError(f"{trace_file!r} contains a NUL byte; expected a path relative to the CSV")
         try:
             return self._rel((PurePosixPath(csv_rel).parent / trace_file).as_posix())
         except ReadError as exc:
@@ -482,6 +501,8 @@ def _hdf5_exam_ids(path: Path) -> list[int]:
             data = handle.get("exam_id")
             if not isinstance(data, h5py.Dataset) or data.ndim != 1 or data.dtype.kind not in "iu":
                 return []
+            if _unstored(data) is not None:
+                return []
             return [int(i) for i in np.asarray(data[()], dtype=np.int64)]
     except (OSError, ValueError, TypeError):
         return []
@@ -506,7 +527,23 @@ def _checked_datasets(handle: h5py.File, rel: str) -> tuple[h5py.Dataset, h5py.D
             f"{rel}: dataset 'exam_id' has shape {exam_ids.shape} dtype {exam_ids.dtype}; "
             f"expected ({n},) integers matching 'tracings' {tracings.shape}"
         )
+    for name, dataset in (("tracings", tracings), ("exam_id", exam_ids)):
+        problem = _unstored(dataset)
+        if problem is not None:
+            raise ReadError(f"{rel}: dataset {name!r} {problem}")
     return tracings, exam_ids
+
+
+def _unstored(dataset: h5py.Dataset) -> str | None:
+    """Why a dataset's shape claims more data than its file stores, or None."""
+    claimed = int(dataset.size) * dataset.dtype.itemsize
+    stored = int(dataset.id.get_storage_size())
+    if claimed <= stored * _MAX_COMPRESSION:
+        return None
+    return (
+        f"claims {claimed} bytes {dataset.shape} but the file stores {stored} bytes of it; expected "
+        f"the data itself (at most {_MAX_COMPRESSION}x compressed)"
+    )
 
 
 def _labels(row: Mapping[str, str], csv_rel: str, exam: object) -> tuple[RawLabel, ...] | str:

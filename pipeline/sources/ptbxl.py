@@ -74,11 +74,16 @@ class PtbXlReader(SourceReader):
         rows = self._rows(rejected) if DATABASE in on_disk else {}
         units: list[InputUnit] = []
         claimed = set(metadata)
+        owners: dict[str, int] = {}  # record file -> the ecg_id whose unit reads it
         for ecg_id, row in sorted(rows.items()):
             candidates = self._candidates(ecg_id, row, on_disk, rejected)
             unit, rejections = self._choose(ecg_id, row, candidates)
             if unit is not None:
-                units.append(unit)
+                shared = _shared_files(ecg_id, unit, owners)
+                if shared is None:
+                    units.append(unit)
+                else:
+                    rejected.append(shared)
             rejected.extend(rejections)
             claimed.update(rel for c in candidates for rel in c.files)
         for rel in files:
@@ -126,6 +131,12 @@ class PtbXlReader(SourceReader):
         for rate, column in RATE_COLUMNS.items():
             stem = row.get(column, "").strip()
             if not stem:
+                continue
+            if "\x00" in stem:
+                reason = (
+                    f"{DATABASE}: {column}: {stem!r} has a NUL byte; expected a path relative to the root"
+                )
+                rejected.append(Rejection(f"{DATABASE}:ecg_id={ecg_id}", (), reason))
                 continue
             try:
                 stem = self.resolve(stem).relative_to(root).as_posix()
@@ -198,6 +209,20 @@ class PtbXlReader(SourceReader):
 
 
 _USED_COLUMNS = ("ecg_id", "patient_id", "scp_codes", "strat_fold", "age", "sex")
+
+
+def _shared_files(ecg_id: int, unit: InputUnit, owners: dict[str, int]) -> Rejection | None:
+    """A duplicate rejection when another ecg_id's unit already reads the unit's files (two rows
+    naming one recording would land it twice); otherwise the files are recorded as the unit's."""
+    first = next((owners[f] for f in unit.files if f in owners), None)
+    if first is not None:
+        reason = (
+            f"{DATABASE}: ecg_id {ecg_id}: {unit.extra['_filename']} names the files of ecg_id {first}; "
+            "expected each recording in one row"
+        )
+        return Rejection(f"{DATABASE}:ecg_id={ecg_id}", (), reason, category="duplicate")
+    owners.update(dict.fromkeys(unit.files, ecg_id))
+    return None
 
 
 def _row_digest(row: Mapping[str, str]) -> str:

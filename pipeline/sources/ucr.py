@@ -47,6 +47,8 @@ from pipeline.sources.base import SourceReader, list_files
 FORMATS = ("txt", "tsv", "ts", "arff")
 _NAME = re.compile(r"^(?P<dataset>.+)_(?P<split>[^_]+)\.(?P<ext>[A-Za-z]+)$")
 _MISSING_TOKEN = "?"
+# The largest univariate UCR files are tens of MB; parsing holds several copies of the text.
+MAX_FILE_BYTES = 256 << 20
 
 
 @dataclass
@@ -204,8 +206,11 @@ class UcrReader(SourceReader):
 
 
 def _read_text(path: Path, rel: str) -> str:
-    """The file as text; ReadError for a missing, empty or binary file."""
+    """The file as text; ReadError for a missing, empty, oversized or binary file."""
     try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise ReadError(f"{rel}: {size} bytes, larger than {MAX_FILE_BYTES}; expected a UCR archive file")
         raw = path.read_bytes()
     except OSError as exc:
         raise ReadError(f"{rel}: cannot read: {exc.strerror or exc}") from exc
@@ -291,15 +296,19 @@ def _row_floats(row: _Row, rel: str) -> npt.NDArray[np.float32] | str:
                 _parse_tokens([tok])
             except ValueError:
                 where = f"{rel}: line {row.line}: value {column}"
-                return f"{where} is {tok!r}, not a number; expected a number"
+                return f"{where} is {tok!r}, not a number; expected a finite number within float32 (or NaN)"
         return f"{rel}: line {row.line}: values are not numbers; expected numbers"
 
 
 def _parse_tokens(tokens: list[str]) -> npt.NDArray[np.float32]:
-    """Strings → float32 (``?`` and ``NaN`` → NaN); ValueError on anything non-numeric."""
+    """Strings → float32 (``?`` and ``NaN`` → NaN); ValueError on anything non-numeric, on ``inf`` and
+    on values beyond float32 (NaN is the only missing marker; an infinite sample is damage)."""
     if _MISSING_TOKEN in tokens:
         tokens = ["nan" if tok == _MISSING_TOKEN else tok for tok in tokens]
-    return np.array(tokens, dtype=np.float64).astype(np.float32)
+    values = np.array(tokens, dtype=np.float64)
+    if np.isinf(values).any() or (np.abs(values[np.isfinite(values)]) > np.finfo(np.float32).max).any():
+        raise ValueError("infinite or beyond the float32 range")
+    return values.astype(np.float32)
 
 
 # ---------------------------------------------------------------------- format parsers

@@ -74,6 +74,10 @@ FloatArray = npt.NDArray[np.float32]
 
 RECORDS_FILE = "RECORDS"
 HEADER_SUFFIX = ".hea"
+# Far above real files (a RECORDS file of 100k records is ~2 MB; a day of beats is ~300 kB of
+# annotations); the cap keeps a damaged or hostile file from being read whole into memory.
+MAX_RECORDS_BYTES = 64 << 20
+MAX_ANNOTATION_BYTES = 64 << 20
 
 # Shared documentation/listing files of PhysioNet databases: accounted for, never records.
 _METADATA_NAME = re.compile(
@@ -128,6 +132,7 @@ class RecordsList:
     folder: str
     records: frozenset[str]
     folders: tuple[str, ...]  # subfolder entries, relative to the root, ending in "/"
+    escaping: tuple[str, ...] = ()  # entries as written that would leave the source root
 
     def lists(self, key: str) -> bool:
         return key in self.records or any(key.startswith(f) for f in self.folders)
@@ -136,23 +141,26 @@ class RecordsList:
 def parse_records_file(rel: str, text: str) -> RecordsList:
     """Parse the ``RECORDS`` file at ``rel`` (one record name or ``folder/`` per line).
 
-    Entries that would leave the source root are ignored: they cannot name a record under it.
+    Entries that would leave the source root cannot name a record under it: they are kept in
+    ``escaping`` so discovery can say why they were not read.
     """
     folder = posixpath.dirname(rel)
     records: set[str] = set()
     folders: list[str] = []
+    escaping: list[str] = []
     for line in text.splitlines():
         entry = line.strip()
         if not entry or entry.startswith("#"):
             continue
         joined = posixpath.normpath(posixpath.join(folder, entry))
         if joined.startswith("..") or PurePosixPath(joined).is_absolute():
+            escaping.append(entry)
             continue
         if entry.endswith("/"):
             folders.append(joined + "/")
         else:
             records.add(joined)
-    return RecordsList(rel, folder, frozenset(records), tuple(folders))
+    return RecordsList(rel, folder, frozenset(records), tuple(folders), tuple(escaping))
 
 
 def _stem(rel: str) -> str:
@@ -224,7 +232,12 @@ class WfdbFolderReader(SourceReader):
         scan = _Scan(remaining=set(files))
         metadata = [f for f in files if _METADATA_NAME.fullmatch(posixpath.basename(f))]
         scan.remaining.difference_update(metadata)
-        lists = self._records_lists(metadata) if self.use_records_file else {}
+        lists: dict[str, RecordsList] = {}
+        if self.use_records_file:
+            lists, refused = self._records_lists(metadata)
+            scan.rejected.extend(refused)
+            refused_files = {r.item for r in refused}
+            metadata = [f for f in metadata if f not in refused_files]
         for header in self._headers(scan.remaining):
             governing = _governing_list(header, lists)
             if governing is not None and not governing.lists(header[: -len(HEADER_SUFFIX)]):
@@ -236,15 +249,22 @@ class WfdbFolderReader(SourceReader):
             scan.rejected.append(self._leftover(rel, scan))
         return Discovery(tuple(scan.units), tuple(metadata), tuple(scan.rejected))
 
-    def _records_lists(self, metadata: list[str]) -> dict[str, RecordsList]:
-        """The ``RECORDS`` files by folder (``""`` is the root)."""
+    def _records_lists(self, metadata: list[str]) -> tuple[dict[str, RecordsList], list[Rejection]]:
+        """The ``RECORDS`` files by folder (``""`` is the root), and those refused as too large
+        (they govern nothing: the headers of their folder are found by ``pattern``)."""
         lists = {}
+        refused = []
         for rel in metadata:
             if posixpath.basename(rel) == RECORDS_FILE:
-                text = self.resolve(rel).read_text(encoding="utf-8", errors="replace")
-                parsed = parse_records_file(rel, text)
+                path = self.resolve(rel)
+                size = path.stat().st_size
+                if size > MAX_RECORDS_BYTES:
+                    reason = f"{rel}: {size} bytes, larger than {MAX_RECORDS_BYTES}; expected record names"
+                    refused.append(Rejection(item=rel, files=(rel,), reason=reason))
+                    continue
+                parsed = parse_records_file(rel, path.read_text(encoding="utf-8", errors="replace"))
                 lists[parsed.folder] = parsed
-        return lists
+        return lists, refused
 
     def _headers(self, candidates: set[str]) -> list[str]:
         """Headers matched by ``pattern`` among the files not yet accounted for, sorted."""
@@ -293,9 +313,10 @@ class WfdbFolderReader(SourceReader):
         scan.record_fate[key] = (f"belongs to record {key}, rejected: {reason}", category)
 
     def _missing_listed(self, lists: Mapping[str, RecordsList], files: list[str]) -> list[Rejection]:
-        """Records a ``RECORDS`` file lists whose header does not exist (no file to account for)."""
+        """Records a ``RECORDS`` file lists whose header does not exist or which would leave the root
+        (no file under the root to account for)."""
         present = set(files)
-        return [
+        missing = [
             Rejection(
                 item=key,
                 files=(),
@@ -305,6 +326,17 @@ class WfdbFolderReader(SourceReader):
             for key in sorted(listing.records)
             if f"{key}{HEADER_SUFFIX}" not in present
         ]
+        escaping = [
+            Rejection(
+                item=entry,
+                files=(),
+                reason=f"listed in {listing.file} but {entry!r} leaves the source root; expected a record "
+                "name under it",
+            )
+            for listing in lists.values()
+            for entry in listing.escaping
+        ]
+        return missing + escaping
 
     def _leftover(self, rel: str, scan: _Scan) -> Rejection:
         """Why a file that is neither in a unit nor metadata was not read."""
@@ -481,11 +513,20 @@ def read_annotation_track(path: Path, extension: str, fs_hz: float, rel: str) ->
     """
     import wfdb
 
+    _check_annotation_file(path, rel)
     record_path = str(path)[: -len(extension) - 1]
     try:
         ann = wfdb.rdann(record_path, extension)
     except Exception as exc:  # wfdb raises many types on a corrupt file (ValueError, IndexError, ...)
         raise ReadError(f"{rel}: wfdb could not read the annotations: {exc}") from exc
+    undefined = sum(1 for s in ann.symbol if not isinstance(s, str))
+    if undefined:
+        # wfdb gives an annotation code with no standard or file-defined label a NaN symbol;
+        # a file full of them is damaged, and its other codes cannot be trusted either.
+        raise ReadError(
+            f"{rel}: {undefined} of {len(ann.symbol)} annotations have undefined codes; expected WFDB "
+            "annotation codes"
+        )
     samples = np.asarray(ann.sample, dtype=np.int64)
     ann_fs = float(ann.fs) if ann.fs else None
     if ann_fs is not None and not math.isclose(ann_fs, fs_hz, rel_tol=1e-9):
@@ -493,6 +534,28 @@ def read_annotation_track(path: Path, extension: str, fs_hz: float, rel: str) ->
     symbols = [str(s) for s in ann.symbol]
     aux = [a if isinstance(a, str) else None for a in ann.aux_note]
     return AnnotationTrack.from_annotations(samples, symbols, aux)
+
+
+def _check_annotation_file(path: Path, rel: str) -> None:
+    """ReadError unless the file is 16-bit words ending in the end-of-file marker (two zero bytes),
+    within :data:`MAX_ANNOTATION_BYTES`. ``wfdb.rdann`` reads a truncated file without complaint,
+    which would silently drop the labels of everything after the cut."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_ANNOTATION_BYTES:
+            raise ReadError(
+                f"{rel}: {size} bytes, larger than {MAX_ANNOTATION_BYTES}; expected an annotation file"
+            )
+        with open(path, "rb") as fh:
+            fh.seek(max(size - 2, 0))
+            tail = fh.read(2)
+    except OSError as exc:
+        raise ReadError(f"{rel}: cannot read the annotations: {exc.strerror or exc}") from exc
+    if size % 2 or tail != b"\x00\x00":
+        raise ReadError(
+            f"{rel}: {size} bytes not ending with the end-of-file marker (two zero bytes); expected a "
+            "complete WFDB annotation file"
+        )
 
 
 def _governing_list(header_rel: str, lists: Mapping[str, RecordsList]) -> RecordsList | None:

@@ -7,7 +7,7 @@ missing units, CRLF line endings, blank lines). ``read_signals`` decodes formats
 hands every other layout to ``wfdb.rdrecord`` through a normalised temporary header.
 
 Every decode checks the signal file's size against the header's claimed length before it
-allocates anything.
+allocates anything, and refuses a file holding well beyond it (the header misdescribes it).
 """
 
 from __future__ import annotations
@@ -68,6 +68,7 @@ _MAX_SIGNALS = 100_000
 _MAT4_HEADER = struct.Struct("<5i")  # type, rows, cols, imaginary flag, name length
 _MAT4_INT16 = 30  # MAT v4 type code: little-endian, full matrix, int16
 MAX_HEADER_BYTES = 16 << 20  # far above any real header; guards against reading a huge file as one
+_SURPLUS_BYTES = 64  # trailing bytes beyond the declared samples ignored (plus 1% of the data)
 
 
 @dataclass(frozen=True)
@@ -233,6 +234,9 @@ def _parse_signal_line(line: _Line) -> SignalSpec:
     if len(fields) < 2:
         raise line.error("format", "", "'file_name format ...' on a signal line")
     file_name = fields[0]
+    if "\x00" in file_name:
+        # A NUL byte cannot be in a path; os calls would raise ValueError instead of a ReadError.
+        raise line.error("file name", file_name, "a file name without NUL bytes")
     fmt, spf, skew, offset = _parse_format(line, fields[1])
     adc_zero = line.int_field("ADC zero", fields[4]) if len(fields) > 4 else 0
     gain, baseline, units = _parse_gain(line, fields[2] if len(fields) > 2 else "", adc_zero)
@@ -341,13 +345,27 @@ def read_signals(header: WfdbHeader, directory: Path, root: Path) -> FloatArray:
     for group in groups:
         if group.path.suffix.lower() == ".mat":
             _check_mat_v4(group, n_frames)
+    _check_surplus(header, groups)
     if _fast_path_ok(header, groups):
         digital = np.empty((header.n_sig, n_frames), dtype=np.float64)
         invalid = np.zeros((header.n_sig, n_frames), dtype=bool)
         for group in groups:
             _decode_group(group, n_frames, digital, invalid)
-        return _to_physical(header, digital, invalid)
-    return _read_with_wfdb(header, groups, n_frames)
+        return _finite_or_refused(header, _to_physical(header, digital, invalid))
+    return _finite_or_refused(header, _read_with_wfdb(header, groups, n_frames))
+
+
+def _finite_or_refused(header: WfdbHeader, signal: FloatArray) -> FloatArray:
+    """Refuse a record whose gains turn stored samples into ±inf (a gain too small for float32)."""
+    inf = np.isinf(signal)
+    if inf.any():
+        lead = int(np.nonzero(inf.any(axis=-1))[0][0])
+        spec = header.signals[lead]
+        raise ReadError(
+            f"{header.record_name}: signal {lead} ({spec.description or 'unnamed'}) has gain {spec.gain!r} "
+            f"{spec.units}; its samples exceed the float32 range in mV; expected a gain such as 200 or 1000"
+        )
+    return signal
 
 
 def _file_groups(header: WfdbHeader, directory: Path, root: Path) -> list[_FileGroup]:
@@ -380,6 +398,13 @@ def _bytes_for(fmt: str, n_samples: int) -> int:
     return -(-n_samples * num // den)
 
 
+def _padded_bytes(group: _FileGroup, n_frames: int) -> int:
+    """Largest valid file size for ``n_frames``: a last partial group of a packed format (212,
+    310, 311) may be padded to whole bytes of the group."""
+    num, den = BYTES_PER_SAMPLE[group.fmt]
+    return group.byte_offset + -(-n_frames * group.frame_width // den) * num
+
+
 def _frames_in(group: _FileGroup, size: int) -> int:
     num, den = BYTES_PER_SAMPLE[group.fmt]
     return max(size - group.byte_offset, 0) * den // num // group.frame_width
@@ -409,6 +434,27 @@ def _checked_frames(header: WfdbHeader, groups: list[_FileGroup]) -> int:
     return min(counts)
 
 
+def _check_surplus(header: WfdbHeader, groups: list[_FileGroup]) -> None:
+    """ReadError when a file holds well beyond the samples its header declares.
+
+    A little trailing junk or padding is ignored (up to ``_SURPLUS_BYTES`` + 1% of the data); more
+    means the header misdescribes the file (a wrong format code, signal count or sample count), and
+    decoding would silently interleave the wrong samples.
+    """
+    if header.n_samples is None:
+        return
+    for group in groups:
+        if group.fmt in FLAC_FORMATS:
+            continue
+        end = _padded_bytes(group, header.n_samples)
+        if group.size - end > _SURPLUS_BYTES + (end - group.byte_offset) // 100:
+            raise ReadError(
+                f"{group.rel}: holds {_frames_in(group, group.size)} samples x {len(group.rows)} signals "
+                f"({group.size} bytes) but the header declares {header.n_samples} samples; expected the "
+                f"file to end after them ({end} bytes, format {group.fmt})"
+            )
+
+
 def _check_mat_v4(group: _FileGroup, n_frames: int) -> None:
     """Check that a ``.mat`` signal file is the MATLAB v4 int16 matrix WFDB expects.
 
@@ -419,11 +465,18 @@ def _check_mat_v4(group: _FileGroup, n_frames: int) -> None:
         head = fh.read(_MAT4_HEADER.size)
     if head.startswith(b"MATLAB"):
         raise ReadError(f"{group.rel}: MATLAB v5 file; expected a MATLAB v4 int16 matrix (as in CinC data)")
-    if len(head) < _MAT4_HEADER.size or group.fmt != "16":
+    if len(head) < _MAT4_HEADER.size:
         return
     mat_type, rows, cols, imag, name_len = _MAT4_HEADER.unpack(head)
     if group.byte_offset != _MAT4_HEADER.size + name_len:
         return  # the header's offset does not point just past one MAT v4 variable name
+    if group.fmt != "16":
+        if mat_type == _MAT4_INT16:
+            raise ReadError(
+                f"{group.rel}: MAT v4 int16 matrix but the header reads it as format {group.fmt}; "
+                "expected format 16"
+            )
+        return
     if mat_type != _MAT4_INT16 or imag:
         raise ReadError(
             f"{group.rel}: MAT v4 type code {mat_type}; expected {_MAT4_INT16} (real int16, little-endian)"
