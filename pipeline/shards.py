@@ -251,14 +251,18 @@ class ShardStore:
         return ShardInfo(name=name, n_records=len(rows.record_id), sha256=digest, nbytes=nbytes)
 
     def remove_debris(self, manifest: Manifest) -> list[str]:
-        """Delete temporary folders and shards the manifest does not list (crash leftovers)."""
+        """Delete crash leftovers: temporary folders and shards the manifest does not list, temporary
+        JSON files (``write_json_atomic`` killed before its rename) and temporary label stores."""
         removed: list[str] = []
-        if not self.shard_dir.exists():
-            return removed
-        for p in sorted(self.shard_dir.iterdir()):
-            if p.name.startswith(".tmp-") or p.name not in manifest.shards:
-                shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
-                removed.append(p.name)
+        leftovers = [*self.root.glob(".*.tmp"), *(self.root / "labels").glob(".tmp-*")]
+        if self.shard_dir.exists():
+            listed = manifest.shards
+            leftovers += [
+                p for p in self.shard_dir.iterdir() if p.name.startswith(".tmp-") or p.name not in listed
+            ]
+        for p in sorted(leftovers):
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+            removed.append(p.relative_to(self.root).as_posix() if p.parent != self.shard_dir else p.name)
         return removed
 
     def open_shard(self, name: str) -> zarr.Group:

@@ -14,9 +14,10 @@ batches, so every profile writes several shards. One uninterrupted run is the re
   write, inside a JSON write between write and rename, between the manifest and the reports, after
   the reports and before the unified labels. ``n`` is drawn (seeded) from the times the reference
   run reached that point in that profile.
-* **random times**: ingest is SIGKILLed (its whole process group) after a random delay drawn
-  within the reference run's duration, from shortly before its first store write to its end
-  (interpreter start-up before that touches nothing).
+* **random times**: ingest is SIGKILLed (its whole process group) a random delay after it reached
+  its first crash point, drawn within the rest of the reference run's duration (the interpreter
+  start-up before that touches no store, and its length varies with the machine's load). A run
+  that ends before its kill proves nothing and is repeated on a fresh store with a shorter delay.
 
 After each kill the store is checked with ``pipeline.verify``: it may lag (an interrupted ingest)
 but must never be corrupt. Then ingest is re-run to completion, and each profile's store must
@@ -26,11 +27,12 @@ units, quarantine entries and ingest report. Profiles are independent stores run
 other, so one round kills up to three runs, each in a later profile (``--profile`` limits a run
 to the profiles not yet killed), before a single re-run recovers all of them.
 
-The same script runs two ingests on one fresh store at once: one must fail clearly on the lock
-(or, if they never overlapped, both succeed) and the store must verify clean and equal the
-reference. Results are printed as a table and written as JSON. All runs use one real Prefect
-server (``tests/prefect_server.py``) so that a run costs its work plus the Python start-up.
-``tests/test_ingest_crash.py`` runs the same loop with fewer points.
+The same script starts two ingests on one fresh store together; the first to hold a store lock
+is frozen (SIGSTOP) until the other has exited, so they certainly meet: the other must refuse at
+once with a clear error (exit 2), the frozen one must finish after it resumes, and the store must
+verify clean and equal the reference. Results are printed as a table and written as JSON. All
+runs use one real Prefect server (``tests/prefect_server.py``) so that a run costs its work plus
+the Python start-up. ``tests/test_ingest_crash.py`` runs the same loop with fewer points.
 """
 
 from __future__ import annotations
@@ -421,7 +423,8 @@ def phase_of(kp: KillPoint, run: Run) -> str:
         return "not killed (the run ended first)"
     if not run.trace:
         return "after start-up, before the first crash point"
-    return f"after {run.trace[-1][0]}"
+    parts = by_profile(run.trace, run.profiles)
+    return f"after {run.trace[-1][0]} in {run.profiles[len(parts) - 1]}"
 
 
 @dataclass
@@ -576,45 +579,38 @@ class KillLoop:
         params = load_tree_params(self.h.raw, store, self.h.spec)
         return {p: verify_profile(params, p).kinds() for p in PROFILES}
 
-    def concurrent(self, attempts: int = 2) -> None:
+    def concurrent(self) -> None:
         """Two ingests on one fresh store, started together; then verify and compare.
 
-        They overlap unless one starts a whole run later than the other (a run that trails
-        catches up: its profiles are no-ops once the other wrote them), so a second attempt on a
-        fresh store is made only if neither refused.
+        Left alone they may never meet: a start-up seconds slower (two interpreters importing
+        Prefect on a busy machine) lets one finish before the other takes its first lock. So the
+        first to hold a store's lock (its first crash point is inside the lock) is frozen with
+        SIGSTOP until the other has exited, then resumed: the other must refuse at once, clearly,
+        and the frozen one must finish the store as if it had been alone.
         """
-        for attempt in range(attempts):
-            self._concurrent_once(self.h.work / f"concurrent-{attempt}" / "store")
-            if any(self.result.concurrent["lock_refusals"]):
-                return
-
-    def _concurrent_once(self, store: Path) -> None:
-        procs = []
-        logs = []
+        store = self.h.work / "concurrent" / "store"
+        logs = [self.h.work / f"concurrent-{i}.log" for i in range(2)]
+        traces = [self.h.work / f"concurrent-{i}.trace" for i in range(2)]
         t0 = time.time()
-        for i in range(2):
-            log = open(self.h.work / f"concurrent-{i}.log", "wb")  # noqa: SIM115 - closed below
-            env = {k: v for k, v in self.h.env.items() if k not in (CRASH_AT_ENV, CRASH_LOG_ENV)}
-            procs.append(
-                subprocess.Popen(
-                    self.h.command(store, PROFILES),
-                    cwd=REPO,
-                    env=env,
-                    stdout=log,
-                    stderr=log,
-                    start_new_session=True,
-                )
-            )
-            logs.append(log)
-        rcs = []
-        for proc, log in zip(procs, logs, strict=True):
-            rcs.append(_wait_or_kill(proc, None))
-            log.close()
-        texts = [(self.h.work / f"concurrent-{i}.log").read_text(errors="replace") for i in range(2)]
+        procs = [self._start(store, log, trace) for log, trace in zip(logs, traces, strict=True)]
+        frozen = _freeze_first_to_lock(procs, traces)
+        rcs: list[int | None] = [None, None]
+        try:
+            if frozen is not None:
+                other = 1 - frozen
+                rcs[other] = _wait_or_kill(procs[other], None)
+                os.killpg(procs[frozen].pid, signal.SIGCONT)
+            for i, proc in enumerate(procs):
+                if rcs[i] is None:
+                    rcs[i] = _wait_or_kill(proc, None)
+        finally:
+            for proc in procs:
+                _wait_or_kill(proc, 0.0)
+        texts = [log.read_text(errors="replace") for log in logs]
         verified, compared = self.check(store)
         self.result.concurrent = {
-            "store": str(store),
             "returncodes": rcs,
+            "frozen_while_holding_the_lock": frozen,
             "seconds": round(time.time() - t0, 2),
             "lock_refusals": [LOCK_MESSAGE in t for t in texts],
             "refusal_lines": [_error_line(t) for t in texts],
@@ -622,6 +618,32 @@ class KillLoop:
             "compare": compared,
         }
         self.log(f"concurrent: exit codes {rcs}, lock refusals {self.result.concurrent['lock_refusals']}")
+
+    def _start(self, store: Path, log: Path, trace: Path) -> subprocess.Popen[bytes]:
+        env = {k: v for k, v in self.h.env.items() if k not in (CRASH_AT_ENV, CRASH_LOG_ENV)}
+        env[CRASH_LOG_ENV] = str(trace)
+        with open(log, "wb") as fh:
+            return subprocess.Popen(
+                self.h.command(store, PROFILES),
+                cwd=REPO,
+                env=env,
+                stdout=fh,
+                stderr=fh,
+                start_new_session=True,
+            )
+
+
+def _freeze_first_to_lock(procs: Sequence[subprocess.Popen[bytes]], traces: Sequence[Path]) -> int | None:
+    """SIGSTOP the first process to log a crash point (it holds a store lock then); its index,
+    or None if both ended first."""
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    while time.monotonic() < deadline and any(p.poll() is None for p in procs):
+        for i, (proc, trace) in enumerate(zip(procs, traces, strict=True)):
+            if proc.poll() is None and trace.exists() and trace.stat().st_size > 0:
+                os.killpg(proc.pid, signal.SIGSTOP)
+                return i
+        time.sleep(0.005)
+    return None
 
 
 def _error_line(text: str) -> str:
@@ -665,14 +687,17 @@ def table(result: LoopResult) -> str:
 
 
 def concurrent_ok(c: Mapping[str, Any]) -> bool:
-    """At least one ingest finished, every other one refused on the lock, the store is intact."""
-    refused_or_ok = all(
-        rc == 0 or refused for rc, refused in zip(c["returncodes"], c["lock_refusals"], strict=True)
+    """The lock holder finished, the other refused on the lock (exit 2), the store is intact."""
+    holder = c["frozen_while_holding_the_lock"]
+    if holder is None:
+        return False
+    met = (
+        c["returncodes"][holder] == 0 and c["returncodes"][1 - holder] == 2 and c["lock_refusals"][1 - holder]
     )
     intact = all(v["ok"] for v in c["verify"].values()) and not any(
         x["differences"] for x in c["compare"].values()
     )
-    return 0 in c["returncodes"] and refused_or_ok and intact
+    return bool(met) and intact
 
 
 def passed(result: LoopResult) -> bool:

@@ -8,13 +8,10 @@ tree, and checks the finding names the file or key, what was expected and what w
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
-import sys
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -25,23 +22,14 @@ from pipeline.ingest import commit, plan_ingest, run_batch
 from pipeline.labels_store import relabel
 from pipeline.shards import ShardStore, tree_digest, write_json_atomic
 from pipeline.verify import VerifyResult, verify_store
+from tests.script_module import load_script
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILES = ("ecg12", "lead1_af", "holter")
 pytestmark = pytest.mark.shared_data
 
 
-def _load_kill_loop() -> ModuleType:
-    """``scripts/kill_loop.py`` builds the raw tree (scripts/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("_scripts_kill_loop", REPO / "scripts" / "kill_loop.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve annotations through sys.modules
-    spec.loader.exec_module(module)
-    return module
-
-
-kl = _load_kill_loop()
+kl = load_script("kill_loop")
 SPEC = kl.TreeSpec(n_cinc2017=30, n_ptbxl=6, mitbih=("100",), batch_units=8)
 
 
