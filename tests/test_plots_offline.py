@@ -19,7 +19,6 @@ import subprocess
 import sys
 from html.parser import HTMLParser
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -27,6 +26,7 @@ import pytest
 from matplotlib.image import imread, imsave
 
 from pipeline.plots import confusion_rows, pr_rows, roc_rows
+from tests.script_module import load_script
 
 REPO = Path(__file__).resolve().parents[1]
 TEMPLATE = REPO / ".dvc" / "plots" / "offline_template.html"
@@ -76,18 +76,8 @@ plots:
 """
 
 
-def _load_script(name: str) -> ModuleType:
-    """Import ``scripts/<name>.py`` (scripts/ is not a package)."""
-    spec = importlib.util.spec_from_file_location(f"_scripts_{name}", REPO / "scripts" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve annotations through sys.modules
-    spec.loader.exec_module(module)
-    return module
-
-
-shots = _load_script("screenshot_plots")
-vendor = _load_script("vendor_vega")
+shots = load_script("screenshot_plots")
+vendor = load_script("vendor_vega")
 
 
 class _ExternalRefs(HTMLParser):
