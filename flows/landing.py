@@ -78,8 +78,9 @@ def changed_stages(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
 
 
 @task(name="dvc-repro")
-def dvc_repro(project: Path, run_id: str | None) -> list[str]:
-    """Run ``dvc repro`` in ``project``, streaming its output to the log; the stages it re-ran."""
+def dvc_repro(project: Path, run_id: str | None) -> tuple[list[str], dict[str, Any]]:
+    """Run ``dvc repro`` in ``project``, streaming its output to the log; the stages it re-ran and
+    the ``dvc.lock`` stages it left."""
     log = get_run_logger()
     before = read_lock(project)
     env = {**os.environ, FLOW_RUN_ENV: run_id or ""}
@@ -100,12 +101,12 @@ def dvc_repro(project: Path, run_id: str | None) -> list[str]:
                 tail = [*tail[-40:], line]
     if proc.returncode != 0:
         raise RuntimeError(f"dvc repro failed in {project} (exit {proc.returncode}):\n" + "\n".join(tail))
-    return changed_stages(before, read_lock(project))
+    after = read_lock(project)
+    return changed_stages(before, after), after
 
 
-def _publish_models(params: Params, project: Path, stages: Sequence[str], run_id: str | None) -> None:
+def _publish_models(params: Params, lock: dict[str, Any], stages: Sequence[str], run_id: str | None) -> None:
     """A materialisation event per re-trained model, upstream = its profile's live shards + split index."""
-    lock = read_lock(project)
     for name in (s.split("@", 1)[1] for s in stages if s.startswith("train@")):
         if name not in params.train.models:
             continue
@@ -143,10 +144,10 @@ def landing_pipeline(
     profiles = landing_profiles(params)
     ingested = ingest(params_path, list(overrides), None, profiles) if profiles else {}
     run_repro = params.deploy.repro if repro is None else repro
-    stages = dvc_repro(project, run_id) if run_repro else []
+    stages, lock = dvc_repro(project, run_id) if run_repro else ([], {})
     if stages:
         log.info("dvc repro re-ran: %s", ", ".join(stages))
-        _publish_models(params, project, stages, run_id)
+        _publish_models(params, lock, stages, run_id)
     return {
         "landing": report.to_json(),
         "report_file": str(saved),
