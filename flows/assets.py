@@ -15,12 +15,15 @@ from typing import Any
 
 from prefect.assets import Asset, AssetProperties, add_asset_metadata, materialize
 
+from pipeline.objstore import is_url
+
 MATERIALIZED_BY = "ecgpipe"
 
 
-def file_asset(path: Path, name: str | None = None, description: str | None = None) -> Asset:
-    """The asset of a file or folder: key ``file:///abs/path``."""
-    uri = Path(path).resolve().as_uri()
+def file_asset(path: Path | str, name: str | None = None, description: str | None = None) -> Asset:
+    """The asset of a file or folder: key ``file:///abs/path``, or the object's URL as it is
+    (``s3://bucket/...``) for a store on object storage."""
+    uri = str(path) if is_url(path) else Path(path).resolve().as_uri()
     props = AssetProperties(name=name, description=description) if name or description else None
     return Asset(key=uri, properties=props)
 

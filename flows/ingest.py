@@ -21,9 +21,18 @@ from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTa
 from tqdm import tqdm
 
 from flows.assets import file_asset, publish
-from pipeline.config import IngestParams, Params, build_readers, load_params, signal_plan, storage_spec
+from pipeline.config import (
+    IngestParams,
+    Params,
+    build_readers,
+    load_params,
+    signal_plan,
+    storage_spec,
+    store_root,
+)
 from pipeline.ingest import Batch, BatchResult, commit, plan_ingest, run_batch
 from pipeline.labels_store import relabel
+from pipeline.objstore import StoreRoot, open_store
 from pipeline.preprocess import SignalPlan
 from pipeline.reporting import ingest_markdown
 from pipeline.shards import ShardInfo, ShardStore, StorageSpec
@@ -47,11 +56,13 @@ def ingest_batch(
     readers: dict[str, SourceReader],
     plan: SignalPlan,
     storage: StorageSpec,
-    store_root: str,
+    root: StoreRoot,
     profile: str,
     attrs: dict[str, Any],
 ) -> BatchResult:
-    return run_batch(batch, readers, plan, storage, ShardStore(Path(store_root), profile), attrs)
+    """One batch on whichever worker runs it; the worker opens the store (local or object storage)
+    itself and writes its shards whole."""
+    return run_batch(batch, readers, plan, storage, open_store(root, profile), attrs)
 
 
 def make_task_runner(cfg: IngestParams) -> TaskRunner[Any]:
@@ -81,8 +92,8 @@ def ingest_profile(params: Params, profile: str, limit: int | None = None) -> di
     """Ingest every source feeding one profile into its shard store; returns the report."""
     log = get_run_logger()
     prof = params.profiles[profile]
-    root = (params.ingest.smoke_store if limit is not None else params.ingest.store) / profile
-    store = ShardStore(root, profile)
+    root = store_root(params.ingest, smoke=limit is not None)
+    store = open_store(root, profile)
     readers = build_readers(params, prof.sources)
     plan_s, storage = signal_plan(prof), storage_spec(prof)
     started = datetime.now(UTC).isoformat(timespec="seconds")
@@ -94,7 +105,8 @@ def ingest_profile(params: Params, profile: str, limit: int | None = None) -> di
         "fs_hz": prof.fs_hz,
         "length": prof.length,
         "plan_digest": plan_s.digest(),
-        "flow_run_id": run_id,
+        # no flow-run id or time here: a shard's bytes depend on its inputs and code only, so any
+        # runner (threads, a cluster, another machine) writes the same shard; the manifest says which run
     }
     with store.lock():
         manifest = store.load_manifest()
@@ -114,9 +126,7 @@ def ingest_profile(params: Params, profile: str, limit: int | None = None) -> di
         batch_task = ingest_batch.with_options(
             retries=params.ingest.retries, retry_delay_seconds=params.ingest.retry_delay_s
         )
-        futures = [
-            batch_task.submit(b, readers, plan_s, storage, str(root), profile, attrs) for b in plan.batches
-        ]
+        futures = [batch_task.submit(b, readers, plan_s, storage, root, profile, attrs) for b in plan.batches]
         results: list[BatchResult] = []
         failed: list[BaseException] = []
         t0 = time.perf_counter()
@@ -132,6 +142,8 @@ def ingest_profile(params: Params, profile: str, limit: int | None = None) -> di
                 bar.set_postfix(records=sum(r.n_records for r in results))
         report = commit(plan, sorted(results, key=lambda r: r.seq), store, manifest, run_info)
         report["seconds"] = round(time.perf_counter() - t0, 3)
+        # which process wrote each new shard: not stored (it differs run to run), shown to the caller
+        report["writers"] = {info.name: r.writer for r in results for info in r.shards}
         report["labels"] = relabel(
             store,
             params.labels.tables_dir,
@@ -156,7 +168,7 @@ def _publish_shards(
 ) -> None:
     """One asset materialisation event per new shard, upstream = the raw source roots (flows.assets)."""
     assets = {
-        file_asset(store.shard_path(s.name), name=f"{store.profile}/{s.name}"): {
+        file_asset(store.shard_location(s.name), name=f"{store.profile}/{s.name}"): {
             "profile": store.profile,
             "n_records": s.n_records,
             "sha256": s.sha256,

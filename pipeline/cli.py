@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import cli_flows, cli_lineage, cli_models, cli_parity, cli_verify
-from pipeline.config import ConfigError, Params, load_params
+from pipeline.config import ConfigError, Params, load_params, store_root
 from pipeline.errors import PipelineError
+from pipeline.objstore import open_store
 from pipeline.provenance import record_path, stage_context, stage_record
-from pipeline.shards import ShardStore, StoreError, write_json_atomic
+from pipeline.shards import StoreError, write_json_atomic
 
 
 def _params_args(p: argparse.ArgumentParser) -> None:
@@ -118,12 +119,12 @@ def cmd_ingest(args: argparse.Namespace, params: Params) -> int:
 def cmd_summary(args: argparse.Namespace, params: Params) -> int:
     from pipeline.reporting import profile_summary
 
-    base = params.ingest.smoke_store if args.smoke else params.ingest.store
+    root = store_root(params.ingest, smoke=args.smoke)
     out = {}
     for name in args.profile or list(params.profiles):
-        store = ShardStore(base / name, name)
-        if not store.manifest_path.exists():
-            out[name] = {"profile": name, "store": str(store.root), "records": 0, "note": "not ingested yet"}
+        store = open_store(root, name)
+        if not store.has_manifest():
+            out[name] = {"profile": name, "store": store.location(), "records": 0, "note": "not ingested yet"}
             continue
         out[name] = profile_summary(store)
     if args.json:

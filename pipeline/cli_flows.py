@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from pipeline.config import Params
+from pipeline.config import Params, require_local_store
 
 
 def add_parsers(sub: Any, params_args: Any) -> None:
@@ -35,6 +35,7 @@ def add_parsers(sub: Any, params_args: Any) -> None:
 def cmd_serve(args: argparse.Namespace, params: Params) -> int:
     from flows.serve import serve_landing
 
+    require_local_store(params, "ecgpipe serve")
     if not os.environ.get("PREFECT_API_URL"):
         print(
             "warning: PREFECT_API_URL is not set; the deployment lives only as long as this process's "
@@ -47,6 +48,7 @@ def cmd_serve(args: argparse.Namespace, params: Params) -> int:
 
 
 def cmd_land(args: argparse.Namespace, params: Params) -> int:
+    require_local_store(params, "ecgpipe land")
     if args.dry_run:
         return _dry_run(args, params)
     from flows.landing import landing_pipeline

@@ -46,8 +46,11 @@ def add_parsers(sub: Any, params_args: Any) -> None:
 
 def cmd_lineage(args: argparse.Namespace, params: Params) -> int:
     """Print the lineage of ``args.path`` or ``args.record``; 2 (and ``error: ...``) when unknown."""
+    from pipeline.config import require_local_store
     from pipeline.dvc_lock import LockError, find_project_root
     from pipeline.lineage import LineageError, artifact_lineage
+
+    require_local_store(params, "ecgpipe lineage")
     from pipeline.lineage_record import record_lineage
     from pipeline.lineage_render import render_artifact, render_record
 

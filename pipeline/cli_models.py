@@ -14,7 +14,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.config import ConfigError, ModelTrainParams, Params, signal_plan
+from pipeline.config import ConfigError, ModelTrainParams, Params, signal_plan, store_root
 
 if TYPE_CHECKING:  # importing it loads torch: only the model commands pay for that
     from pipeline.targets import Targets
@@ -79,13 +79,13 @@ def add_parsers(sub: Any, params_args: Any) -> None:
 
 
 def cmd_split(args: argparse.Namespace, params: Params) -> int:
-    from pipeline.shards import ShardStore
+    from pipeline.objstore import open_store
     from pipeline.splits import index_from_store, write_index
 
     m = model_params(params, args.model)
     targets = targets_for(params, args.model)
     sp = params.split
-    store = ShardStore(params.ingest.store / m.profile, m.profile)
+    store = open_store(store_root(params.ingest), m.profile)
     index = index_from_store(
         store, sp.fractions, sp.seed, sp.fold_map, sp.fold_key, sp.group_by_source,
         normal_only_train=m.normal_class, keep=targets.usable,
@@ -112,7 +112,8 @@ def cmd_train(args: argparse.Namespace, params: Params) -> int:
     profile = params.profiles[m.profile]
     kwargs: dict[str, Any] = {
         "name": args.model, "kind": m.kind, "model_kwargs": m.model,
-        "targets": targets_for(params, args.model), "store_root": params.ingest.store, "profile": m.profile,
+        "targets": targets_for(params, args.model), "store_root": store_root(params.ingest),
+        "profile": m.profile,
         "plan": signal_plan(profile), "index_path": index_path(params, args.model),
         "out_dir": checkpoint_dir(params, args.model), "cfg": cfg,
         "settings": LoaderSettings(m.batch_size, m.num_workers, m.shuffle_buffer),
@@ -159,7 +160,7 @@ def _evaluate_runner(params: Params, model: str, card: Any, run: Any, settings: 
     idx = index_path(params, model)
 
     def scored(split: Any) -> Any:
-        loader = split_loader(params.ingest.store, card.profile, idx, split, params.evaluate.batch_size)
+        loader = split_loader(store_root(params.ingest), card.profile, idx, split, params.evaluate.batch_size)
         keep = 10**9 if card.task == "reconstruction" and split == "test" else 32
         return score_split(loader, run, card, split, keep)
 
@@ -198,7 +199,7 @@ def cmd_export(args: argparse.Namespace, params: Params) -> int:
     model, card, _ = load_trained(checkpoint_dir(params, args.model))
     out = params.export.out_dir / args.model
     fp32 = export.export_onnx(model, card.input_shape, out / "model_fp32.onnx", ex.opset)
-    calib = calibration_batches(params.ingest.store, card.profile, index_path(params, args.model),
+    calib = calibration_batches(store_root(params.ingest), card.profile, index_path(params, args.model),
                                 ex.calibration_records, params.evaluate.batch_size)  # fmt: skip
     int8 = export.quantize_int8(fp32, calib, out / "model_int8.onnx")
     runners: dict[str, tuple[Any, Any]] = {

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.cli_models import checkpoint_dir, eval_dir, index_path, model_params
-from pipeline.config import Params
+from pipeline.config import Params, store_root
 
 
 def add_parsers(sub: Any, params_args: Any) -> None:
@@ -57,7 +57,7 @@ def _test_batches(
     each batch's vocabulary labels (B, V) are appended to ``labels`` as it goes (one read of the split)."""
     from pipeline.model_io import split_loader
 
-    loader = split_loader(params.ingest.store, profile, index_path(params, model), "test",
+    loader = split_loader(store_root(params.ingest), profile, index_path(params, model), "test",
                           params.parity.batch_size)  # fmt: skip
     ids = list(loader.record_ids)
     limit = params.parity.max_records or len(ids)

@@ -35,8 +35,9 @@ def add_parsers(sub: Any, params_args: Any) -> None:
 
 def cmd_verify(args: argparse.Namespace, params: Params) -> int:
     """Verify the named (or all) profiles' stores; print the report; 0 clean, 1 not clean."""
-    from pipeline.config import ConfigError
+    from pipeline.config import ConfigError, require_local_store
 
+    require_local_store(params, "ecgpipe verify")
     names = list(args.profile or params.profiles)
     unknown = [n for n in names if n not in params.profiles]
     if unknown:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from pipeline.objstore import StoreRoot
 from pipeline.preprocess import SignalPlan
 from pipeline.shards import StorageSpec
 
@@ -183,9 +184,36 @@ class Profile(_Strict):
 # --- stages ------------------------------------------------------------------------------------
 
 
+class ObjectStoreParams(_Strict):
+    """Shard stores on object storage instead of ``ingest.store`` (pipeline.objstore)."""
+
+    url: str  # s3://bucket/prefix: each profile's store under <url>/<profile>, smoke runs under <url>/_smoke
+    options: dict[str, Any] = Field(default_factory=dict)  # fsspec/s3fs options, e.g. endpoint_url
+
+    @field_validator("url")
+    @classmethod
+    def _is_object_url(cls, v: str) -> str:
+        scheme, sep, rest = v.partition("://")
+        if not sep or not scheme or not rest.strip("/") or scheme == "file":
+            raise ValueError(f"expected an object-store URL such as s3://bucket/prefix, got {v!r}")
+        return v.rstrip("/")
+
+    @field_validator("options")
+    @classmethod
+    def _no_secrets(cls, v: dict[str, Any]) -> dict[str, Any]:
+        secret = sorted(k for k in v if k in {"key", "secret", "token", "aws_secret_access_key"})
+        if secret:
+            raise ValueError(
+                f"credentials {secret} do not belong in params (they would be committed); "
+                "set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY in the environment"
+            )
+        return v
+
+
 class IngestParams(_Strict):
     store: Path = Path("data/shards")
     smoke_store: Path = Path("data/shards_smoke")
+    object_store: ObjectStoreParams | None = None
     task_runner: Literal["threads", "processes", "dask"] = "threads"
     workers: int = Field(default=2, ge=1, le=256)
     dask_address: str | None = None
@@ -495,7 +523,9 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
         path, value = parse_override(text)
         node = data
         for i, part in enumerate(path[:-1]):
-            child = node.setdefault(part, {})
+            child = node.get(part)
+            if child is None:  # a null or absent section is set key by key
+                child = node[part] = {}
             if not isinstance(child, dict):
                 raise ConfigError(f"--set {text!r}: {'.'.join(path[: i + 1])} is a value, not a section")
             node = child
@@ -553,6 +583,23 @@ def params_from_dict(data: Mapping[str, Any], origin: str = "params", base_dir: 
     except ValidationError as exc:
         raise ConfigError(_format_error(exc, origin)) from None
     return _resolve_paths(params, base_dir) if base_dir is not None else params
+
+
+def require_local_store(params: Params, command: str) -> None:
+    """Commands that read store folders directly (verify, lineage, landing) refuse an object store."""
+    if params.ingest.object_store is not None:
+        raise ConfigError(
+            f"ingest.object_store: `{command}` works on local stores (ingest.store) only, and "
+            f"ingest.object_store is set to {params.ingest.object_store.url}; run it without that setting"
+        )
+
+
+def store_root(cfg: IngestParams, smoke: bool = False) -> StoreRoot:
+    """Where the profile stores live: ``ingest.object_store`` when set, else the local folders."""
+    if cfg.object_store is not None:
+        root = StoreRoot.of(cfg.object_store.url, cfg.object_store.options)
+        return root.child("_smoke") if smoke else root
+    return StoreRoot.of(cfg.smoke_store if smoke else cfg.store)
 
 
 def _resolve(base: Path, p: Path) -> Path:

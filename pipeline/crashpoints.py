@@ -32,7 +32,7 @@ CRASH_LOG_ENV = "ECGPIPE_TEST_CRASH_LOG"
 # Every point ingest calls, in the order a run reaches them (the kill loop covers each one).
 POINTS = (
     "batch.read_unit",  # pipeline.ingest.run_batch: before each unit of a batch is read
-    "shard.write",  # pipeline.shards._write_group: the signal array written, the rest not yet
+    "shard.write",  # pipeline.shards.write_group: the signal array written, the rest not yet
     "shard.before_rename",  # pipeline.shards.ShardStore.write_shard: temp folder complete, not renamed
     "shard.after_rename",  # ... renamed into shards/, the manifest does not list it yet
     "commit.before_manifest",  # pipeline.ingest.commit: every shard published, manifest not written
@@ -40,6 +40,10 @@ POINTS = (
     "commit.after_manifest",  # pipeline.ingest.commit: manifest written, stat cache/quarantine/report not
     "commit.before_report",  # ... quarantine written, ingest_report.json not
     "commit.done",  # ... everything of commit written; unified labels not yet re-derived
+)
+# Points only a store on object storage reaches (tests/test_object_store.py covers them).
+REMOTE_POINTS = (
+    "shard.upload_half",  # pipeline.objstore.RemoteShardStore: half of a shard's objects uploaded
 )
 
 _ACTIVE = False
@@ -52,9 +56,10 @@ _GUARD = threading.Lock()
 def parse_spec(spec: str) -> tuple[str, int]:
     """``"shard.write:3"`` → ``("shard.write", 3)``; anything else is a ValueError naming the spec."""
     name, sep, count = spec.rpartition(":")
-    if not sep or name not in POINTS or not count.isdigit() or int(count) < 1:
+    known = (*POINTS, *REMOTE_POINTS)
+    if not sep or name not in known or not count.isdigit() or int(count) < 1:
         raise ValueError(
-            f"{CRASH_AT_ENV}={spec!r}: expected <point>:<n> with n >= 1 and point one of {', '.join(POINTS)}"
+            f"{CRASH_AT_ENV}={spec!r}: expected <point>:<n> with n >= 1 and point one of {', '.join(known)}"
         )
     return name, int(count)
 

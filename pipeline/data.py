@@ -58,7 +58,8 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_in
 
 from pipeline.errors import PipelineError
 from pipeline.labels_store import read_labels
-from pipeline.shards import ShardStore, array, live_rows
+from pipeline.objstore import RemoteShardStore, StoreRoot, open_store
+from pipeline.shards import SHARDS_DIR, ShardStore, array, live_rows
 from pipeline.splits import read_index
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
@@ -83,6 +84,8 @@ class ShardSignal:
 
     ``codec`` is ``"blosc"``, ``"zstd"`` or ``"raw"`` for direct reads of ``chunk_file`` at the
     byte ranges ``index`` ``(n_blocks, 2)`` (offset, length); ``"zarr"`` reads through zarr.
+    ``remote`` is set for a store on object storage: ``chunk_file``/``group_path`` are URLs then,
+    read with ranged GETs through a filesystem each reading process opens for itself.
     """
 
     name: str
@@ -97,6 +100,7 @@ class ShardSignal:
     codec: str
     chunk_file: str | None
     index: npt.NDArray[np.uint64]
+    remote: StoreRoot | None = None
 
     @property
     def n_blocks(self) -> int:
@@ -125,13 +129,14 @@ def describe_signal(store: ShardStore, name: str) -> ShardSignal:
     direct = _direct_layout(meta)
     rows = int(arr.chunks[0])
     codec, chunk_file, index = "zarr", None, np.zeros((0, 2), dtype=np.uint64)
+    remote = store.spec if isinstance(store, RemoteShardStore) else None
     if direct is not None:
         codec, rows, outer_rows = direct
-        chunk_file = str(store.shard_path(name) / "signal" / _chunk_key(meta))
-        index = _read_shard_index(Path(chunk_file), outer_rows // rows, n)
+        chunk_file = store.location(f"{SHARDS_DIR}/{name}/signal/{_chunk_key(meta)}")
+        index = _read_shard_index(_RangeFile(chunk_file, remote), outer_rows // rows, n)
     return ShardSignal(
         name=name,
-        group_path=str(store.shard_path(name)),
+        group_path=store.shard_location(name),
         n_rows=n,
         channels=c,
         length=length,
@@ -142,6 +147,7 @@ def describe_signal(store: ShardStore, name: str) -> ShardSignal:
         codec=codec,
         chunk_file=chunk_file,
         index=index,
+        remote=remote,
     )
 
 
@@ -187,17 +193,40 @@ def _chunk_key(meta: Mapping[str, Any]) -> str:
     return str(sep).join(["c", *("0" for _ in meta["shape"])])
 
 
-def _read_shard_index(path: Path, n_chunks: int, n_rows: int) -> npt.NDArray[np.uint64]:
+class _RangeFile:
+    """A shard file on local disk or object storage, read by byte range."""
+
+    def __init__(self, path: str, remote: StoreRoot | None) -> None:
+        self.path = path
+        self.fs: Any = None
+        if remote is not None:
+            self.fs, self.key = StoreRoot(path, remote.options).filesystem()
+
+    def size(self) -> int | None:
+        """Bytes in the file; None when it does not exist (a shard with no signal chunk written)."""
+        try:
+            return int(self.fs.size(self.key)) if self.fs is not None else os.stat(self.path).st_size
+        except FileNotFoundError:
+            return None
+
+    def read(self, offset: int, nbytes: int) -> bytes:
+        if self.fs is not None:
+            return bytes(self.fs.cat_file(self.key, start=offset, end=offset + nbytes))
+        with open(self.path, "rb") as fh:
+            fh.seek(offset)
+            return fh.read(nbytes)
+
+
+def _read_shard_index(file: _RangeFile, n_chunks: int, n_rows: int) -> npt.NDArray[np.uint64]:
     """The (offset, length) of each inner chunk, checked against its crc32c and the file size."""
-    if n_rows == 0 or not path.exists():
+    path = file.path
+    size = file.size() if n_rows else None
+    if size is None:
         return np.full((n_chunks, 2), _EMPTY_CHUNK, dtype=np.uint64)
-    size = path.stat().st_size
     index_bytes = n_chunks * 16 + 4
     if size < index_bytes:
         raise LoaderError(f"{path}: {size} bytes, too short for a shard index of {n_chunks} chunks")
-    with open(path, "rb") as fh:
-        fh.seek(size - index_bytes)
-        raw = fh.read(index_bytes)
+    raw = file.read(size - index_bytes, index_bytes)
     try:
         body = CRC32C().decode(raw)
     except RuntimeError as exc:
@@ -216,6 +245,7 @@ class BlockReader:
         self.shards = shards
         self.blosc_threads = blosc_threads
         self._fds: dict[int, int] = {}
+        self._remote: dict[int, _RangeFile] = {}
         self._zarr: dict[int, zarr.Array[Any]] = {}
         width = max((s.block_nbytes for s in shards), default=0)
         self._scratch = np.empty(width, dtype=np.uint8)
@@ -224,6 +254,7 @@ class BlockReader:
         for fd in self._fds.values():
             os.close(fd)
         self._fds.clear()
+        self._remote.clear()
         self._zarr.clear()
 
     def read(self, shard: int, block: int, rows: npt.NDArray[np.int64], out: npt.NDArray[Any]) -> None:
@@ -248,7 +279,7 @@ class BlockReader:
         if offset == _EMPTY_CHUNK:
             out[...] = sig.fill_value
             return
-        data = os.pread(self._fd(shard), nbytes, offset)
+        data = self._read_bytes(shard, offset, nbytes)
         if len(data) != nbytes:
             raise LoaderError(f"{sig.chunk_file}: block {block} truncated ({len(data)} of {nbytes} bytes)")
         try:
@@ -257,6 +288,16 @@ class BlockReader:
             if isinstance(exc, LoaderError):
                 raise
             raise LoaderError(f"{sig.chunk_file}: block {block} does not decode: {exc}") from exc
+
+    def _read_bytes(self, shard: int, offset: int, nbytes: int) -> bytes:
+        sig = self.shards[shard]
+        if sig.remote is None:
+            return os.pread(self._fd(shard), nbytes, offset)
+        if shard not in self._remote:
+            assert sig.chunk_file is not None  # direct codecs always carry their chunk file
+            # opened here, in the reading process: a connection made before a fork is not reused
+            self._remote[shard] = _RangeFile(sig.chunk_file, sig.remote)
+        return self._remote[shard].read(offset, nbytes)
 
     def _fd(self, shard: int) -> int:
         if shard not in self._fds:
@@ -268,7 +309,10 @@ class BlockReader:
     def _decode_zarr(self, shard: int, block: int, out: npt.NDArray[Any]) -> None:
         sig = self.shards[shard]
         if shard not in self._zarr:
-            self._zarr[shard] = zarr.open_array(str(Path(sig.group_path) / "signal"), mode="r", zarr_format=3)
+            options = dict(sig.remote.options) if sig.remote is not None else None
+            self._zarr[shard] = zarr.open_array(
+                f"{sig.group_path}/signal", mode="r", zarr_format=3, storage_options=options
+            )
         start = block * sig.block_rows
         stop = min(start + sig.block_rows, sig.n_rows)
         out[: stop - start] = np.asarray(self._zarr[shard][start:stop])
@@ -347,7 +391,7 @@ def load_split(store: ShardStore, index_path: Path, split: str) -> SplitRecords:
         raise LoaderError(f"{index_path}: an index of profile {made_for!r}, not {store.profile!r}")
     labels = read_labels(store)
     if labels is None:
-        raise LoaderError(f"{store.root}: no unified labels; run ingest first")
+        raise LoaderError(f"{store.location()}: no unified labels; run ingest first")
     made_from = index.header.get("labels_digest")
     if made_from != labels.digest:
         raise StaleIndexError(
@@ -360,7 +404,7 @@ def load_split(store: ShardStore, index_path: Path, split: str) -> SplitRecords:
     names = sorted({r.shard for r in rows})
     for name in names:
         if name not in manifest.shards:
-            raise LoaderError(f"{index_path}: shard {name} is not in {store.manifest_path}")
+            raise LoaderError(f"{index_path}: shard {name} is not in {store.location('manifest.json')}")
     shard_no = {name: i for i, name in enumerate(names)}
     picks = []
     for r in rows:
@@ -388,7 +432,7 @@ def load_split(store: ShardStore, index_path: Path, split: str) -> SplitRecords:
 def _check_same_shape(shards: Sequence[ShardSignal], store: ShardStore) -> None:
     shapes = {(s.channels, s.length) for s in shards}
     if len(shapes) > 1:
-        raise LoaderError(f"{store.root}: shards hold records of different shapes {sorted(shapes)}")
+        raise LoaderError(f"{store.location()}: shards hold records of different shapes {sorted(shapes)}")
 
 
 def _check_live(rows: Sequence[Any], shards: Mapping[str, Any], index_path: Path) -> None:
@@ -889,7 +933,7 @@ def _make_ring(n_workers: int, slots: int, shape: tuple[int, ...]) -> _SharedRin
 
 
 def make_loader(
-    store_root: Path,
+    store_root: StoreRoot | Path,
     profile: str,
     index_path: Path,
     split: str,
@@ -924,7 +968,7 @@ def make_loader(
     persistent workers and whole batches) lets workers reuse a few shared-memory batches
     instead of making fresh ones (see :class:`_SharedRing`).
     """
-    store = ShardStore(Path(store_root) / profile, profile)
+    store = open_store(store_root, profile)
     records = load_split(store, Path(index_path), split)
     pin = resolve_pin_memory(pin_memory)
     common: dict[str, Any] = {

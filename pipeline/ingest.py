@@ -16,6 +16,7 @@ import hashlib
 import io
 import json
 import os
+import socket
 import time
 import traceback
 from collections import Counter
@@ -34,7 +35,6 @@ from pipeline.shards import (
     StorageSpec,
     rows_for,
     single_threaded_codecs,
-    write_json_atomic,
 )
 from pipeline.sources.base import SourceReader, confined_path, list_files, sha256_file
 
@@ -102,6 +102,7 @@ class BatchResult:
     outcomes: tuple[UnitOutcome, ...]
     n_records: int
     seconds: float
+    writer: str = ""  # "<host>:<pid>" of the process that wrote the shards (for cluster runs' reports)
 
 
 # --- plan --------------------------------------------------------------------------------------
@@ -365,7 +366,10 @@ def run_batch(
     writer.flush()
     outcomes = tuple(writer.outcome(task, cache) for task, cache in tasks)
     n = sum(s.n_records for s in writer.shards)
-    return BatchResult(batch.seq, tuple(writer.shards), outcomes, n, time.perf_counter() - t0)
+    seconds = time.perf_counter() - t0
+    return BatchResult(
+        batch.seq, tuple(writer.shards), outcomes, n, seconds, f"{socket.gethostname()}:{os.getpid()}"
+    )
 
 
 # --- commit ------------------------------------------------------------------------------------
@@ -424,7 +428,7 @@ def commit(
     manifest.file_cache = plan.file_cache
     manifest.next_seq = max([manifest.next_seq] + [b.seq + 1 for b in plan.batches])
     n_new = sum(r.n_records for r in results)
-    changed = json.dumps(manifest.to_json(), sort_keys=True) != before or not store.manifest_path.exists()
+    changed = json.dumps(manifest.to_json(), sort_keys=True) != before or not store.has_manifest()
     crash_point("commit.before_manifest")
     if changed:
         run = {**run_info, "records_processed": n_new, "units": len(plan.todo)}
@@ -434,12 +438,12 @@ def commit(
     store.save_file_cache(manifest.file_cache)
     store.remove_debris(manifest)
     quarantine = quarantine_entries(plan, manifest)
-    write_json_atomic(store.root / "quarantine.json", quarantine)
-    _write_quarantine_csv(store.root / "quarantine.csv", quarantine)
+    store.write_json("quarantine.json", quarantine)
+    store.write_bytes("quarantine.csv", quarantine_csv(quarantine))
     crash_point("commit.before_report")
     report = reconcile(plan, manifest, quarantine, n_new)
     if changed or _report_state(report) != _report_state(_stored_report(store)):
-        write_json_atomic(store.root / "ingest_report.json", report)
+        store.write_json("ingest_report.json", report)
     crash_point("commit.done")
     return report
 
@@ -460,10 +464,7 @@ def _report_state(report: Any) -> Any:
 
 
 def _stored_report(store: ShardStore) -> Any:
-    try:
-        return json.loads((store.root / "ingest_report.json").read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return None
+    return store.read_json("ingest_report.json", None)
 
 
 def quarantine_entries(plan: IngestPlan, manifest: Manifest) -> list[dict[str, Any]]:
@@ -476,15 +477,14 @@ def quarantine_entries(plan: IngestPlan, manifest: Manifest) -> list[dict[str, A
     return entries
 
 
-def _write_quarantine_csv(path: Path, entries: Sequence[Mapping[str, Any]]) -> None:
+def quarantine_csv(entries: Sequence[Mapping[str, Any]]) -> bytes:
+    """quarantine.json's entries as CSV (source, stage, category, item, files, reason)."""
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["source", "stage", "category", "item", "files", "reason"])
     for e in entries:
         w.writerow([e["source"], e["stage"], e["category"], e["item"], ";".join(e["files"]), e["reason"]])
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(buf.getvalue(), encoding="utf-8")
-    os.replace(tmp, path)
+    return buf.getvalue().encode("utf-8")
 
 
 def reconcile(

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import time
-import uuid
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -75,16 +73,22 @@ def relabel(
         load_tables(table_paths(tables_dir)), vocabulary, ptbxl_min_likelihood, unmapped, table_for, merge
     )
     digest = labels_digest(mapper.digest, manifest.shards)
-    if manifest.labels.get("digest") == digest and (store.root / manifest.labels.get("path", "")).exists():
+    current = manifest.labels.get("path")
+    if manifest.labels.get("digest") == digest and current and store.has(current):
         return {"relabelled": False, "digest": digest}
     ids, shard_names, rows, y, missing = _map_store(store, manifest.shards, mapper)
     rel = f"labels/{digest[:16]}.zarr"
-    _write_labels(store.root / rel, ids, shard_names, rows, y, vocabulary, digest)
+    tmp = store.new_tree(rel)
+    try:
+        _write_labels(tmp, ids, shard_names, rows, y, vocabulary, digest)
+        store.publish_tree(tmp, rel)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     old = manifest.labels.get("path")
     manifest.labels = {"digest": digest, "path": rel, "n_records": len(ids), "vocabulary": list(vocabulary)}
     store.save_manifest(manifest)
     if old and old != rel:
-        shutil.rmtree(store.root / old, ignore_errors=True)
+        store.remove(old)
     return {
         "relabelled": True,
         "digest": digest,
@@ -135,10 +139,9 @@ def _write_labels(
     vocabulary: Sequence[str],
     digest: str,
 ) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-{uuid.uuid4().hex[:8]}")
+    """Write the label group (record ids, shard, row, multi-hot ``y`` (N, K)) at the local ``path``."""
     n = len(ids)
-    g = zarr.open_group(str(tmp), mode="w", zarr_format=3)
+    g = zarr.open_group(str(path), mode="w", zarr_format=3)
     for name, values in (("record_id", ids), ("shard", shards)):
         a = g.create_array(name, shape=(n,), dtype=str, chunks=(max(n, 1),))
         if n:
@@ -150,18 +153,15 @@ def _write_labels(
     if n:
         a[...] = y
     g.attrs.update({"vocabulary": list(vocabulary), "digest": digest})
-    if path.exists():
-        shutil.rmtree(path)
-    os.rename(tmp, path)
 
 
 def read_labels(store: ShardStore) -> LabelSet | None:
     """The store's current unified labels, or None before the first ingest."""
     manifest = store.load_manifest()
     rel = manifest.labels.get("path")
-    if not rel or not (store.root / rel).exists():
+    if not rel or not store.has(rel):
         return None
-    g = zarr.open_group(str(store.root / rel), mode="r", zarr_format=3)
+    g = store.open_group(rel)
     return LabelSet(
         record_id=tuple(read_strings(g, "record_id")),
         shard=tuple(read_strings(g, "shard")),

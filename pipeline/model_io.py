@@ -11,6 +11,7 @@ from torch import nn
 from pipeline.checkpoint import load_checkpoint
 from pipeline.data import ShardLoader, make_loader
 from pipeline.model_card import ModelCard, card_from_checkpoint
+from pipeline.objstore import StoreRoot
 from pipeline.train import BEST, LATEST
 
 
@@ -35,13 +36,15 @@ def load_trained(path: Path) -> tuple[nn.Module, ModelCard, Path]:
     return model, card, ckpt_path
 
 
-def split_loader(store_root: Path, profile: str, index: Path, split: str, batch_size: int) -> ShardLoader:
+def split_loader(
+    store_root: StoreRoot | Path, profile: str, index: Path, split: str, batch_size: int
+) -> ShardLoader:
     """Every record of ``split`` in index order, batch by batch."""
     return make_loader(store_root, profile, index, split, batch_size=batch_size, shuffle=False, num_workers=0)
 
 
 def calibration_batches(
-    store_root: Path, profile: str, index: Path, n_records: int, batch_size: int
+    store_root: StoreRoot | Path, profile: str, index: Path, n_records: int, batch_size: int
 ) -> list[npt.NDArray[np.float32]]:
     """The first ``n_records`` training records (index order), as float32 batches ``(B, C, L)``:
     INT8 ranges are calibrated on training data only."""

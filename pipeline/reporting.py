@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 from collections.abc import Mapping
@@ -27,14 +26,14 @@ def profile_summary(store: ShardStore) -> dict[str, Any]:
             per_source[src] += 1
             counter = raw.setdefault(src, Counter())
             counter.update({lab.code for lab in raw_labels_from_json(labels[i])})
-    quarantine = _read_json(store.root / "quarantine.json", [])
+    quarantine = store.read_json("quarantine.json", [])
     unified: dict[str, int] = {}
     lab = read_labels(store)
     if lab is not None:
         unified = {v: int(c) for v, c in zip(lab.vocabulary, lab.y.sum(axis=0), strict=True)}
     return {
         "profile": store.profile,
-        "store": str(store.root),
+        "store": store.location(),
         "records": int(sum(per_source.values())),
         "records_per_source": dict(sorted(per_source.items())),
         "unified_label_counts": unified,
@@ -54,14 +53,6 @@ def _reason_counts(entries: list[dict[str, Any]]) -> dict[str, int]:
     """Counts of reasons with file names and numbers masked, so alike reasons group together."""
     c = Counter(f"{e['source']}: {e['category']}: {_SPECIFIC.sub('*', e['reason'])[:100]}" for e in entries)
     return dict(c.most_common())
-
-
-def _read_json(path: Any, default: Any) -> Any:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return json.load(fh)
-    except FileNotFoundError:
-        return default
 
 
 def ingest_markdown(reports: Mapping[str, Mapping[str, Any]]) -> str:

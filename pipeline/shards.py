@@ -46,6 +46,8 @@ from pipeline.records import RawLabel, Record
 
 FORMAT_VERSION = 1
 FILE_CACHE_NAME = "file_cache.json"
+MANIFEST_NAME = "manifest.json"
+SHARDS_DIR = "shards"
 STRING_FIELDS = ("record_id", "source", "unit", "patient_id", "raw_labels", "meta", "provenance")
 
 
@@ -145,7 +147,14 @@ def rows_for(records: Sequence[Record], units: Sequence[str], valid_len: Sequenc
 
 
 class ShardStore:
-    """One profile's store folder (see the module docstring for the layout)."""
+    """One profile's store folder on local disk (see the module docstring for the layout).
+
+    Everything outside this module and :mod:`pipeline.objstore` reaches the store through the
+    methods below (``read_bytes``, ``write_json``, ``open_group``, ``location``, ...), so the same
+    ingest, split and training code runs on an object-store store (:class:`RemoteShardStore`).
+    """
+
+    is_remote = False
 
     def __init__(self, root: Path, profile: str) -> None:
         self.root = Path(root)
@@ -154,18 +163,75 @@ class ShardStore:
         self.manifest_path = self.root / "manifest.json"
         self.file_cache_path = self.root / FILE_CACHE_NAME
 
+    # --- primitives (overridden by the object-store subclass) -----------------------------
+
+    def location(self, rel: str = "") -> str:
+        """Where ``rel`` lives, for messages and lineage (a path here, a URL on object storage)."""
+        return str(self.root / rel) if rel else str(self.root)
+
+    def has(self, rel: str) -> bool:
+        return (self.root / rel).exists()
+
+    def read_bytes(self, rel: str) -> bytes:
+        """The bytes of ``rel``; FileNotFoundError when there is none."""
+        return (self.root / rel).read_bytes()
+
+    def write_bytes(self, rel: str, data: bytes) -> None:
+        """Replace ``rel`` atomically (readers see the old bytes or the new, never a mix)."""
+        write_bytes_atomic(self.root / rel, data)
+
+    def new_tree(self, rel: str) -> Path:
+        """A fresh local folder to write ``rel`` into before :meth:`publish_tree` (beside it, so
+        publishing is a rename)."""
+        path = self.root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path.with_name(f".tmp-{uuid.uuid4().hex[:8]}")
+
+    def publish_tree(self, tmp: Path, rel: str) -> None:
+        """Put the folder ``tmp`` (from :meth:`new_tree`) in place as ``rel``, replacing it."""
+        path = self.root / rel
+        if path.exists():
+            shutil.rmtree(path)
+        os.rename(tmp, path)
+
+    def remove(self, rel: str) -> None:
+        path = self.root / rel
+        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+
+    def open_group(self, rel: str) -> zarr.Group:
+        return zarr.open_group(str(self.root / rel), mode="r", zarr_format=3)
+
     # --- manifest ---------------------------------------------------------------------------
 
+    def read_json(self, rel: str, default: Any) -> Any:
+        """JSON at ``rel``; ``default`` when it is missing or unreadable."""
+        try:
+            return json.loads(self.read_bytes(rel))
+        except (OSError, json.JSONDecodeError):
+            return default
+
+    def write_json(self, rel: str, data: Any) -> None:
+        self.write_bytes(rel, json_bytes(data))
+
+    def has_manifest(self) -> bool:
+        return self.has(MANIFEST_NAME)
+
+    def manifest_sha256(self) -> str:
+        return hashlib.sha256(self.read_bytes(MANIFEST_NAME)).hexdigest()
+
     def load_manifest(self) -> Manifest:
-        if not self.manifest_path.exists():
+        where = self.location(MANIFEST_NAME)
+        try:
+            raw = self.read_bytes(MANIFEST_NAME)
+        except FileNotFoundError:
             return Manifest(profile=self.profile)
         try:
-            data = json.loads(self.manifest_path.read_text(encoding="utf-8"))
+            data = json.loads(raw)
         except (OSError, json.JSONDecodeError) as exc:
-            raise StoreError(f"{self.manifest_path}: unreadable manifest: {exc}") from exc
+            raise StoreError(f"{where}: unreadable manifest: {exc}") from exc
         if data.get("format") != FORMAT_VERSION:
             raise StoreError(
-                f"{self.manifest_path}: store format {data.get('format')}, this code reads {FORMAT_VERSION}; "
+                f"{where}: store format {data.get('format')}, this code reads {FORMAT_VERSION}; "
                 "delete the store folder and re-run ingest"
             )
         return Manifest(
@@ -180,19 +246,17 @@ class ShardStore:
         )
 
     def save_manifest(self, manifest: Manifest) -> None:
-        write_json_atomic(self.manifest_path, manifest.to_json())
+        self.write_json(MANIFEST_NAME, manifest.to_json())
 
     def _load_file_cache(self, legacy: dict[str, list[Any]]) -> dict[str, list[Any]]:
         """The stat cache (beside the manifest; older stores kept it inside)."""
-        try:
-            cache: dict[str, list[Any]] = json.loads(self.file_cache_path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            return dict(legacy)  # a missing or torn cache only costs re-hashing
-        return cache
+        cache = self.read_json(FILE_CACHE_NAME, None)
+        # a missing or torn cache only costs re-hashing
+        return dict(legacy) if not isinstance(cache, dict) else cache
 
     def save_file_cache(self, cache: dict[str, list[Any]]) -> None:
         if self._load_file_cache({}) != cache:
-            write_json_atomic(self.file_cache_path, cache)
+            self.write_json(FILE_CACHE_NAME, cache)
 
     # --- lock -------------------------------------------------------------------------------
 
@@ -224,6 +288,9 @@ class ShardStore:
     def shard_path(self, name: str) -> Path:
         return self.shard_dir / name
 
+    def shard_location(self, name: str) -> str:
+        return self.location(f"{SHARDS_DIR}/{name}")
+
     def write_shard(
         self,
         name: str,
@@ -239,7 +306,7 @@ class ShardStore:
         self.shard_dir.mkdir(parents=True, exist_ok=True)
         tmp = self.shard_dir / f".tmp-{name}-{uuid.uuid4().hex[:8]}"
         try:
-            _write_group(tmp, signal, rows, storage, attrs)
+            write_group(tmp, signal, rows, storage, attrs)
             digest, nbytes = tree_digest(tmp)
             _fsync_tree(tmp)
             crash_point("shard.before_rename")
@@ -266,10 +333,10 @@ class ShardStore:
         return removed
 
     def open_shard(self, name: str) -> zarr.Group:
-        return zarr.open_group(str(self.shard_path(name)), mode="r", zarr_format=3)
+        return self.open_group(f"{SHARDS_DIR}/{name}")
 
 
-def _write_group(
+def write_group(
     path: Path, signal: sig.F32, rows: ShardRows, storage: StorageSpec, attrs: dict[str, Any]
 ) -> int:
     """Write one shard group at ``path`` in one go; returns the count of clipped samples."""
@@ -398,12 +465,22 @@ def _fsync_tree(path: Path) -> None:
                 os.close(fd)
 
 
+def json_bytes(data: Any) -> bytes:
+    """The one JSON encoding of store files (so a local and an object-store store hold the same bytes)."""
+    return json.dumps(data, indent=1, sort_keys=False, default=str).encode("utf-8")
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON to ``path`` via a temporary file, fsync and rename (readers never see half)."""
+    write_bytes_atomic(path, json_bytes(data))
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file, fsync and rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=1, sort_keys=False, default=str)
+    with open(tmp, "wb") as fh:
+        fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())
     crash_point("json.before_replace")

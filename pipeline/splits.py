@@ -415,7 +415,7 @@ def index_from_store(
     cannot use a record with two of its classes); the header counts them as ``excluded``."""
     labels = read_labels(store)
     if labels is None:
-        raise SplitError(f"{store.root}: no unified labels yet; run ingest (which relabels) first")
+        raise SplitError(f"{store.location()}: no unified labels yet; run ingest (which relabels) first")
     n_live = len(labels.record_id)
     if keep is not None:
         labels = labels.subset(np.flatnonzero(keep(labels.y)))

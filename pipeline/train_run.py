@@ -20,8 +20,8 @@ import torch
 from pipeline.data import ShardLoader, make_loader
 from pipeline.metrics import macro_auroc, multiclass_report, roc_auc
 from pipeline.model_card import ModelCard
+from pipeline.objstore import StoreRoot, open_store
 from pipeline.preprocess import SignalPlan
-from pipeline.shards import ShardStore
 from pipeline.sources.base import sha256_file
 from pipeline.targets import TargetBatches, Targets
 from pipeline.train import TrainConfig, TrainResult, class_weights_from_labels, fit, pos_weight_from_labels
@@ -87,7 +87,7 @@ def _nan_to_zero(x: float) -> float:
 
 
 def loaders(
-    store_root: Path, profile: str, index_path: Path, seed: int, settings: LoaderSettings
+    store_root: StoreRoot | Path, profile: str, index_path: Path, seed: int, settings: LoaderSettings
 ) -> tuple[ShardLoader, ShardLoader]:
     train = make_loader(
         store_root, profile, index_path, "train", batch_size=settings.batch_size, shuffle=True, seed=seed,
@@ -123,7 +123,7 @@ def train_model(
     kind: str,
     model_kwargs: Mapping[str, Any],
     targets: Targets,
-    store_root: Path,
+    store_root: StoreRoot | Path,
     profile: str,
     plan: SignalPlan,
     index_path: Path,
@@ -144,16 +144,16 @@ def train_model(
     index's sha256, so a checkpoint says exactly what it was trained from.
     """
     train, val = loaders(store_root, profile, index_path, cfg.seed, settings)
-    store = ShardStore(Path(store_root) / profile, profile)
+    store = open_store(store_root, profile)
     scale = train.records.shards[0].scale_mv if train.records.shards[0].dtype == "int16" else 0.0
     card = make_card(name, kind, model_kwargs, targets, profile, plan, train.records.sample_shape, scale)
     weights = class_weights(targets, train.records.y, class_weight_power) if use_class_weights else None
     lineage = {
         "card": card.to_dict(),
-        "manifest_sha256": sha256_file(store.manifest_path),
+        "manifest_sha256": store.manifest_sha256(),
         "index_sha256": sha256_file(index_path),
         "index_path": str(index_path),
-        "store": str(store.root),
+        "store": store.location(),
         "params": json.loads(json.dumps(params, default=str)),
         "n_train": len(train.records),
         "n_val": len(val.records),

@@ -8,8 +8,12 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.s3_server import S3Server
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("ECGPIPE_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
@@ -93,3 +97,14 @@ def reproduced_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.pipeline_repo import build
 
     return build(tmp_path_factory.mktemp("reproduced") / "repo")
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """One moto S3 server on 127.0.0.1 for the session (tests/s3_server.py); stopped at the end.
+
+    Buckets are shared across the session: a test makes its own uniquely named one."""
+    from tests.s3_server import moto_s3
+
+    with moto_s3(tmp_path_factory.mktemp("moto")) as server:
+        yield server
