@@ -182,7 +182,11 @@ def _ingest_proc(
 ) -> subprocess.Popen[str]:
     cmd = [str(Path(sys.executable).parent / "ecgpipe"), "ingest", "--profile", PROFILE]
     cmd += _sets(cinc, "ingest.batch_units=2", *_remote(s3, bucket))
-    full = tool_env({**s3.env(), "PREFECT_HOME": str(cinc.parent / "prefect-sub"), **(env or {})})
+    from prefect.settings import PREFECT_API_URL
+
+    # the module's server: a child without an API URL would spend ~10 s starting a temporary one
+    api = {"PREFECT_API_URL": str(PREFECT_API_URL.value())}
+    full = tool_env({**s3.env(), **api, "PREFECT_HOME": str(cinc.parent / "prefect-sub"), **(env or {})})
     return subprocess.Popen(
         cmd, cwd=REPO, env=full, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
