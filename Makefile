@@ -12,7 +12,7 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 90
 export PYTHONUNBUFFERED := 1
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install run test lint typecheck pytest ingest-shared real-models bench bench-ckernels clean
+.PHONY: install run test lint typecheck pytest ingest-shared real-models bench bench-scale bench-ckernels clean
 
 install: $(STAMP)
 
@@ -50,6 +50,10 @@ real-models: install
 
 bench: install
 	$(BIN)/python benchmarks/ingest/bench_ingest.py
+
+## ingest throughput with 1, 2, 4 Dask workers (real processes) and local vs S3 (moto) shard reads
+bench-scale: install
+	$(BIN)/python benchmarks/scale/bench_scale.py
 
 ## C kernels vs PyTorch vs ONNX Runtime: batch-1 model latency and per-convolution throughput
 bench-ckernels: install

@@ -126,10 +126,10 @@ def ingest_profile(params: Params, profile: str, limit: int | None = None) -> di
         batch_task = ingest_batch.with_options(
             retries=params.ingest.retries, retry_delay_seconds=params.ingest.retry_delay_s
         )
+        t0 = time.perf_counter()  # before submitting: on a cluster, tasks start while others are submitted
         futures = [batch_task.submit(b, readers, plan_s, storage, root, profile, attrs) for b in plan.batches]
         results: list[BatchResult] = []
         failed: list[BaseException] = []
-        t0 = time.perf_counter()
         with tqdm(total=len(plan.todo), desc=f"ingest {profile}", unit="unit", disable=not plan.todo) as bar:
             for fut in as_completed(futures):
                 try:

@@ -44,6 +44,7 @@ import os
 import shutil
 import sys
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -412,7 +413,7 @@ def load_split(store: ShardStore, index_path: Path, split: str) -> SplitRecords:
         if pos is None or labels.record_id[pos] != r.record_id:
             raise LoaderError(f"{index_path}: {r.record_id} is not live at {r.shard} row {r.row}")
         picks.append(pos)
-    shards = tuple(describe_signal(store, name) for name in names)
+    shards = _describe_all(store, names)
     _check_same_shape(shards, store)
     _check_live(rows, manifest.shards, index_path)
     take = np.asarray(picks, dtype=np.int64)
@@ -427,6 +428,15 @@ def load_split(store: ShardStore, index_path: Path, split: str) -> SplitRecords:
         vocabulary=labels.vocabulary,
         shards=shards,
     )
+
+
+def _describe_all(store: ShardStore, names: Sequence[str]) -> tuple[ShardSignal, ...]:
+    """:func:`describe_signal` of each shard; concurrently on object storage, where each costs
+    several sequential round trips (metadata, shard index) that would otherwise add up per shard."""
+    if not store.is_remote or len(names) < 2:
+        return tuple(describe_signal(store, name) for name in names)
+    with ThreadPoolExecutor(max_workers=min(16, len(names))) as pool:
+        return tuple(pool.map(functools.partial(describe_signal, store), names))
 
 
 def _check_same_shape(shards: Sequence[ShardSignal], store: ShardStore) -> None:
