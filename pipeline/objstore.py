@@ -106,7 +106,7 @@ class RemoteShardStore(ShardStore):
 
     is_remote = True
 
-    def __init__(self, root: StoreRoot, profile: str) -> None:  # noqa: D107 - no local folder, no super()
+    def __init__(self, root: StoreRoot, profile: str) -> None:  # no local folder: no super().__init__
         self.spec = root.child(profile)
         self.profile = profile
         self.url = self.spec.url.rstrip("/")
@@ -123,22 +123,39 @@ class RemoteShardStore(ShardStore):
     def _key(self, rel: str) -> str:
         return f"{self.base}/{rel}" if rel else self.base
 
+    @contextmanager
+    def _reaching(self, rel: str) -> Iterator[None]:
+        """A store that cannot be reached (endpoint, bucket, credentials) is a StoreError naming the
+        URL, not a botocore traceback. A missing object stays FileNotFoundError."""
+        try:
+            yield
+        except (FileNotFoundError, FileExistsError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - botocore/aiohttp raise many unrelated types
+            raise StoreError(
+                f"{self.location(rel)}: object store not reachable: {exc} (check ingest.object_store.url, "
+                "ingest.object_store.options.endpoint_url and the AWS_* credentials in the environment)"
+            ) from exc
+
     # --- primitives -------------------------------------------------------------------------
 
     def location(self, rel: str = "") -> str:
         return f"{self.url}/{rel}" if rel else self.url
 
     def has(self, rel: str) -> bool:
-        return bool(self.fs.exists(self._key(rel)))
+        with self._reaching(rel):
+            return bool(self.fs.exists(self._key(rel)))
 
     def read_bytes(self, rel: str) -> bytes:
         try:
-            return bytes(self.fs.cat_file(self._key(rel)))
+            with self._reaching(rel):
+                return bytes(self.fs.cat_file(self._key(rel)))
         except FileNotFoundError:
             raise FileNotFoundError(self.location(rel)) from None
 
     def write_bytes(self, rel: str, data: bytes) -> None:
-        self.fs.pipe_file(self._key(rel), data)
+        with self._reaching(rel):
+            self.fs.pipe_file(self._key(rel), data)
 
     def new_tree(self, rel: str) -> Path:
         return Path(tempfile.mkdtemp(prefix="ecgpipe-upload-")) / Path(rel).name
@@ -168,7 +185,8 @@ class RemoteShardStore(ShardStore):
         key = self._key(LOCK_NAME)
         holder = f"host {socket.gethostname()} pid {os.getpid()} since {datetime.now(UTC).isoformat()}"
         try:
-            self.fs.pipe_file(key, holder.encode(), mode="create")
+            with self._reaching(LOCK_NAME):
+                self.fs.pipe_file(key, holder.encode(), mode="create")
         except FileExistsError:
             try:
                 found = self.read_bytes(LOCK_NAME).decode(errors="replace").strip()

@@ -274,3 +274,20 @@ def test_object_store_params_reject_local_paths_and_credentials() -> None:
         )
     params = load_params(REPO / "params.yaml", ["ingest.object_store.url=s3://b/x/"])
     assert params.ingest.object_store is not None and params.ingest.object_store.url == "s3://b/x"
+
+
+def test_an_unreachable_object_store_is_a_one_line_error_naming_the_url(
+    s3: S3Server, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.s3_server import free_port
+
+    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    sets = [
+        "--params", str(REPO / "params.yaml"), "--set", "ingest.object_store.url=s3://ecg-main/store",
+        "--set", f"ingest.object_store.options.endpoint_url={dead}",
+        "--set", "ingest.object_store.options.config_kwargs.retries.max_attempts=1",
+    ]  # fmt: skip
+    assert main(["summary", "--profile", PROFILE, *sets]) == 2
+    err = capsys.readouterr().err
+    assert f"s3://ecg-main/store/{PROFILE}/manifest.json: object store not reachable" in err
+    assert "Traceback" not in err and "endpoint_url" in err
