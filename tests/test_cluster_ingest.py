@@ -38,7 +38,7 @@ from pipeline.labels_store import read_labels
 from pipeline.objstore import RemoteShardStore, StoreRoot, open_store
 from pipeline.shards import ShardStore, live_rows, read_array, tree_digest
 from tests.dask_cluster import DaskCluster, leftover_processes, listening_addresses, local_cluster
-from tests.prefect_server import prefect_server, server_env
+from tests.prefect_server import drain_client_workers, prefect_server, server_env
 from tests.s3_server import S3Server
 
 REPO = Path(__file__).resolve().parents[1]
@@ -57,7 +57,10 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
     home = tmp_path_factory.mktemp("prefect-home")
     with prefect_server(home) as url, temporary_settings({PREFECT_API_URL: url}):
-        yield url
+        try:
+            yield url
+        finally:
+            drain_client_workers()  # while the server is up (see tests/prefect_server.py)
 
 
 def _cinc2017(shared: Path, dest: Path) -> Path:
