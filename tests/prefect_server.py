@@ -144,31 +144,3 @@ def events(api: str, prefix: str, since: str, resource_ids: list[str] | None = N
         page = resp.json()
         found.extend(page.get("events", []))
     return found
-
-
-def drain_client_workers() -> None:
-    """Flush this process's Prefect log and event workers (as ``prefect_test_harness`` does on exit).
-
-    Call it while the server a test's in-process flows reported to is still up: the workers are
-    process-wide singletons, and one left with items for a server that has since stopped makes the
-    next harness's drain wait for it forever (seen: test_ingest_flow hung in teardown after the
-    cluster tests' server was gone).
-    """
-    import inspect
-
-    from prefect.events.worker import EventsWorker
-    from prefect.logging.handlers import APILogWorker
-    from prefect.utilities.asyncutils import run_coro_as_sync
-
-    async def drain() -> None:
-        try:
-            result = APILogWorker.instance().drain()
-            if inspect.isawaitable(result):
-                await result
-        except RuntimeError:  # never started in this process
-            pass
-        drained = EventsWorker.drain_all()
-        if inspect.isawaitable(drained):
-            await drained
-
-    run_coro_as_sync(drain())

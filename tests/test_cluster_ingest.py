@@ -23,6 +23,8 @@ import json
 import os
 import shutil
 import socket
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,7 +40,8 @@ from pipeline.labels_store import read_labels
 from pipeline.objstore import RemoteShardStore, StoreRoot, open_store
 from pipeline.shards import ShardStore, live_rows, read_array, tree_digest
 from tests.dask_cluster import DaskCluster, leftover_processes, listening_addresses, local_cluster
-from tests.prefect_server import drain_client_workers, prefect_server, server_env
+from tests.pipeline_repo import tool_env
+from tests.prefect_server import prefect_server, server_env
 from tests.s3_server import S3Server
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,15 +55,13 @@ RUN_FIELDS = frozenset({"run", "created", "seconds", "writers", "records_process
 
 @pytest.fixture(scope="module")
 def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real Prefect server on 127.0.0.1 (its API URL); this process's flows report to it."""
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    """A real Prefect server on 127.0.0.1 (its API URL) for the flows the tests run in child processes.
 
-    home = tmp_path_factory.mktemp("prefect-home")
-    with prefect_server(home) as url, temporary_settings({PREFECT_API_URL: url}):
-        try:
-            yield url
-        finally:
-            drain_client_workers()  # while the server is up (see tests/prefect_server.py)
+    Nothing Prefect runs in this process: an in-process flow left log/event workers bound to this
+    server (the next module's test harness then hung draining them), and draining them here left
+    state that made later forked DataLoader workers exit 1 (test_data failed). Both reproduced."""
+    with prefect_server(tmp_path_factory.mktemp("prefect-home")) as url:
+        yield url
 
 
 def _cinc2017(shared: Path, dest: Path) -> Path:
@@ -104,11 +105,26 @@ def _overrides(tmp: Path, store: Path, *extra: str) -> list[str]:
     ]
 
 
-def _ingest(overrides: list[str]) -> dict[str, Any]:
-    from flows.ingest import ingest
+_FLOW = """
+import json, os, sys
+from flows.ingest import ingest
+reports = ingest(sys.argv[1], sys.argv[3:], None, json.loads(sys.argv[2]))
+print("@@REPORTS@@" + json.dumps({"pid": os.getpid(), "reports": reports}, default=str))
+"""
 
-    reports: dict[str, Any] = ingest(str(REPO / "params.yaml"), overrides, None, list(PROFILES))
-    return reports
+
+def _ingest(overrides: list[str], api: str) -> tuple[dict[str, Any], int]:
+    """Run the ingest flow in a child process reporting to ``api``: (per-profile reports, its pid).
+
+    Not in this process: a Prefect flow run in the pytest process left state behind that made
+    forked DataLoader workers of later test modules exit 1 (test_data failed after this module)."""
+    args = [sys.executable, "-c", _FLOW, str(REPO / "params.yaml"), json.dumps(list(PROFILES)), *overrides]
+    env = tool_env({"PREFECT_API_URL": api})
+    proc = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("@@REPORTS@@"))
+    payload = json.loads(line.removeprefix("@@REPORTS@@"))
+    return payload["reports"], int(payload["pid"])
 
 
 def _without(data: Any, keys: frozenset[str]) -> Any:
@@ -218,8 +234,10 @@ def test_dask_cluster_ingest_equals_single_process_ingest_shard_for_shard(
     api = prefect_api
     _cinc2017(shared_data, tmp_path / "cinc2017")
     _cinc2021(shared_data, tmp_path / "cinc2021")
-    single = _ingest(_overrides(tmp_path, tmp_path / "A", "ingest.task_runner=threads", "ingest.workers=1"))
-    assert {pid for r in single.values() for pid in _writer_pids(r).values()} == {os.getpid()}
+    single, flow_pid = _ingest(
+        _overrides(tmp_path, tmp_path / "A", "ingest.task_runner=threads", "ingest.workers=1"), api
+    )
+    assert {pid for r in single.values() for pid in _writer_pids(r).values()} == {flow_pid}
 
     # workers started before the flow inherit nothing from it: they get the API (and a Prefect home
     # of their own) from the environment they are started with
@@ -231,7 +249,8 @@ def test_dask_cluster_ingest_equals_single_process_ingest_shard_for_shard(
         listening = listening_addresses([cluster.scheduler_pid, *cluster.worker_pids])
         assert listening and {ip for ip, _ in listening} == {"127.0.0.1"}, listening
         dask = ["ingest.task_runner=dask", f"ingest.dask_address={cluster.address}"]
-        spread = _ingest(_overrides(tmp_path, tmp_path / "B", *dask))
+        spread, flow_pid = _ingest(_overrides(tmp_path, tmp_path / "B", *dask), api)
+        assert flow_pid not in cluster.worker_pids
     assert leftover_processes(cluster) == []
 
     writers: set[int] = set()
@@ -296,10 +315,10 @@ def test_dask_workers_write_shards_straight_to_the_object_store_equal_to_a_local
     the flow commits the manifest. Same records and hashes as one local process."""
     _cinc2017(shared_data, tmp_path / "cinc2017")
     _cinc2021(shared_data, tmp_path / "cinc2021")
-    for key, value in s3_server.env().items():  # the flow process reads and writes the manifest
+    for key, value in s3_server.env().items():  # the flow's process reads and writes the manifest
         monkeypatch.setenv(key, value)
     single = _overrides(tmp_path, tmp_path / "A", "ingest.task_runner=threads", "ingest.workers=1")
-    _ingest(single)
+    _ingest(single, prefect_api)
     bucket = s3_server.make_bucket(f"cluster-{uuid.uuid4().hex[:8]}")
     remote = [
         f"ingest.object_store.url={bucket}/store",
@@ -308,7 +327,7 @@ def test_dask_workers_write_shards_straight_to_the_object_store_equal_to_a_local
     env = {**server_env(tmp_path / "worker-prefect-home", prefect_api), **s3_server.env()}
     with local_cluster(2, tmp_path / "dask", env=env) as cluster:
         dask = ["ingest.task_runner=dask", f"ingest.dask_address={cluster.address}", *remote]
-        spread = _ingest(_overrides(tmp_path, tmp_path / "unused", *dask))
+        spread, _ = _ingest(_overrides(tmp_path, tmp_path / "unused", *dask), prefect_api)
     assert leftover_processes(cluster) == []
     assert not (tmp_path / "unused").exists()  # nothing went to local disk
     writers: set[int] = set()
