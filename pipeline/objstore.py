@@ -21,7 +21,6 @@ botocore source), never from params; the endpoint and other fsspec options from
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import socket
@@ -48,6 +47,7 @@ from pipeline.shards import (
     ShardStore,
     StorageSpec,
     StoreError,
+    files_digest,
     tree_digest,
     write_group,
 )
@@ -252,14 +252,8 @@ class RemoteShardStore(ShardStore):
     def shard_digest(self, name: str) -> tuple[str, int]:
         """:func:`pipeline.shards.tree_digest` of a shard as stored: (sha256, bytes)."""
         key = self._key(f"{SHARDS_DIR}/{name}")
-        h = hashlib.sha256()
-        total = 0
-        for obj in sorted(self.fs.find(key)):
-            data = bytes(self.fs.cat_file(obj))
-            total += len(data)
-            h.update(Path(obj).relative_to(key).as_posix().encode() + b"\0")
-            h.update(hashlib.sha256(data).digest())
-        return h.hexdigest(), total
+        rels = [Path(obj).relative_to(key).as_posix() for obj in self.fs.find(key)]
+        return files_digest(rels, lambda rel: bytes(self.fs.cat_file(f"{key}/{rel}")))
 
     def remove_debris(self, manifest: Manifest) -> list[str]:
         """Delete what no manifest lists: shards from uploads cut short, label stores of a crashed

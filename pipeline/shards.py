@@ -28,10 +28,10 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numcodecs.blosc
@@ -445,12 +445,19 @@ def read_strings(group: zarr.Group, name: str) -> list[str]:
 
 def tree_digest(path: Path) -> tuple[str, int]:
     """sha256 over every file's relative path and bytes under ``path``; and the total size."""
+    files = {p.relative_to(path).as_posix(): p for p in path.rglob("*") if p.is_file()}
+    return files_digest(files, lambda rel: files[rel].read_bytes())
+
+
+def files_digest(rels: Iterable[str], read: Callable[[str], bytes]) -> tuple[str, int]:
+    """The store's digest of a set of files (relative POSIX paths, bytes from ``read``), wherever they
+    are stored: sha256 over each path and its bytes' sha256, in path order; and the total size."""
     h = hashlib.sha256()
     total = 0
-    for p in sorted(q for q in path.rglob("*") if q.is_file()):
-        data = p.read_bytes()
+    for rel in sorted(rels, key=PurePosixPath):
+        data = read(rel)
         total += len(data)
-        h.update(p.relative_to(path).as_posix().encode() + b"\0")
+        h.update(rel.encode() + b"\0")
         h.update(hashlib.sha256(data).digest())
     return h.hexdigest(), total
 
