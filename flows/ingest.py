@@ -30,13 +30,13 @@ from pipeline.config import (
     storage_spec,
     store_root,
 )
-from pipeline.ingest import Batch, BatchResult, commit, plan_ingest, run_batch
-from pipeline.labels_store import relabel
-from pipeline.objstore import StoreRoot, open_store
-from pipeline.preprocess import SignalPlan
-from pipeline.reporting import ingest_markdown
-from pipeline.shards import ShardInfo, ShardStore, StorageSpec
+from pipeline.ingest.report import ingest_markdown
+from pipeline.ingest.run import Batch, BatchResult, commit, plan_ingest, run_batch
+from pipeline.signal.preprocess import SignalPlan
 from pipeline.sources.base import SourceReader
+from pipeline.store.labels import relabel
+from pipeline.store.local import ShardInfo, ShardStore, StorageSpec
+from pipeline.store.remote import StoreRoot, open_store
 
 
 def _retry_on_io(task: Any, task_run: Any, state: Any) -> bool:

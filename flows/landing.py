@@ -1,6 +1,6 @@
 """The scheduled flow: take complete records from the landing zone → ingest → ``dvc repro``.
 
-1. ``take-landed``: :func:`pipeline.landing.take_landed` moves every complete, settled record from
+1. ``take-landed``: :func:`pipeline.landing.take.take_landed` moves every complete, settled record from
    ``landing.root/<source>/`` into ``sources.<source>.root`` (a ledger makes each record taken
    once); the rest stays for the next run. The report goes to ``landing.reports/`` as JSON and to
    the Prefect UI as the ``landing-report`` artifact.
@@ -31,13 +31,13 @@ from prefect.artifacts import create_markdown_artifact
 from flows.assets import file_asset, publish
 from flows.ingest import flow_run_id, ingest
 from pipeline.config import Params, landing_profiles, landing_targets, load_params
-from pipeline.landing import LandingReport, take_landed
-from pipeline.provenance import FLOW_RUN_ENV
-from pipeline.shards import ShardStore, write_json_atomic
+from pipeline.landing.take import LandingReport, take_landed
+from pipeline.lineage.provenance import FLOW_RUN_ENV
+from pipeline.store.local import ShardStore, write_json_atomic
 
 
 def take_from_params(params: Params, run_id: str | None, dry_run: bool = False) -> LandingReport:
-    """:func:`pipeline.landing.take_landed` with the ``landing`` params."""
+    """:func:`pipeline.landing.take.take_landed` with the ``landing`` params."""
     cfg = params.landing
     return take_landed(
         cfg.root,

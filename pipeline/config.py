@@ -15,24 +15,24 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from pipeline.objstore import StoreRoot
-from pipeline.preprocess import SignalPlan
-from pipeline.shards import StorageSpec
+from pipeline.signal.preprocess import SignalPlan
+from pipeline.store.local import StorageSpec
+from pipeline.store.remote import StoreRoot
 
 if TYPE_CHECKING:  # readers are imported only by the stages that read raw files (see dvc.yaml deps)
-    from pipeline.landing import LandingTarget
+    from pipeline.landing.take import LandingTarget
     from pipeline.sources.base import SourceReader
 
 SOURCE_NAMES = ("ptbxl", "cinc2017", "cinc2021", "ptb_diagnostic", "code", "ucr", "mitbih", "cpsc2021")
 
 
-# Validation metrics pipeline.train_run.val_metric_fn logs per task (as val_<name>).
+# Validation metrics pipeline.training.stage.val_metric_fn logs per task (as val_<name>).
 VAL_METRICS: dict[str, tuple[str, ...]] = {
     "multilabel": ("macro_auroc",),
     "multiclass": ("f1_selected", "macro_auroc"),
     "reconstruction": ("auroc",),
 }
-# Model constructor arguments pipeline.train_run.make_card fills in from the data.
+# Model constructor arguments pipeline.training.stage.make_card fills in from the data.
 FILLED_MODEL_KWARGS = frozenset({"n_leads", "n_classes", "in_channels", "length"})
 
 
@@ -185,7 +185,7 @@ class Profile(_Strict):
 
 
 class ObjectStoreParams(_Strict):
-    """Shard stores on object storage instead of ``ingest.store`` (pipeline.objstore)."""
+    """Shard stores on object storage instead of ``ingest.store`` (pipeline.store.remote)."""
 
     url: str  # s3://bucket/prefix: each profile's store under <url>/<profile>, smoke runs under <url>/_smoke
     options: dict[str, Any] = Field(default_factory=dict)  # fsspec/s3fs options, e.g. endpoint_url
@@ -439,7 +439,7 @@ class Params(_Strict):
     def _check_landing(self) -> None:
         # Only self-contained record kinds can land: PTB-XL, CinC 2017, CODE and UCR keep labels or
         # signals in shared tables that a landed file could only half-update.
-        from pipeline.landing import LANDING_KINDS
+        from pipeline.landing.take import LANDING_KINDS
 
         for name in self.landing.sources:
             if name not in self.sources:
@@ -708,7 +708,7 @@ def build_readers(params: Params, names: Sequence[str]) -> dict[str, SourceReade
 
 def landing_targets(params: Params) -> list[LandingTarget]:
     """One target per ``landing.sources`` entry: its kind, raw root and required annotation file."""
-    from pipeline.landing import LandingTarget
+    from pipeline.landing.take import LandingTarget
 
     targets = []
     for name in params.landing.sources:

@@ -9,7 +9,7 @@ kinds of entry) and ingested into three profiles (``ecg12``, ``lead1_af``, ``hol
 batches, so every profile writes several shards. One uninterrupted run is the reference. Then:
 
 * **named points**: ingest is started with ``ECGPIPE_TEST_CRASH_AT=<point>:<n>``
-  (:mod:`pipeline.crashpoints`) and kills itself the ``n``-th time it reaches ``<point>``: mid-way
+  (:mod:`pipeline.core.crashpoints`) and kills itself the ``n``-th time it reaches ``<point>``: mid-way
   through a batch's reads, mid-way through a shard write, between a shard's rename and the manifest
   write, inside a JSON write between write and rename, between the manifest and the reports, after
   the reports and before the unified labels. ``n`` is drawn (seeded) from the times the reference
@@ -19,7 +19,7 @@ batches, so every profile writes several shards. One uninterrupted run is the re
   start-up before that touches no store, and its length varies with the machine's load). A run
   that ends before its kill proves nothing and is repeated on a fresh store with a shorter delay.
 
-After each kill the store is checked with ``pipeline.verify``: it may lag (an interrupted ingest)
+After each kill the store is checked with ``pipeline.ingest.verify``: it may lag (an interrupted ingest)
 but must never be corrupt. Then ingest is re-run to completion, and each profile's store must
 verify clean and equal the reference record for record: the same live record ids (none lost,
 none duplicated), the same stored signal bytes and per-record fields, the same unified labels,
@@ -63,13 +63,13 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as a script: tests/ (the Prefect server helper) is beside it
     sys.path.insert(0, str(REPO))
 
-from pipeline.crashpoints import CRASH_AT_ENV, CRASH_LOG_ENV, POINTS  # noqa: E402
-from pipeline.shards import STRING_FIELDS, ShardStore, array, live_rows, read_strings  # noqa: E402
+from pipeline.core.crashpoints import CRASH_AT_ENV, CRASH_LOG_ENV, POINTS  # noqa: E402
+from pipeline.store.local import STRING_FIELDS, ShardStore, array, live_rows, read_strings  # noqa: E402
 
 PROFILES = ("ecg12", "lead1_af", "holter")
 UNUSED_SOURCES = ("cinc2021", "ptb_diagnostic", "code", "ucr", "cpsc2021")
 NUMERIC_FIELDS = ("orig_fs", "orig_len", "valid_len", "clipped")
-# Report fields that describe one run, not the store (pipeline.ingest leaves them out too).
+# Report fields that describe one run, not the store (pipeline.ingest.run leaves them out too).
 PER_RUN_FIELDS = frozenset(
     {"records_processed_this_run", "units_processed_this_run", "units_unchanged", "root"}
 )
@@ -278,7 +278,7 @@ def by_profile(trace: Sequence[tuple[str, float]], profiles: Sequence[str]) -> l
 
 def snapshot(store_root: Path, profile: str) -> dict[str, Any]:
     """A profile store's content, record by record, independent of shard names and order."""
-    from pipeline.labels_store import read_labels
+    from pipeline.store.labels import read_labels
 
     store = ShardStore(store_root / profile, profile)
     manifest = store.load_manifest()
@@ -558,7 +558,7 @@ class KillLoop:
 
     def check(self, store: Path) -> tuple[dict[str, Any], dict[str, Any]]:
         """Verify each profile and compare it with the reference."""
-        from pipeline.cli_verify import verify_profile
+        from pipeline.cli.verify import verify_profile
 
         params = load_tree_params(self.h.raw, store, self.h.spec)
         verified: dict[str, Any] = {}
@@ -574,7 +574,7 @@ class KillLoop:
         return verified, compared
 
     def _kinds_after_kill(self, store: Path) -> dict[str, dict[str, int]]:
-        from pipeline.cli_verify import verify_profile
+        from pipeline.cli.verify import verify_profile
 
         params = load_tree_params(self.h.raw, store, self.h.spec)
         return {p: verify_profile(params, p).kinds() for p in PROFILES}

@@ -16,11 +16,11 @@ import pytest
 
 from benchmarks.ingest.bench_ingest import memory_sizes, rename_header, replica_stem
 from pipeline.config import load_params, signal_plan
-from pipeline.preprocess import process
-from pipeline.records import Provenance, Record
-from pipeline.shards import ShardStore, live_rows, read_signal, read_strings
+from pipeline.core.records import Provenance, Record
+from pipeline.signal.preprocess import process
 from pipeline.sources.ptbxl import PtbXlReader
 from pipeline.sources.wfdb_io import read_header
+from pipeline.store.local import ShardStore, live_rows, read_signal, read_strings
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "benchmarks" / "ingest" / "bench_ingest.py"

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from benchmarks.loader.bench_loader import MAX_STORE_RATIO, markdown
-from pipeline.shards import ShardStore
-from pipeline.splits import read_index
+from pipeline.dataset.splits import read_index
+from pipeline.store.local import ShardStore
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "benchmarks" / "loader" / "bench_loader.py"

@@ -24,7 +24,7 @@ from benchmarks.scale.bench_scale import (
     parse_args,
     parse_workers,
 )
-from pipeline.shards import ShardStore, tree_digest
+from pipeline.store.local import ShardStore, tree_digest
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "benchmarks" / "scale" / "bench_scale.py"

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.checkpoint import (
+from pipeline.lineage.provenance import git_commit, git_dirty
+from pipeline.training.checkpoint import (
     CHECKPOINT_FORMAT,
     TEMP_SUFFIX,
     CheckpointError,
@@ -25,7 +26,6 @@ from pipeline.checkpoint import (
     restore_rng_state,
     save_checkpoint,
 )
-from pipeline.provenance import git_commit, git_dirty
 
 REPO = Path(__file__).resolve().parents[1]
 CALLS: list[str] = []
@@ -134,7 +134,7 @@ def test_rng_states_survive_a_checkpoint_and_restore_the_same_streams(tmp_path: 
 _WRITER = """
 import os, sys, torch
 from pathlib import Path
-from pipeline.checkpoint import TEST_PAUSE_ENV, save_checkpoint
+from pipeline.training.checkpoint import TEST_PAUSE_ENV, save_checkpoint
 path = Path(sys.argv[1])
 save_checkpoint({"tag": "old", "w": torch.zeros(50_000)}, path)
 os.environ[TEST_PAUSE_ENV] = "300"

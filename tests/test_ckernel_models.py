@@ -15,12 +15,12 @@ import pytest
 import torch
 from torch import nn
 
-from pipeline.ckernel_export import FORMAT_VERSION, model_weights, write_weights
-from pipeline.ckernel_model import CkernelError, CModel
+from pipeline.ckernel.model import CkernelError, CModel
+from pipeline.ckernel.parity import ParityRun, Tolerance, compare
+from pipeline.ckernel.trace import torch_layers
+from pipeline.ckernel.weights import FORMAT_VERSION, model_weights, write_weights
 from pipeline.models import build_model
-from pipeline.parity import ParityRun, Tolerance, compare
-from pipeline.parity_trace import torch_layers
-from pipeline.scoring import output_scores
+from pipeline.models.scoring import output_scores
 from tests.conftest import REPO_ROOT, make_ckernels
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -1,4 +1,4 @@
-"""The C layer kernels (ckernels/, through pipeline.ckernel_lib) against torch on randomized shapes.
+"""The C layer kernels (ckernels/, through pipeline.ckernel.lib) against torch on randomized shapes.
 
 The library is built once per session with ``make -C ckernels``. Every case draws its shapes and values
 from a seeded numpy RNG and must satisfy the parity rule ``|c - t| <= 1e-5 + 1e-4 |t|`` element-wise.
@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812  (the conventional alias)
 from torch import Tensor, nn
 
-from pipeline.ckernel_lib import DEFAULT_LIB, REPO_ROOT, CKernels, RnnWeights
+from pipeline.ckernel.lib import DEFAULT_LIB, REPO_ROOT, CKernels, RnnWeights
 
 F32 = npt.NDArray[np.float32]
 ATOL = 1e-5

@@ -36,9 +36,9 @@ import numpy.typing as npt
 import psutil
 import pytest
 
-from pipeline.labels_store import read_labels
-from pipeline.objstore import RemoteShardStore, StoreRoot, open_store
-from pipeline.shards import ShardStore, live_rows, read_array, tree_digest
+from pipeline.store.labels import read_labels
+from pipeline.store.local import ShardStore, live_rows, read_array, tree_digest
+from pipeline.store.remote import RemoteShardStore, StoreRoot, open_store
 from tests.dask_cluster import DaskCluster, leftover_processes, listening_addresses, local_cluster
 from tests.pipeline_repo import tool_env
 from tests.prefect_server import prefect_server, server_env

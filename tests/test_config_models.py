@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.cli import main
+from pipeline.cli.main import main
 from pipeline.config import ConfigError, load_params
 
 REPO = Path(__file__).resolve().parents[1]
@@ -128,7 +128,7 @@ def test_an_early_stopping_metric_the_model_never_logs_fails_before_training(
 ) -> None:
     # Logged per epoch: train_loss, val_loss, lr and val_<key> of the task's metrics (multilabel:
     # macro_auroc; multiclass: f1_selected, macro_auroc; reconstruction: auroc). Anything else
-    # only fails in pipeline.train.fit at the end of the first epoch.
+    # only fails in pipeline.training.loop.fit at the end of the first epoch.
     message = _fails(params_file, f"train.models.{model}.early_stopping.metric={metric}")
     assert f"train.models.{model}.early_stopping.metric" in message and metric in message
 

@@ -5,7 +5,7 @@ Prefect home contents, nothing in $HOME).
 Each bad params.yaml is written into a fresh copy of a small project (the shipped params.yaml, the
 label tables and a tiny raw UCR file, so a valid run would have work to do and would write a store).
 The whole matrix (every case x ``ingest``, ``train resnet``, ``land``, ``verify``) runs in-process
-through ``pipeline.cli.main``; one case per command also runs as a real ``ecgpipe`` subprocess with
+through ``pipeline.cli.main.main``; one case per command also runs as a real ``ecgpipe`` subprocess with
 its own ``HOME`` and ``PREFECT_HOME``.
 """
 
@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import yaml
 
-from pipeline import cli
+from pipeline.cli import main as cli
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -189,7 +189,7 @@ def bad_project(pristine: Path, dest: Path, edit: Callable[[dict[str, Any]], Non
 def require_command(command: str) -> None:
     if command not in cli.COMMANDS:
         pytest.skip(
-            f"`ecgpipe {command}` is not a registered command yet (pipeline/cli_verify.py registers none)"
+            f"`ecgpipe {command}` is not a registered command yet (pipeline/cli/verify.py registers none)"
         )
 
 

@@ -17,9 +17,9 @@ import pytest
 import torch
 import zarr
 
-import pipeline.data as data_mod
-import pipeline.shards as shards_mod
-from pipeline.data import (
+import pipeline.dataset.loader as data_mod
+import pipeline.store.local as shards_mod
+from pipeline.dataset.loader import (
     LoaderError,
     ShardBlockDataset,
     ShardRecordDataset,
@@ -29,9 +29,9 @@ from pipeline.data import (
     make_loader,
     resolve_pin_memory,
 )
-from pipeline.labels_store import read_labels, relabel
-from pipeline.shards import ShardStore, read_signal
-from pipeline.splits import index_from_store, write_index
+from pipeline.dataset.splits import index_from_store, write_index
+from pipeline.store.labels import read_labels, relabel
+from pipeline.store.local import ShardStore, read_signal
 from tests.test_splits import REPO, build_store, synthetic_specs
 
 N = 90  # 6 shards of 16 (the last of 10), blocks of 4: partial last blocks included

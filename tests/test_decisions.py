@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pipeline.decisions import RULE_FORMAT, DecisionRule, read_rule, write_rule
-from pipeline.thresholds import ThresholdSet, ids_digest
+from pipeline.evaluation.decisions import RULE_FORMAT, DecisionRule, read_rule, write_rule
+from pipeline.evaluation.thresholds import ThresholdSet, ids_digest
 
 CLASSES = ("NORM", "AF", "MI")
 

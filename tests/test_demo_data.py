@@ -14,7 +14,8 @@ import pytest
 import scipy.io
 import wfdb
 
-from pipeline.demo_data import (
+from pipeline.core.records import Provenance, Record, Rejection
+from pipeline.demo.raw_tree import (
     CINC_FRACTIONS,
     MARKER,
     PTBXL_COLUMNS,
@@ -25,7 +26,6 @@ from pipeline.demo_data import (
     split_counts,
     write_demo_data,
 )
-from pipeline.records import Provenance, Record, Rejection
 from pipeline.sources.base import SourceReader, list_files
 from pipeline.sources.cinc2017 import Cinc2017Reader
 from pipeline.sources.ptbxl import PtbXlReader

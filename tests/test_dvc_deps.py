@@ -1,7 +1,8 @@
 """Every model-side DVC stage lists, in its deps, all the project code its command imports.
 
-The import set of a stage is computed from the source: the module-level imports of ``pipeline/cli.py``
-and of the CLI module that defines the stage's ``cmd_<name>`` (``cli_models`` or ``cli_parity``), the
+The import set of a stage is computed from the source: the module-level imports of ``pipeline/cli/main.py``
+and of the CLI module that defines the stage's ``cmd_<name>`` (``pipeline/cli/models.py`` or
+``pipeline/cli/parity.py``), the
 imports inside that function and inside every module-level function of the same module it calls, and
 from there the transitive closure of module-level imports. A new import that the stage's deps miss
 (so that ``dvc repro`` would not re-run the stage when that code changes) fails here.
@@ -55,11 +56,11 @@ def _closure(modules: set[str]) -> set[Path]:
     return files
 
 
-def _command_modules(command: str, module: str = "cli_models") -> set[str]:
-    tree = ast.parse((REPO / f"pipeline/{module}.py").read_text())
+def _command_modules(command: str, module: str = "models") -> set[str]:
+    tree = ast.parse((REPO / f"pipeline/cli/{module}.py").read_text())
     funcs = {f.name: f for f in tree.body if isinstance(f, ast.FunctionDef)}
     todo, done = [f"cmd_{command}"], set()
-    found = {"pipeline.cli", f"pipeline.{module}"}
+    found = {"pipeline.cli.main", f"pipeline.cli.{module}"}
     while todo:
         fn = funcs[todo.pop()]
         done.add(fn.name)
@@ -73,8 +74,8 @@ def _covered(path: Path, deps: list[str]) -> bool:
     return any(path == Path(d) or Path(d) in path.parents for d in deps)
 
 
-STAGES = [(s, "cli_models") for s in ("split", "train", "evaluate", "export")]
-STAGES += [(s, "cli_parity") for s in ("cexport", "parity")]
+STAGES = [(s, "models") for s in ("split", "train", "evaluate", "export")]
+STAGES += [(s, "parity") for s in ("cexport", "parity")]
 
 
 def stage_code_deps(stage: str, module: str) -> list[str]:
@@ -89,4 +90,4 @@ def test_stage_deps_cover_every_project_module_its_command_imports(stage: str, m
     needed = _closure(_command_modules(stage, module))
     missing = sorted(str(p) for p in needed if not _covered(p, deps))
     assert not missing, f"dvc.yaml stage {stage!r} imports {missing} but does not list them in deps"
-    assert f"pipeline/{module}.py" in deps
+    assert f"pipeline/cli/{module}.py" in deps

@@ -1,4 +1,4 @@
-"""pipeline.dvc_lock: parsing dvc.lock, finding the stage that produced a path, and the cheap on-disk
+"""pipeline.lineage.dvc_lock: parsing dvc.lock, finding the stage that produced a path, and the cheap on-disk
 check, compared with what real DVC records and reports on a tiny project."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from pipeline import dvc_lock as dl
+from pipeline.lineage import dvc_lock as dl
 from tests.pipeline_repo import run
 
 LOCK: dict[str, Any] = {

@@ -1,7 +1,7 @@
 """The model stages end to end on a small synthetic store: ``ecgpipe split | train | evaluate``
 for the three model families, then ``ecgpipe predict`` on raw records.
 
-The store is built once per module from :func:`pipeline.demo_data.write_demo_data` with the
+The store is built once per module from :func:`pipeline.demo.raw_tree.write_demo_data` with the
 ingest library (plan → run_batch → commit → relabel, as the Prefect flow does, without starting
 a Prefect server). Models are tiny and train two epochs; everything lives under ``tmp_path``.
 Checks are made against values recomputed here independently of the stage code: signals read
@@ -26,20 +26,20 @@ import pytest
 import torch
 from sklearn.metrics import confusion_matrix, f1_score, roc_auc_score
 
-from pipeline.checkpoint import load_checkpoint
-from pipeline.cli import main
+from pipeline.cli.main import main
 from pipeline.config import Params, build_readers, load_params, signal_plan, storage_spec
-from pipeline.decisions import read_rule
-from pipeline.demo_data import write_demo_data
-from pipeline.evaluate import EvalSettings, SplitScores, evaluate, score_split, torch_runner
-from pipeline.ingest import commit, plan_ingest, run_batch
-from pipeline.labels_store import read_labels, relabel
-from pipeline.model_card import ModelCard, card_from_checkpoint
-from pipeline.model_io import split_loader
-from pipeline.shards import ShardStore, read_signal, read_strings
-from pipeline.splits import IndexRow, read_index
-from pipeline.targets import Targets
-from pipeline.thresholds import ScoredSplit, choose_thresholds, ids_digest
+from pipeline.dataset.splits import IndexRow, read_index
+from pipeline.dataset.targets import Targets
+from pipeline.demo.raw_tree import write_demo_data
+from pipeline.evaluation.decisions import read_rule
+from pipeline.evaluation.evaluate import EvalSettings, SplitScores, evaluate, score_split, torch_runner
+from pipeline.evaluation.thresholds import ScoredSplit, choose_thresholds, ids_digest
+from pipeline.ingest.run import commit, plan_ingest, run_batch
+from pipeline.models.card import ModelCard, card_from_checkpoint
+from pipeline.store.labels import read_labels, relabel
+from pipeline.store.local import ShardStore, read_signal, read_strings
+from pipeline.training.checkpoint import load_checkpoint
+from pipeline.training.load import split_loader
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = ("crnn", "autoencoder", "resnet")

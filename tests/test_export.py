@@ -21,7 +21,7 @@ from scipy.stats import spearmanr
 from sklearn.metrics import roc_auc_score
 from torch import Tensor, nn
 
-from pipeline.export import (
+from pipeline.export.onnx import (
     LatencyStats,
     OnnxModelError,
     OnnxRunner,

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.ingest import commit, plan_ingest, run_batch
-from pipeline.preprocess import SignalPlan
-from pipeline.records import Discovery, InputUnit, Provenance, RawLabel, ReadError, Record, Rejection
-from pipeline.shards import ShardStore, StorageSpec, live_rows, read_strings
+from pipeline.core.records import Discovery, InputUnit, Provenance, RawLabel, ReadError, Record, Rejection
+from pipeline.ingest.run import commit, plan_ingest, run_batch
+from pipeline.signal.preprocess import SignalPlan
 from pipeline.sources.base import SourceReader
 from pipeline.sources.ucr import UcrReader
+from pipeline.store.local import ShardStore, StorageSpec, live_rows, read_strings
 
 BEATS = SignalPlan(
     leads=("ECG",), lead_aliases=(), fs_hz=None, length=140, crop="start", baseline_hz=None, notch_hz=None,

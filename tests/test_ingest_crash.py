@@ -1,7 +1,7 @@
 """Ingest survives SIGKILL anywhere, and two ingests on one store never corrupt it (issue 6).
 
 The kill loop of ``scripts/kill_loop.py`` with a reduced count: every named crash point of
-:mod:`pipeline.crashpoints` once (mid-read, mid shard write, between rename and manifest, inside
+:mod:`pipeline.core.crashpoints` once (mid-read, mid shard write, between rename and manifest, inside
 a JSON write, between manifest and reports, before relabelling) plus one kill at a random time,
 each on real records in three profiles, each followed by a re-run of ``ecgpipe ingest`` (a real
 subprocess against a real Prefect server). After each kill the store may lag but is never
@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.crashpoints import POINTS
+from pipeline.core.crashpoints import POINTS
 from tests.script_module import load_script
 
 REPO = Path(__file__).resolve().parents[1]
@@ -106,7 +106,8 @@ def test_two_ingests_started_together_one_refuses_on_the_lock_and_the_store_is_i
 # --- the hook itself (no ingest) ------------------------------------------------------------------
 
 _TWICE = (
-    "from pipeline.crashpoints import crash_point as c; c('commit.done'); c('commit.done'); print('ran on')"
+    "from pipeline.core.crashpoints import crash_point as c; "
+    "c('commit.done'); c('commit.done'); print('ran on')"
 )
 
 

@@ -15,15 +15,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pipeline.cli import main
+from pipeline.cli.main import main
 from pipeline.config import build_readers, load_params, signal_plan
-from pipeline.ingest import fingerprint
-from pipeline.labels_store import read_labels
-from pipeline.preprocess import process
-from pipeline.records import Provenance, Record
-from pipeline.reporting import profile_summary
-from pipeline.shards import ShardStore, live_rows, read_signal, read_strings
+from pipeline.core.records import Provenance, Record
+from pipeline.ingest.report import profile_summary
+from pipeline.ingest.run import fingerprint
+from pipeline.signal.preprocess import process
 from pipeline.sources.base import sha256_file
+from pipeline.store.labels import read_labels
+from pipeline.store.local import ShardStore, live_rows, read_signal, read_strings
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.shared_data, pytest.mark.prefect]

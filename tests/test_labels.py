@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 import wfdb
 
-from pipeline.labels import (
+from pipeline.core.records import RawLabel
+from pipeline.labels.mapping import (
     LabelMapper,
     LabelTableError,
     LabelTables,
@@ -25,7 +26,6 @@ from pipeline.labels import (
     table_paths,
     tables_digest,
 )
-from pipeline.records import RawLabel
 
 REPO = Path(__file__).resolve().parents[1]
 LABEL_DIR = REPO / "data" / "labels"

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.cli import main
-from pipeline.shards import ShardStore, read_strings
+from pipeline.cli.main import main
+from pipeline.store.local import ShardStore, read_strings
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.shared_data, pytest.mark.prefect]

@@ -17,17 +17,17 @@ from typing import Any
 
 import pytest
 
-import pipeline.landing as landing
-from pipeline.landing import LandingReport, LandingTarget, landing_status, take_landed
-from pipeline.landing_check import check_record
-from pipeline.landing_ledger import (
+import pipeline.landing.take as landing
+from pipeline.core.records import Provenance, Record
+from pipeline.landing.check import check_record
+from pipeline.landing.ledger import (
     LandingLedger,
     LedgerError,
     LedgerLockedError,
     LedgerVersionError,
     ledger_lock,
 )
-from pipeline.records import Provenance, Record
+from pipeline.landing.take import LandingReport, LandingTarget, landing_status, take_landed
 from pipeline.sources.base import sha256_file
 from pipeline.sources.registry import make_reader
 
@@ -450,7 +450,7 @@ def test_a_concurrent_take_fails_at_once_naming_the_ledger_and_holder(zone: Zone
         [
             sys.executable,
             "-c",
-            "import sys; from pathlib import Path; from pipeline.landing_ledger import ledger_lock\n"
+            "import sys; from pathlib import Path; from pipeline.landing.ledger import ledger_lock\n"
             "with ledger_lock(Path(sys.argv[1])):\n    print('held', flush=True); sys.stdin.read()",
             str(zone.ledger),
         ],
@@ -584,7 +584,7 @@ def test_file_changed_between_check_and_move_is_left(zone: Zone, monkeypatch: py
             fh.write(b"\0\0")
         return result
 
-    monkeypatch.setattr("pipeline.landing.check_record", check_then_write)
+    monkeypatch.setattr("pipeline.landing.take.check_record", check_then_write)
     category, reason = left_of(zone.take(CINC))["E00271"]
     assert category == "settling"
     assert reason == "E00271.mat changed during the check (120,024 -> 120,026 bytes); retried next run"
@@ -602,7 +602,7 @@ def test_signal_file_arriving_during_the_scan_is_not_taken_this_run(
         return real_check(root, header_rel, **kwargs)
 
     with monkeypatch.context() as patch:
-        patch.setattr("pipeline.landing.check_record", arrive_then_check)
+        patch.setattr("pipeline.landing.take.check_record", arrive_then_check)
         category, reason = left_of(zone.take(MITBIH))["100"]
     assert (category, reason) == ("settling", "100.dat appeared while the folder was scanned; taken next run")
     assert not zone.dest(MITBIH).exists() or not any(zone.dest(MITBIH).iterdir())

@@ -17,7 +17,7 @@ import wfdb
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.landing_check import COMPLETE, INCOMPLETE, INVALID, annotation_status, check_record
+from pipeline.landing.check import COMPLETE, INCOMPLETE, INVALID, annotation_status, check_record
 
 CINC: dict[str, Any] = {"signal_suffixes": (".mat",), "required_comments": ("dx",)}
 PTB: dict[str, Any] = {"signal_suffixes": (".dat", ".xyz")}

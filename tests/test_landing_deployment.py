@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
-from pipeline.shards import ShardStore, read_strings
+from pipeline.store.local import ShardStore, read_strings
 from tests.pipeline_repo import copy_of, run
 from tests.prefect_server import (
     api_get,

@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 import yaml
 
-from pipeline.cli_lineage import model_refs, store_layout
+from pipeline.cli.lineage import model_refs, store_layout
 from pipeline.config import Params, load_params
-from pipeline.lineage import artifact_lineage
-from pipeline.lineage_record import record_lineage
-from pipeline.shards import ShardStore, read_strings
-from pipeline.splits import read_index
+from pipeline.dataset.splits import read_index
+from pipeline.lineage.artifact import artifact_lineage
+from pipeline.lineage.record import record_lineage
+from pipeline.store.local import ShardStore, read_strings
 from tests.pipeline_repo import copy_of, run, tool_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.prefect]
@@ -154,7 +154,7 @@ def test_cli_json_equals_the_library_document(repo: Path, params: Params) -> Non
 def test_cli_text_is_a_readable_tree(
     repo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pipeline.cli import main
+    from pipeline.cli.main import main
 
     monkeypatch.chdir(repo)
     assert main(["lineage", "models/resnet/best.pt"]) == 0
@@ -224,7 +224,7 @@ def test_record_in_train_is_not_scored_and_says_why(repo: Path, params: Params) 
 def test_record_text_names_shard_split_checkpoint_and_why_unscored(
     repo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pipeline.cli import main
+    from pipeline.cli.main import main
 
     record = _split_ids(repo, "train")[0]
     monkeypatch.chdir(repo)
@@ -286,7 +286,7 @@ def test_unknown_path_exits_2_naming_the_outs_nearby(repo: Path) -> None:
 
 
 def test_a_raw_input_is_not_an_artifact(repo: Path, params: Params) -> None:
-    from pipeline.lineage import LineageError
+    from pipeline.lineage.artifact import LineageError
 
     with pytest.raises(LineageError, match="raw input, a dependency of ingest"):
         _lineage(repo, params, "data/labels")

@@ -1,6 +1,6 @@
 """The malformed input corpus (tests/malformed_corpus.py) through the readers and the real ingest.
 
-One ingest of the whole corpus (every profile, through ``pipeline.cli.main`` in a child process
+One ingest of the whole corpus (every profile, through ``pipeline.cli.main.main`` in a child process
 with a temporary Prefect server) must exit 0, reconcile every source, quarantine every broken
 variant with the reason its expectation names, land every good record and none of the broken
 ones, and stay within a memory cap. Directly, every reader's ``discover()``/``read()`` on the
@@ -26,9 +26,9 @@ import numpy as np
 import pytest
 
 from pipeline.config import build_readers, load_params
-from pipeline.labels_store import read_labels
-from pipeline.records import Provenance, ReadError, Record
-from pipeline.shards import ShardStore, live_rows, raw_labels_from_json, read_strings
+from pipeline.core.records import Provenance, ReadError, Record
+from pipeline.store.labels import read_labels
+from pipeline.store.local import ShardStore, live_rows, raw_labels_from_json, read_strings
 from tests.malformed_corpus import Corpus, build_corpus
 
 REPO = Path(__file__).resolve().parents[1]
@@ -45,7 +45,7 @@ MAX_BOMB_BYTES = 64 * 2**20
 _CHILD = """
 import json, resource, sys
 from prefect.testing.utilities import prefect_test_harness
-from pipeline.cli import main
+from pipeline.cli.main import main
 with prefect_test_harness(server_startup_timeout=120):
     rc = main(sys.argv[2:])
 with open(sys.argv[1], "w") as fh:

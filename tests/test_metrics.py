@@ -1,4 +1,4 @@
-"""pipeline.metrics against scikit-learn on random and edge-case inputs, and the bootstrap."""
+"""pipeline.evaluation.metrics against scikit-learn on random and edge-case inputs, and the bootstrap."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import numpy.typing as npt
 import pytest
 from sklearn import metrics as skm
 
-from pipeline import metrics as m
+from pipeline.evaluation import metrics as m
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]

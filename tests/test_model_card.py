@@ -1,5 +1,5 @@
 """The model card a checkpoint carries: it survives a real checkpoint (saved by
-:mod:`pipeline.checkpoint`, loaded with ``weights_only``), gives back the profile's exact signal
+:mod:`pipeline.training.checkpoint`, loaded with ``weights_only``), gives back the profile's exact signal
 plan, rebuilds the right network for the saved weights, and refuses other versions."""
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from pipeline.checkpoint import load_checkpoint, save_checkpoint
 from pipeline.config import Params, load_params, signal_plan
-from pipeline.model_card import CARD_VERSION, ModelCard, card_from_checkpoint
+from pipeline.dataset.targets import Targets
 from pipeline.models import ConvAutoencoder, ResNet1d, StftCrnn
-from pipeline.targets import Targets
-from pipeline.train_run import make_card
+from pipeline.models.card import CARD_VERSION, ModelCard, card_from_checkpoint
+from pipeline.training.checkpoint import load_checkpoint, save_checkpoint
+from pipeline.training.stage import make_card
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = [

@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 import torch
 
-from pipeline.cli import main
+from pipeline.cli.main import main
 from pipeline.config import ConfigError, load_params
-from pipeline.data import make_loader
-from pipeline.objstore import RemoteShardStore, StoreRoot, open_store
-from pipeline.shards import ShardStore, tree_digest
+from pipeline.dataset.loader import make_loader
+from pipeline.store.local import ShardStore, tree_digest
+from pipeline.store.remote import RemoteShardStore, StoreRoot, open_store
 from tests.pipeline_repo import tool_env
 from tests.s3_server import S3Server
 
@@ -141,7 +141,7 @@ def test_object_store_ingest_writes_the_bytes_of_a_local_single_process_ingest(
 def test_loaders_over_the_object_store_yield_the_batches_of_the_local_store(
     s3: S3Server, local_store: Path, remote_bucket: str, tmp_path: Path
 ) -> None:
-    from pipeline.splits import index_from_store, write_index
+    from pipeline.dataset.splits import index_from_store, write_index
 
     index = index_from_store(ShardStore(local_store, PROFILE), {"train": 0.7, "val": 0.15, "test": 0.15}, 0)
     write_index(tmp_path / "split.csv", index.rows, index.header)

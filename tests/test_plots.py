@@ -11,8 +11,8 @@ import numpy.typing as npt
 import pytest
 from matplotlib.image import imread
 
-from pipeline import plots
-from pipeline.metrics import confusion_matrix, multilabel_confusion, roc_curve
+from pipeline.evaluation import plots
+from pipeline.evaluation.metrics import confusion_matrix, multilabel_confusion, roc_curve
 
 CLASSES = ["NORM", "AF", "STTC", "MI", "HYP"]
 LEADS_12 = ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"]

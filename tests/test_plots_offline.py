@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 from matplotlib.image import imread, imsave
 
-from pipeline.plots import confusion_rows, pr_rows, roc_rows
+from pipeline.evaluation.plots import confusion_rows, pr_rows, roc_rows
 from tests.script_module import load_script
 
 REPO = Path(__file__).resolve().parents[1]

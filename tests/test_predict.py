@@ -1,7 +1,7 @@
 """``ecgpipe predict`` on real records: reader choice, stable ids, scores equal to a direct forward
 pass on the signal the training shards would hold, decisions that follow the rule, rejections.
 
-The models are tiny but real: trained for one epoch by :func:`pipeline.train.fit`, which writes
+The models are tiny but real: trained for one epoch by :func:`pipeline.training.loop.fit`, which writes
 the checkpoints predict loads. The reference scores are computed independently: records decoded
 by ``wfdb.rdrecord`` / ``numpy.loadtxt`` / ``h5py``, preprocessed by ``process``, written to a
 shard and read back by the shard store (the int16 round trip training saw), then one forward
@@ -26,18 +26,18 @@ import pytest
 import torch
 import wfdb
 
-from pipeline.checkpoint import load_checkpoint, save_checkpoint
 from pipeline.config import Profile, Quality, signal_plan
-from pipeline.decisions import DecisionRule, write_rule
-from pipeline.leads import canonical_leads
-from pipeline.model_card import ModelCard, card_from_checkpoint
-from pipeline.predict import CSV_NAME, JSON_NAME, discover_inputs, run_predict
-from pipeline.preprocess import SignalPlan, process
-from pipeline.records import Provenance, Record
-from pipeline.scoring import Task, output_scores
-from pipeline.shards import ShardStore, StorageSpec, read_signal, rows_for
-from pipeline.thresholds import SplitName, ThresholdSet
-from pipeline.train import EarlyStopping, TrainConfig, fit
+from pipeline.core.leads import canonical_leads
+from pipeline.core.records import Provenance, Record
+from pipeline.evaluation.decisions import DecisionRule, write_rule
+from pipeline.evaluation.thresholds import SplitName, ThresholdSet
+from pipeline.export.predict import CSV_NAME, JSON_NAME, discover_inputs, run_predict
+from pipeline.models.card import ModelCard, card_from_checkpoint
+from pipeline.models.scoring import Task, output_scores
+from pipeline.signal.preprocess import SignalPlan, process
+from pipeline.store.local import ShardStore, StorageSpec, read_signal, rows_for
+from pipeline.training.checkpoint import load_checkpoint, save_checkpoint
+from pipeline.training.loop import EarlyStopping, TrainConfig, fit
 
 CINC = "cinc2017/training2017"
 PTBXL = "ptbxl"

@@ -6,8 +6,8 @@ import dataclasses
 
 import numpy as np
 
-from pipeline.preprocess import SignalPlan, process
-from pipeline.records import Provenance, RawLabel, Record, Rejection
+from pipeline.core.records import Provenance, RawLabel, Record, Rejection
+from pipeline.signal.preprocess import SignalPlan, process
 
 PLAN = SignalPlan(
     leads=("I", "II"),

@@ -32,7 +32,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.records import Discovery, InputUnit, Provenance, ReadError, Record, Rejection
+from pipeline.core.records import Discovery, InputUnit, Provenance, ReadError, Record, Rejection
 from pipeline.sources.base import SourceReader, list_files
 from pipeline.sources.cinc2017 import Cinc2017Reader
 from pipeline.sources.cinc2021 import Cinc2021Reader

@@ -1,4 +1,4 @@
-"""Hypothesis properties of the signal transforms (pipeline/signal.py, pipeline/preprocess.py).
+"""Hypothesis properties of the signal transforms (pipeline/signal/dsp.py, pipeline/signal/preprocess.py).
 
 Inputs are arbitrary float32 ``(C, T)`` / ``(B, C, T)`` arrays within physical ECG ranges (tens of
 mV), including NaN/Inf runs, flat leads, very short and long ``T`` and odd sampling-rate pairs.
@@ -25,10 +25,10 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from pipeline import signal as sig
-from pipeline.preprocess import SignalPlan, process
-from pipeline.records import Provenance, RawLabel, Record, Rejection
-from pipeline.shards import ShardStore, StorageSpec, read_signal, rows_for
+from pipeline.core.records import Provenance, RawLabel, Record, Rejection
+from pipeline.signal import dsp as sig
+from pipeline.signal.preprocess import SignalPlan, process
+from pipeline.store.local import ShardStore, StorageSpec, read_signal, rows_for
 
 F32 = npt.NDArray[np.float32]
 AMPLITUDE_MV = 20.0  # beyond any real ECG lead, inside the int16 range at 1 µV steps

@@ -8,8 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.cli import main
-from pipeline.provenance import FLOW_RUN_ENV, code_version, output_patterns, record_name, stage_context
+from pipeline.cli.main import main
+from pipeline.lineage.provenance import (
+    FLOW_RUN_ENV,
+    code_version,
+    output_patterns,
+    record_name,
+    stage_context,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 

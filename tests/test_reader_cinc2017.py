@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import wfdb
 
-from pipeline.records import Discovery, Provenance, RawLabel, ReadError, Record, Rejection
+from pipeline.core.records import Discovery, Provenance, RawLabel, ReadError, Record, Rejection
 from pipeline.sources.base import list_files
 from pipeline.sources.cinc2017 import Cinc2017Reader
 

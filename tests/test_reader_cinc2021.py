@@ -11,7 +11,7 @@ import pytest
 import scipy.io
 import wfdb
 
-from pipeline.records import Discovery, Provenance, RawLabel, ReadError, Record, Rejection
+from pipeline.core.records import Discovery, Provenance, RawLabel, ReadError, Record, Rejection
 from pipeline.sources.base import list_files
 from pipeline.sources.cinc2021 import Cinc2021Reader
 

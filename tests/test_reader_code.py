@@ -19,8 +19,8 @@ import pytest
 import wfdb
 
 import pipeline.sources.code as code_module
-from pipeline.leads import STANDARD_12
-from pipeline.records import InputUnit, Provenance, RawLabel, ReadError, Record, Rejection
+from pipeline.core.leads import STANDARD_12
+from pipeline.core.records import InputUnit, Provenance, RawLabel, ReadError, Record, Rejection
 from pipeline.sources.code import CodeReader, exam_id_of_record, iter_blocks
 
 EXAM_COLUMNS = [

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import wfdb
 
-from pipeline.records import Discovery, Provenance, RawLabel, ReadError, Record, Rejection
+from pipeline.core.records import Discovery, Provenance, RawLabel, ReadError, Record, Rejection
 from pipeline.sources.base import list_files
 from pipeline.sources.ptbxl import PtbXlReader, normalise_patient_id, parse_scp_codes
 

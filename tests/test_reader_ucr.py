@@ -11,7 +11,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from pipeline.records import Provenance, RawLabel, ReadError, Record, Rejection
+from pipeline.core.records import Provenance, RawLabel, ReadError, Record, Rejection
 from pipeline.sources.ucr import UcrReader, normalise_label
 
 ECG5000_COUNTS = {"1": 292, "2": 177, "3": 10, "4": 19, "5": 2}

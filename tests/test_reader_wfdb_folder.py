@@ -13,7 +13,7 @@ import numpy.typing as npt
 import pytest
 import wfdb
 
-from pipeline.records import Discovery, InputUnit, Provenance, ReadError, Record, Rejection
+from pipeline.core.records import Discovery, InputUnit, Provenance, ReadError, Record, Rejection
 from pipeline.sources.base import list_files
 from pipeline.sources.wfdb_folder import WfdbFolderReader, header_comment_labels
 from pipeline.sources.windows import BEAT_SYMBOLS

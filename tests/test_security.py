@@ -35,17 +35,17 @@ import pytest
 import torch
 import zarr
 
-from pipeline.checkpoint import CHECKPOINT_FORMAT, CheckpointError, load_checkpoint
-from pipeline.cli import main
-from pipeline.ingest import plan_ingest, run_batch
-from pipeline.preprocess import SignalPlan
-from pipeline.records import Discovery, Provenance, ReadError, Record, Rejection
-from pipeline.shards import Manifest, ShardStore, StorageSpec
+from pipeline.cli.main import main
+from pipeline.core.records import Discovery, Provenance, ReadError, Record, Rejection
+from pipeline.ingest.run import plan_ingest, run_batch
+from pipeline.signal.preprocess import SignalPlan
 from pipeline.sources.base import SourceReader
 from pipeline.sources.cinc2017 import Cinc2017Reader
 from pipeline.sources.code import LABEL_COLUMNS, CodeReader
 from pipeline.sources.ptbxl import PtbXlReader
 from pipeline.sources.wfdb_folder import WfdbFolderReader
+from pipeline.store.local import Manifest, ShardStore, StorageSpec
+from pipeline.training.checkpoint import CHECKPOINT_FORMAT, CheckpointError, load_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -437,7 +437,7 @@ def test_the_scanner_flags_every_forbidden_pattern_with_file_and_line() -> None:
 
 def test_no_shell_pickle_unsafe_load_or_eval_anywhere_in_the_project_code() -> None:
     files = scanned_files()
-    assert REPO / "pipeline" / "checkpoint.py" in files and len(files) > 50
+    assert REPO / "pipeline" / "training" / "checkpoint.py" in files and len(files) > 50
     findings = [
         f
         for path in files
@@ -786,10 +786,10 @@ def test_code_hdf5_parts_are_opened_read_only_and_left_unchanged(
 def test_zarr_shards_labels_and_the_loader_read_the_store_without_writing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pipeline.data import make_loader
-    from pipeline.labels_store import read_labels
-    from pipeline.shards import read_signal
-    from pipeline.splits import index_from_store, write_index
+    from pipeline.dataset.loader import make_loader
+    from pipeline.dataset.splits import index_from_store, write_index
+    from pipeline.store.labels import read_labels
+    from pipeline.store.local import read_signal
     from tests.test_splits import build_store, synthetic_specs
 
     store = build_store(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.shards import Manifest, ShardStore
+from pipeline.store.local import Manifest, ShardStore
 
 
 def test_remove_debris_deletes_temp_json_temp_label_stores_and_unlisted_shards(tmp_path: Path) -> None:

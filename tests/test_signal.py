@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline import signal as sig
+from pipeline.signal import dsp as sig
 
 
 def _spec(fs: float, **kw: object) -> sig.FilterSpec:

@@ -12,13 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.ingest import commit, plan_ingest, run_batch
-from pipeline.labels_store import read_labels, relabel
-from pipeline.preprocess import SignalPlan
-from pipeline.records import Discovery, InputUnit, Provenance, RawLabel, Record
-from pipeline.shards import ShardStore, StorageSpec
-from pipeline.sources.base import SourceReader
-from pipeline.splits import (
+from pipeline.core.records import Discovery, InputUnit, Provenance, RawLabel, Record
+from pipeline.dataset.splits import (
     IndexRow,
     SplitError,
     group_keys,
@@ -28,6 +23,11 @@ from pipeline.splits import (
     split_counts,
     write_index,
 )
+from pipeline.ingest.run import commit, plan_ingest, run_batch
+from pipeline.signal.preprocess import SignalPlan
+from pipeline.sources.base import SourceReader
+from pipeline.store.labels import read_labels, relabel
+from pipeline.store.local import ShardStore, StorageSpec
 
 REPO = Path(__file__).resolve().parents[1]
 VOCAB = ("NORM", "AF", "MI", "BBB", "OTHER", "NOISY")

@@ -8,8 +8,8 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from pipeline.leads import STANDARD_12
-from pipeline.synth import (
+from pipeline.core.leads import STANDARD_12
+from pipeline.demo.synth import (
     BEAT_KINDS,
     CLASSES,
     VARIANTS,

@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from pipeline.labels_store import LabelSet
-from pipeline.targets import TargetBatches, Targets, labels_of
+from pipeline.dataset.targets import TargetBatches, Targets, labels_of
+from pipeline.store.labels import LabelSet
 
 VOCAB = ("NORM", "AF", "MI", "BBB", "OTHER", "NOISY")
 

@@ -9,8 +9,8 @@ import numpy.typing as npt
 import pytest
 from sklearn.metrics import f1_score
 
-from pipeline.metrics import multilabel_report
-from pipeline.thresholds import (
+from pipeline.evaluation.metrics import multilabel_report
+from pipeline.evaluation.thresholds import (
     ScoredSplit,
     SplitName,
     ThresholdLeakError,

@@ -22,8 +22,8 @@ import pytest
 import torch
 from torch import nn
 
-from pipeline.checkpoint import TEMP_SUFFIX, TEST_PAUSE_ENV, CheckpointError, load_checkpoint
-from pipeline.train import (
+from pipeline.training.checkpoint import TEMP_SUFFIX, TEST_PAUSE_ENV, CheckpointError, load_checkpoint
+from pipeline.training.loop import (
     BEST,
     LATEST,
     EarlyStopper,

@@ -1,7 +1,7 @@
 """``ecgpipe train <model>`` killed and re-run: it resumes from ``latest.pt`` and ends with the
 weights and metrics of an uninterrupted run; with a changed training param it starts over.
 
-Each compared run is a separate ``python -m pipeline.cli train crnn`` process (a tiny CRNN, four
+Each compared run is a separate ``python -m pipeline.cli.main train crnn`` process (a tiny CRNN, four
 epochs, several batches per epoch so the shuffled order matters) on a small store built once
 from the demo data. The kill lands after the second epoch's checkpoint: the killed process
 pauses inside every checkpoint write (``ECGPIPE_TEST_CHECKPOINT_PAUSE_S``), which leaves the
@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 import torch
 
-from pipeline.checkpoint import TEMP_SUFFIX, TEST_PAUSE_ENV, CheckpointError, load_checkpoint
-from pipeline.cli import main
+from pipeline.cli.main import main
+from pipeline.training.checkpoint import TEMP_SUFFIX, TEST_PAUSE_ENV, CheckpointError, load_checkpoint
 from tests.conftest import sigkill_when
 from tests.test_evaluate_stage import REPO, build_demo_store, cli_args
 
@@ -57,7 +57,7 @@ def _dirs(root: Path) -> list[str]:
 
 
 def _command(overrides: Sequence[str]) -> list[str]:
-    return [sys.executable, "-m", "pipeline.cli", "train", "crnn", *cli_args(overrides)]
+    return [sys.executable, "-m", "pipeline.cli.main", "train", "crnn", *cli_args(overrides)]
 
 
 def _env(pause: bool) -> dict[str, str]:

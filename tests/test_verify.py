@@ -1,4 +1,4 @@
-"""``ecgpipe verify`` and :func:`pipeline.verify.verify_store` on real records (issue 6).
+"""``ecgpipe verify`` and :func:`pipeline.ingest.verify.verify_store` on real records (issue 6).
 
 One small store (CinC 2017 with a truncated record and an orphan signal file, PTB-XL at both
 rates, one MIT-BIH record) is ingested once with the library steps the flow runs (no Prefect:
@@ -16,12 +16,12 @@ from typing import Any
 
 import pytest
 
-from pipeline.cli import main
+from pipeline.cli.main import main
 from pipeline.config import Params, build_readers, signal_plan, storage_spec
-from pipeline.ingest import commit, plan_ingest, run_batch
-from pipeline.labels_store import relabel
-from pipeline.shards import ShardStore, tree_digest, write_json_atomic
-from pipeline.verify import VerifyResult, verify_store
+from pipeline.ingest.run import commit, plan_ingest, run_batch
+from pipeline.ingest.verify import VerifyResult, verify_store
+from pipeline.store.labels import relabel
+from pipeline.store.local import ShardStore, tree_digest, write_json_atomic
 from tests.script_module import load_script
 
 REPO = Path(__file__).resolve().parents[1]
@@ -76,7 +76,7 @@ class Tree:
         return ShardStore(self.root / "store" / profile, profile)
 
     def verify(self, profile: str = "lead1_af") -> VerifyResult:
-        from pipeline.cli_verify import verify_profile
+        from pipeline.cli.verify import verify_profile
 
         return verify_profile(self.params, profile)
 

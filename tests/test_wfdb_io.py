@@ -13,7 +13,7 @@ import pytest
 import scipy.io
 import wfdb
 
-from pipeline.records import ReadError
+from pipeline.core.records import ReadError
 from pipeline.sources import wfdb_io
 from pipeline.sources.wfdb_io import parse_header, physical_units, read_header, read_signals, signal_files
 

@@ -46,7 +46,7 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # run as a script from anywhere
 
-from pipeline.ckernel_lib import CKernels  # noqa: E402
+from pipeline.ckernel.lib import CKernels  # noqa: E402
 
 F32 = npt.NDArray[np.float32]
 

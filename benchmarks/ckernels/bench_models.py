@@ -32,12 +32,12 @@ from torch import nn
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from pipeline.ckernel_export import model_weights, write_weights  # noqa: E402
-from pipeline.ckernel_model import CModel  # noqa: E402
-from pipeline.cli_models import targets_for  # noqa: E402
+from pipeline.ckernel.model import CModel  # noqa: E402
+from pipeline.ckernel.weights import model_weights, write_weights  # noqa: E402
+from pipeline.cli.models import targets_for  # noqa: E402
 from pipeline.config import load_params, signal_plan  # noqa: E402
-from pipeline.export import OnnxRunner, export_onnx, measure_latency, torch_runner  # noqa: E402
-from pipeline.train_run import make_card  # noqa: E402
+from pipeline.export.onnx import OnnxRunner, export_onnx, measure_latency, torch_runner  # noqa: E402
+from pipeline.training.stage import make_card  # noqa: E402
 
 RUNNER = REPO / "ckernels" / "build" / "ecgk-run"
 LIBRARY = REPO / "ckernels" / "build" / "libecgk.so"

@@ -7,7 +7,7 @@ Everything is measured as a ratio within the same run on the same machine:
   ``concurrent.futures.ProcessPoolExecutor`` (spawn) of 1 and of 2 workers, into fresh stores.
   Prefect itself (server, task bookkeeping) is left out: this measures the compute pipeline.
 * **baseline** ("today's notebooks"): per record ``wfdb.rdrecord`` → the same preprocessing
-  (``pipeline.preprocess.process`` on a one-record list) → one ``np.savez_compressed`` per
+  (``pipeline.signal.preprocess.process`` on a one-record list) → one ``np.savez_compressed`` per
   record, float32 mV, in one process.
 * **memory**: peak RSS of the workers and of the parent at two input sizes 10× apart.
 * **decode**: ``wfdb_io.read_header`` + ``read_signals`` against ``wfdb.rdrecord``, per record.
@@ -55,15 +55,15 @@ import zarr
 from tqdm import tqdm
 
 from pipeline.config import build_readers, load_params, signal_plan, storage_spec
-from pipeline.ingest import Batch, BatchResult, IngestPlan, commit, plan_ingest, run_batch
-from pipeline.leads import canonical_leads
-from pipeline.preprocess import SignalPlan, process
-from pipeline.records import Provenance, Record
-from pipeline.shards import ShardStore, StorageSpec
-from pipeline.signal import design_sos
+from pipeline.core.leads import canonical_leads
+from pipeline.core.records import Provenance, Record
+from pipeline.ingest.run import Batch, BatchResult, IngestPlan, commit, plan_ingest, run_batch
+from pipeline.signal.dsp import design_sos
+from pipeline.signal.preprocess import SignalPlan, process
 from pipeline.sources.base import SourceReader
 from pipeline.sources.ptbxl import DATABASE, STATEMENTS
 from pipeline.sources.wfdb_io import read_header, read_signals
+from pipeline.store.local import ShardStore, StorageSpec
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED_DATA = Path(os.environ.get("ECGPIPE_SHARED_DATA", REPO.parent / "shared" / "data"))

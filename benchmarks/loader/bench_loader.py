@@ -2,7 +2,7 @@
 
 What is compared, all reading the same N records in a shuffled order, with batches of 64:
 
-* **ours**: :func:`pipeline.data.make_loader` over the zarr shard store (block reads, shuffle
+* **ours**: :func:`pipeline.dataset.loader.make_loader` over the zarr shard store (block reads, shuffle
   buffer, dequantise per batch), with 0, 1 and 2 DataLoader workers; whole batches yielded by
   the dataset (``DataLoader(batch_size=None)``). Also measured: per-sample yields collated by
   the DataLoader, and 2 Blosc threads per worker instead of 1.
@@ -72,13 +72,13 @@ from benchmarks.ingest.bench_ingest import (  # noqa: E402
     tree_bytes,
 )
 from pipeline.config import load_params, signal_plan  # noqa: E402
-from pipeline.data import BlockReader, describe_signal, make_loader  # noqa: E402
-from pipeline.labels_store import read_labels, relabel  # noqa: E402
-from pipeline.preprocess import process  # noqa: E402
-from pipeline.records import Provenance, Record  # noqa: E402
-from pipeline.shards import ShardStore, read_signal  # noqa: E402
+from pipeline.core.records import Provenance, Record  # noqa: E402
+from pipeline.dataset.loader import BlockReader, describe_signal, make_loader  # noqa: E402
+from pipeline.dataset.splits import index_from_store, write_index  # noqa: E402
+from pipeline.signal.preprocess import process  # noqa: E402
 from pipeline.sources.ptbxl import PtbXlReader  # noqa: E402
-from pipeline.splits import index_from_store, write_index  # noqa: E402
+from pipeline.store.labels import read_labels, relabel  # noqa: E402
+from pipeline.store.local import ShardStore, read_signal  # noqa: E402
 
 PROFILE = "ecg12"
 BATCH = 64

@@ -18,7 +18,7 @@ idle workers cost CPU) and runs one small untimed ingest per configuration first
 start-up and first-task imports are not timed: a real cluster is long-lived.
 
 Then the reads, from the same store content on local disk and on S3: every record through
-``pipeline.data.make_loader(..., shuffle=False, num_workers=0)`` over a split index that covers
+``pipeline.dataset.loader.make_loader(..., shuffle=False, num_workers=0)`` over a split index that covers
 the whole store, and every signal block through ``BlockReader``; S3 requests are counted from the
 moto server's request log. Lastly the preprocessing cost per record of the same signals at
 500 Hz (PTB-XL) and resampled to 400 Hz (the rate of CODE-15%), for the README's extrapolation.
@@ -73,12 +73,12 @@ from benchmarks.ingest.bench_ingest import (  # noqa: E402
     raw_wfdb_bytes,
 )
 from pipeline.config import Params, build_readers, load_params, signal_plan  # noqa: E402
-from pipeline.data import BlockReader, ShardSignal, describe_signal, make_loader  # noqa: E402
-from pipeline.objstore import StoreRoot, open_store  # noqa: E402
-from pipeline.preprocess import SignalPlan, process  # noqa: E402
-from pipeline.records import Provenance, Record  # noqa: E402
-from pipeline.shards import ShardStore, tree_digest  # noqa: E402
-from pipeline.splits import index_from_store, write_index  # noqa: E402
+from pipeline.core.records import Provenance, Record  # noqa: E402
+from pipeline.dataset.loader import BlockReader, ShardSignal, describe_signal, make_loader  # noqa: E402
+from pipeline.dataset.splits import index_from_store, write_index  # noqa: E402
+from pipeline.signal.preprocess import SignalPlan, process  # noqa: E402
+from pipeline.store.local import ShardStore, tree_digest  # noqa: E402
+from pipeline.store.remote import StoreRoot, open_store  # noqa: E402
 from tests.dask_cluster import DaskCluster, local_cluster  # noqa: E402
 from tests.prefect_server import api_post, prefect_server, server_env  # noqa: E402
 from tests.s3_server import S3Server, moto_s3  # noqa: E402

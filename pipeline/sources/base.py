@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from typing import ClassVar
 
-from pipeline.records import Discovery, InputUnit, Provenance, ReadError, Record, Rejection
+from pipeline.core.records import Discovery, InputUnit, Provenance, ReadError, Record, Rejection
 
 
 class SourceReader(abc.ABC):

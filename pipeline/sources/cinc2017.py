@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import ClassVar
 
-from pipeline.records import Discovery, InputUnit, Provenance, RawLabel, ReadError, Record, Rejection
+from pipeline.core.records import Discovery, InputUnit, Provenance, RawLabel, ReadError, Record, Rejection
 from pipeline.sources.base import SourceReader, list_files
 from pipeline.sources.wfdb_io import (
     duplicate_name,

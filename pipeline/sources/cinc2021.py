@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import PurePosixPath
 from typing import ClassVar
 
-from pipeline.records import Discovery, InputUnit, Provenance, RawLabel, Record, Rejection
+from pipeline.core.records import Discovery, InputUnit, Provenance, RawLabel, Record, Rejection
 from pipeline.sources.base import SourceReader, list_files
 from pipeline.sources.wfdb_io import (
     comment_fields,

@@ -54,8 +54,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from pipeline.leads import canonical_lead
-from pipeline.records import Discovery, InputUnit, Provenance, RawLabel, ReadError, Record, Rejection
+from pipeline.core.leads import canonical_lead
+from pipeline.core.records import Discovery, InputUnit, Provenance, RawLabel, ReadError, Record, Rejection
 from pipeline.sources.base import SourceReader, confined_path, list_files
 from pipeline.sources.wfdb_io import physical_units, read_header, read_signals, signal_files
 

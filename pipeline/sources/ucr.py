@@ -41,7 +41,7 @@ from typing import ClassVar
 import numpy as np
 import numpy.typing as npt
 
-from pipeline.records import Discovery, InputUnit, Provenance, RawLabel, ReadError, Record, Rejection
+from pipeline.core.records import Discovery, InputUnit, Provenance, RawLabel, ReadError, Record, Rejection
 from pipeline.sources.base import SourceReader, list_files
 
 FORMATS = ("txt", "tsv", "ts", "arff")

@@ -49,8 +49,8 @@ from typing import ClassVar
 import numpy as np
 import numpy.typing as npt
 
-from pipeline.leads import canonical_leads
-from pipeline.records import (
+from pipeline.core.leads import canonical_leads
+from pipeline.core.records import (
     Discovery,
     InputUnit,
     Provenance,

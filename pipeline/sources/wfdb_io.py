@@ -25,8 +25,8 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import numpy.typing as npt
 
-from pipeline.leads import canonical_leads
-from pipeline.records import ReadError, Rejection
+from pipeline.core.leads import canonical_leads
+from pipeline.core.records import ReadError, Rejection
 from pipeline.sources.base import confined_path
 
 FloatArray = npt.NDArray[np.float32]

@@ -1,0 +1,243 @@
+"""``ecgpipe split | train | evaluate <model>``: the model-side DVC stages.
+
+Each command turns its params section into plain arguments for the library. Paths:
+``<split.out_dir>/<model>.csv`` (index), ``<train.out_dir>/<model>/`` (checkpoints),
+``<train.live_dir>/<model>/`` (per-epoch metrics and plots, kept apart from the checkpoints so DVC can
+track them as metrics and plots), ``<evaluate.out_dir>/<model>/`` (metrics, report, rule, plots).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pipeline.config import ConfigError, ModelTrainParams, Params, signal_plan, store_root
+
+if TYPE_CHECKING:  # importing it loads torch: only the model commands pay for that
+    from pipeline.dataset.targets import Targets
+
+log = logging.getLogger(__name__)
+
+
+def index_path(params: Params, model: str) -> Path:
+    return params.split.out_dir / f"{model}.csv"
+
+
+def checkpoint_dir(params: Params, model: str) -> Path:
+    return params.train.out_dir / model
+
+
+def live_dir(params: Params, model: str) -> Path:
+    return params.train.live_dir / model
+
+
+def eval_dir(params: Params, model: str) -> Path:
+    return params.evaluate.out_dir / model
+
+
+def model_params(params: Params, model: str) -> ModelTrainParams:
+    if model not in params.train.models:
+        known = ", ".join(params.train.models) or "none"
+        raise ConfigError(f"model {model!r} is not in train.models (known: {known})")
+    return params.train.models[model]
+
+
+def targets_for(params: Params, model: str) -> Targets:
+    from pipeline.dataset.targets import Targets
+
+    m = model_params(params, model)
+    return Targets(m.task, params.vocabulary(m.profile), params.model_classes(model), m.normal_class)
+
+
+def add_parsers(sub: Any, params_args: Any) -> None:
+    """Register the model commands on the ``ecgpipe`` sub-parser set."""
+    for name, help_text in (
+        ("split", "patient-grouped, label-stratified train/val/test index for a model"),
+        ("train", "train a model on its split (resumes an interrupted run with the same params)"),
+        ("evaluate", "metrics, thresholds and plots of a trained model on its test split"),
+        ("export", "ONNX FP32 + INT8 (calibrated on training records), evaluated the same way, latency"),
+    ):
+        p = sub.add_parser(name, help=help_text)
+        params_args(p)
+        p.add_argument("model", help="a model name under train.models in params.yaml")
+        if name == "train":
+            p.add_argument("--fresh", action="store_true", help="ignore an existing latest.pt; start over")
+    p = sub.add_parser("predict", help="score new unlabelled records (any supported source kind)")
+    params_args(p)
+    p.add_argument(
+        "--model", type=Path, required=True, help="checkpoint file or training folder (models/<m>)"
+    )
+    p.add_argument("inputs", nargs="+", type=Path, help="record files (.hea/.dat/.mat, UCR, HDF5) or folders")
+    p.add_argument("--out", type=Path, default=Path("predictions"), help="output folder (CSV + JSON)")
+    p.add_argument("--rule", type=Path, default=None,
+                   help="decision rule (default: eval/<model>/thresholds.json when it exists)")  # fmt: skip
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
+
+
+def cmd_split(args: argparse.Namespace, params: Params) -> int:
+    from pipeline.dataset.splits import index_from_store, write_index
+    from pipeline.store.remote import open_store
+
+    m = model_params(params, args.model)
+    targets = targets_for(params, args.model)
+    sp = params.split
+    store = open_store(store_root(params.ingest), m.profile)
+    index = index_from_store(
+        store, sp.fractions, sp.seed, sp.fold_map, sp.fold_key, sp.group_by_source,
+        normal_only_train=m.normal_class, keep=targets.usable,
+    )  # fmt: skip
+    out = index_path(params, args.model)
+    write_index(out, index.rows, {**index.header, "model": args.model})
+    counts = {s: len(index.split_rows(s)) for s in sp.fractions}
+    print(f"{args.model}: {out} {counts} (excluded {index.header['excluded']}, "
+          f"groups {index.header['groups']})")  # fmt: skip
+    return 0
+
+
+def cmd_train(args: argparse.Namespace, params: Params) -> int:
+    from pipeline.training.loop import ResumeMismatch, TrainConfig
+    from pipeline.training.stage import LoaderSettings, train_model
+
+    m = model_params(params, args.model)
+    cfg = TrainConfig(
+        task=m.task, epochs=m.epochs, lr=m.lr, weight_decay=m.weight_decay,
+        accumulation_steps=m.accumulation_steps, warmup_epochs=m.warmup_epochs, min_lr_ratio=m.min_lr_ratio,
+        grad_clip=m.grad_clip, amp=m.amp, seed=m.seed, device=m.device, deterministic=m.deterministic,
+        early_stopping=_stopping(m),
+    )  # fmt: skip
+    profile = params.profiles[m.profile]
+    kwargs: dict[str, Any] = {
+        "name": args.model, "kind": m.kind, "model_kwargs": m.model,
+        "targets": targets_for(params, args.model), "store_root": store_root(params.ingest),
+        "profile": m.profile,
+        "plan": signal_plan(profile), "index_path": index_path(params, args.model),
+        "out_dir": checkpoint_dir(params, args.model), "cfg": cfg,
+        "settings": LoaderSettings(m.batch_size, m.num_workers, m.shuffle_buffer),
+        "use_class_weights": m.class_weights, "class_weight_power": m.class_weight_power,
+        "f1_classes": m.f1_classes,
+        "params": {"train": m.model_dump(mode="json"), "profile": profile.model_dump(mode="json")},
+        "live_dir": live_dir(params, args.model),
+    }  # fmt: skip
+    try:
+        result = train_model(**kwargs, resume=not args.fresh)
+    except ResumeMismatch as exc:
+        # params (or the data) changed since latest.pt was written: that run cannot be continued
+        print(f"{args.model}: not resuming ({exc}); training from the start")
+        result = train_model(**kwargs, resume=False)
+    best = result.best_metrics
+    print(f"{args.model}: {result.epochs_completed} epochs, best epoch {result.best_epoch} "
+          f"{result.metric}={result.best_value}; {best}")  # fmt: skip
+    return 0
+
+
+def _stopping(m: ModelTrainParams) -> Any:
+    from pipeline.training.loop import EarlyStopping
+
+    s = m.early_stopping
+    return EarlyStopping(metric=s.metric, mode=s.mode, patience=s.patience, min_delta=s.min_delta)
+
+
+def _settings(params: Params, model: str) -> Any:
+    from pipeline.evaluation.evaluate import EvalSettings
+
+    ev_p = params.evaluate
+    return EvalSettings(
+        bootstrap=ev_p.bootstrap, ci_level=ev_p.ci_level, seed=ev_p.seed,
+        anomaly_method=ev_p.anomaly_threshold.method, anomaly_p=ev_p.anomaly_threshold.p,
+        anomaly_k=ev_p.anomaly_threshold.k, f1_classes=model_params(params, model).f1_classes,
+    )  # fmt: skip
+
+
+def _evaluate_runner(params: Params, model: str, card: Any, run: Any, settings: Any) -> tuple[Any, Any, Any]:
+    """Score val/test (and train for the autoencoder) with ``run`` and evaluate: (evaluation, test, train)."""
+    from pipeline.evaluation.evaluate import evaluate, score_split
+    from pipeline.training.load import split_loader
+
+    idx = index_path(params, model)
+
+    def scored(split: Any) -> Any:
+        loader = split_loader(store_root(params.ingest), card.profile, idx, split, params.evaluate.batch_size)
+        keep = 10**9 if card.task == "reconstruction" and split == "test" else 32
+        return score_split(loader, run, card, split, keep)
+
+    val, test = scored("val"), scored("test")
+    train = scored("train") if card.task == "reconstruction" else None
+    return evaluate(card, val, test, settings, train), test, train
+
+
+def cmd_evaluate(args: argparse.Namespace, params: Params) -> int:
+    from pipeline.evaluation.evaluate import torch_runner
+    from pipeline.evaluation.report import write_evaluation
+    from pipeline.sources.base import sha256_file
+    from pipeline.training.load import load_trained
+
+    model_params(params, args.model)
+    model, card, ckpt_path = load_trained(checkpoint_dir(params, args.model))
+    result, test, train = _evaluate_runner(
+        params, args.model, card, torch_runner(model), _settings(params, args.model)
+    )
+    rule = dataclasses.replace(result.rule, checkpoint_sha256=sha256_file(ckpt_path))
+    result = dataclasses.replace(result, rule=rule)
+    out = eval_dir(params, args.model)
+    write_evaluation(out, card, result, test, train, params.evaluate.n_strips)
+    shown = ", ".join(f"{k} {v:.3f}" for k, v in result.headline.items() if k.count("_") < 2)
+    print(f"{args.model} ({ckpt_path.name}) on {len(test.record_ids)} test records: {shown}; see {out}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace, params: Params) -> int:
+    from pipeline.evaluation.evaluate import torch_runner
+    from pipeline.export import onnx as export
+    from pipeline.training.load import calibration_batches, load_trained
+
+    model_params(params, args.model)
+    ex = params.export
+    model, card, _ = load_trained(checkpoint_dir(params, args.model))
+    out = params.export.out_dir / args.model
+    fp32 = export.export_onnx(model, card.input_shape, out / "model_fp32.onnx", ex.opset)
+    calib = calibration_batches(store_root(params.ingest), card.profile, index_path(params, args.model),
+                                ex.calibration_records, params.evaluate.batch_size)  # fmt: skip
+    int8 = export.quantize_int8(fp32, calib, out / "model_int8.onnx")
+    runners: dict[str, tuple[Any, Any]] = {
+        "pytorch_fp32": (torch_runner(model), export.torch_runner(model, threads=1)),
+        "onnx_fp32": (export.OnnxRunner(fp32, threads=1),) * 2,
+        "onnx_int8": (export.OnnxRunner(int8, threads=1),) * 2,
+    }
+    settings = _settings(params, args.model)
+    metrics, latency = {}, {}
+    x1 = None
+    for variant, (run, timed) in runners.items():
+        result, test, _ = _evaluate_runner(params, args.model, card, run, settings)
+        metrics[variant] = result.headline
+        x1 = test.x[:1] if x1 is None else x1
+        latency[variant] = export.measure_latency(
+            timed, x1, warmup=ex.latency_warmup, repeats=ex.latency_repeats
+        )
+        print(f"{args.model} {variant}: {latency[variant].median_ms:.2f} ms batch-1 median")
+    sizes = {"pytorch_fp32": export.state_dict_nbytes(model), "onnx_fp32": fp32.stat().st_size,
+             "onnx_int8": int8.stat().st_size}  # fmt: skip
+    report = export.build_report(args.model, metrics, latency, sizes)
+    export.write_report(report, out / "report.json", out / "report.md")
+    print(export.report_markdown(report))
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace, params: Params) -> int:
+    from pipeline.export.predict import run_predict
+
+    return run_predict(
+        args.model, args.inputs, args.out, args.rule, args.batch_size, args.device, params.evaluate.out_dir
+    )
+
+
+COMMANDS = {
+    "split": cmd_split,
+    "train": cmd_train,
+    "evaluate": cmd_evaluate,
+    "export": cmd_export,
+    "predict": cmd_predict,
+}

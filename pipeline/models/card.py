@@ -1,0 +1,116 @@
+"""What a trained model is, as plain values carried inside its checkpoint.
+
+A checkpoint's ``lineage["card"]`` holds a :class:`ModelCard`: the model family and constructor
+kwargs, the task, the output classes, and the profile's signal settings. With it, evaluation,
+export and ``ecgpipe predict`` rebuild the network and preprocess new records exactly as the
+training shards were, without reading ``params.yaml``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import nn
+
+from pipeline.models import build_model
+from pipeline.models.scoring import TASKS, Task
+from pipeline.signal.preprocess import SignalPlan
+
+CARD_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """A trained model's identity.
+
+    ``name``: the pipeline's name for it (``resnet``, ``autoencoder``, ``crnn``); ``kind`` and
+    ``kwargs``: :func:`pipeline.models.build_model` arguments; ``classes``: the output columns
+    (logits order) for ``multilabel``/``multiclass``, empty for ``reconstruction``;
+    ``vocabulary``: the store's unified label columns the classes were taken from;
+    ``normal_class``: for ``reconstruction``, the class that counts as normal (anything else is an
+    anomaly); ``profile`` / ``signal_plan``: the shard profile and its preprocessing
+    (:class:`SignalPlan` as a dict); ``input_shape``: ``(C, L)`` of one record; ``scale_mv``: the
+    int16 step the shards stored signals at (0 for float32 storage), which prediction replays.
+    """
+
+    name: str
+    kind: str
+    kwargs: Mapping[str, Any]
+    task: Task
+    classes: tuple[str, ...]
+    vocabulary: tuple[str, ...]
+    profile: str
+    signal_plan: Mapping[str, Any]
+    input_shape: tuple[int, int]
+    normal_class: str | None = None
+    scale_mv: float = 0.001
+    version: int = field(default=CARD_VERSION)
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"model card task must be one of {TASKS}, got {self.task!r}")
+        if self.task == "reconstruction" and self.normal_class is None:
+            raise ValueError("a reconstruction model card needs normal_class")
+        if self.task != "reconstruction" and not self.classes:
+            raise ValueError(f"a {self.task} model card needs its output classes")
+
+    def build(self) -> nn.Module:
+        """A fresh (untrained) network of this card's family."""
+        return build_model(self.kind, **dict(self.kwargs))
+
+    def plan(self) -> SignalPlan:
+        """The profile's preprocessing, as used when the training shards were written."""
+        d = dict(self.signal_plan)
+        d["leads"] = tuple(d["leads"])
+        d["lead_aliases"] = tuple((str(k), tuple(v)) for k, v in d["lead_aliases"])
+        if d.get("bandpass_hz") is not None:
+            d["bandpass_hz"] = tuple(d["bandpass_hz"])
+        return SignalPlan(**d)
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        """Score columns: the classes, or ``("anomaly_score",)`` for a reconstruction model."""
+        return self.classes if self.task != "reconstruction" else ("anomaly_score",)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict (lists, not tuples), as stored in checkpoints."""
+        d = dataclasses.asdict(self)
+        d["signal_plan"] = _plain(d["signal_plan"])
+        d["kwargs"] = _plain(d["kwargs"])
+        d["classes"] = list(self.classes)
+        d["vocabulary"] = list(self.vocabulary)
+        d["input_shape"] = list(self.input_shape)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ModelCard:
+        d = dict(data)
+        version = int(d.get("version", 0))
+        if version != CARD_VERSION:
+            raise ValueError(
+                f"model card version {version}, this code reads {CARD_VERSION}: re-train the model"
+            )
+        d["classes"] = tuple(d["classes"])
+        d["vocabulary"] = tuple(d["vocabulary"])
+        c, length = d["input_shape"]
+        d["input_shape"] = (int(c), int(length))
+        return cls(**d)
+
+
+def card_from_checkpoint(ckpt: Mapping[str, Any], where: str = "checkpoint") -> ModelCard:
+    """The card in a loaded checkpoint (``ckpt["lineage"]["card"]``), with a clear error if absent."""
+    lineage = ckpt.get("lineage")
+    if not isinstance(lineage, Mapping) or "card" not in lineage:
+        raise ValueError(f"{where}: no model card in its lineage; it was not written by `ecgpipe train`")
+    return ModelCard.from_dict(lineage["card"])
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
