@@ -177,7 +177,8 @@ def test_cinc2017_reference_counts(shared_data: Path, mapper: LabelMapper) -> No
     codes = [line.split(",")[1].strip() for line in text.splitlines() if line.strip()]
     batch = mapper.map_batch(["cinc2017"] * len(codes), [(RawLabel(c),) for c in codes])
     counts = dict(zip(mapper.vocabulary, batch.labels.sum(axis=0).tolist(), strict=True))
-    assert counts == {"NORM": 1213, "AF": 199, "MI": 0, "BBB": 0, "OTHER": 576, "NOISY": 12}
+    # SOURCES.md (b), v1 over A00001-A07500: N 4577, A 657, O 2227, ~ 39.
+    assert counts == {"NORM": 4577, "AF": 657, "MI": 0, "BBB": 0, "OTHER": 2227, "NOISY": 39}
     assert batch.unmapped == {}
 
 

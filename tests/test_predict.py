@@ -37,7 +37,8 @@ from pipeline.models.scoring import Task, output_scores
 from pipeline.signal.preprocess import SignalPlan, process
 from pipeline.store.local import ShardStore, StorageSpec, read_signal, rows_for
 from pipeline.training.checkpoint import load_checkpoint, save_checkpoint
-from pipeline.training.loop import EarlyStopping, TrainConfig, fit
+from pipeline.training.loop import fit
+from pipeline.training.options import EarlyStopping, TrainConfig
 
 CINC = "cinc2017/training2017"
 PTBXL = "ptbxl"

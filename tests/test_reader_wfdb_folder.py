@@ -107,10 +107,25 @@ def test_mitbih_discovery_has_one_unit_per_record_on_disk(mitbih: Path) -> None:
     discovery = WfdbFolderReader("mitbih", mitbih).discover()
     on_disk = sorted(p.stem for p in mitbih.glob("*.hea"))
     assert [u.key for u in discovery.units] == on_disk == ["100", "104", "106", "108"]
-    assert unit_named(discovery, "100").files == ("100.hea", "100.dat", "100.atr")
-    assert unit_named(discovery, "104").files == ("104.hea", "104.dat")
+    # SOURCES.md (f): every record has its reference annotation file.
+    for unit in discovery.units:
+        assert unit.files == (f"{unit.key}.hea", f"{unit.key}.dat", f"{unit.key}.atr")
     assert discovery.rejected == ()
     assert accounted_files(discovery) == list_files(mitbih)
+
+
+@pytest.mark.shared_data
+def test_mitbih_whole_record_labels_drop_the_nul_padding_of_aux_strings(mitbih: Path) -> None:
+    reader = WfdbFolderReader("mitbih", mitbih)
+    padded = 0
+    for unit in reader.discover().units:
+        ann = wfdb.rdann(str(mitbih / unit.key), "atr")
+        padded += sum(1 for note in ann.aux_note if note.endswith("\x00"))
+        (record,) = records_of(read_all(reader, unit))
+        codes = [label.code for label in record.raw_labels]
+        assert codes == expected_window_labels(ann, 0, record.signal.shape[1], ())
+        assert not any("\x00" in code for code in codes)
+    assert padded > 0  # SOURCES.md (f): WFDB pads odd-length aux strings with a NUL byte
 
 
 @pytest.mark.shared_data
@@ -264,13 +279,15 @@ def misc(shared_data: Path) -> Path:
     return shared_data / "wfdb_misc"
 
 
+SINGLE_SEGMENT = ["3000003_0003", "a103l", "v102s"]
+
+
 @pytest.mark.shared_data
 def test_misc_records_drop_non_voltage_channels_and_equal_wfdb(misc: Path) -> None:
     reader = WfdbFolderReader("misc", misc)
     discovery = reader.discover()
-    assert [u.key for u in discovery.units] == ["3000003_0003", "a103l", "v102s"]
     assert accounted_files(discovery) == list_files(misc)
-    got = {u.key: records_of(read_all(reader, u))[0] for u in discovery.units}
+    got = {key: records_of(read_all(reader, unit_named(discovery, key)))[0] for key in SINGLE_SEGMENT}
     kept = {"3000003_0003": [0, 1], "a103l": [0, 1], "v102s": [0, 1]}
     for key, record in got.items():
         np.testing.assert_array_equal(record.signal, wfdb_physical(misc / key)[kept[key]])
@@ -282,6 +299,44 @@ def test_misc_records_drop_non_voltage_channels_and_equal_wfdb(misc: Path) -> No
     assert [label.code for label in got["v102s"].raw_labels] == ["Ventricular_Tachycardia", "False alarm"]
     assert got["3000003_0003"].raw_labels == ()
     assert got["3000003_0003"].signal.shape == (2, 1028) and got["3000003_0003"].fs_hz == 125.0
+
+
+@pytest.mark.shared_data
+def test_misc_multi_segment_and_multi_rate_records_are_read_as_today(misc: Path) -> None:
+    """Pins today's behaviour on the records SOURCES.md (wfdb_misc) added, until multi-segment and
+    multi-rate support (a later issue) changes it on purpose: a multi-segment master header (and the
+    layout header of a variable-layout record) is refused, each segment is read as a record of its
+    own, and a multi-rate record is read as wfdb's default read, one averaged sample per frame at the
+    frame rate."""
+    reader = WfdbFolderReader("misc", misc)
+    discovery = reader.discover()
+    headers = sorted(str(p.relative_to(misc).with_suffix("")) for p in misc.rglob("*.hea"))
+    assert sorted([u.key for u in discovery.units] + [r.item[:-4] for r in discovery.rejected]) == headers
+    reasons = {r.item: r.reason for r in discovery.rejected}
+    assert {r.category for r in discovery.rejected} == {"error"}
+    assert "multi-segment is unsupported" in reasons["multi-segment/041s/041s.hea"]
+    assert "multi-segment is unsupported" in reasons["multi-segment/s25047/s25047-2704-05-04-10-44.hea"]
+    assert "field format = '0'" in reasons["multi-segment/s25047/3234460_layout.hea"]
+    assert len(reasons) == 3
+    # The numerics record (HR, SpO2, ... at 1/60 Hz) has no voltage channel.
+    numerics = unit_named(discovery, "multi-segment/s25047/s25047-2704-05-04-10-44n")
+    with pytest.raises(ReadError, match="no voltage channel left"):
+        read_all(reader, numerics)
+    for unit in discovery.units:
+        if unit.key == numerics.key:
+            continue
+        (record,) = records_of(read_all(reader, unit))
+        rec = wfdb.rdrecord(str(misc / unit.key))
+        assert record.fs_hz == float(rec.fs)
+        kept = [rec.sig_name.index(lead) for lead in record.leads]
+        np.testing.assert_array_equal(record.signal, wfdb_physical(misc / unit.key)[kept])
+    mixed = records_of(read_all(reader, unit_named(discovery, "mixedsignals")))[0]
+    # II, III and V have 4 samples per frame (249.89 Hz); today each frame is averaged to one.
+    assert mixed.leads == ("II", "III", "V") and mixed.signal.shape == (3, 14_400)
+    assert mixed.fs_hz == 62.4725 and mixed.meta["dropped_channels"] == "ABP,Pleth,Resp"
+    segment = records_of(read_all(reader, unit_named(discovery, "multi-segment/041s/041s01")))[0]
+    # PLETH and RESP declare mV in this header, so they count as voltage channels.
+    assert segment.leads == ("III", "I", "V", "PLETH", "RESP") and segment.signal.shape == (5, 1000)
 
 
 @pytest.mark.shared_data

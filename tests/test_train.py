@@ -23,21 +23,16 @@ import torch
 from torch import nn
 
 from pipeline.training.checkpoint import TEMP_SUFFIX, TEST_PAUSE_ENV, CheckpointError, load_checkpoint
-from pipeline.training.loop import (
-    BEST,
-    LATEST,
+from pipeline.training.epoch import class_indices
+from pipeline.training.loop import BEST, LATEST, fit
+from pipeline.training.optim import (
     EarlyStopper,
-    EarlyStopping,
-    ResumeMismatch,
-    TrainConfig,
-    TrainResult,
     WarmupCosine,
-    class_indices,
     class_weights_from_labels,
-    fit,
     make_loss,
     pos_weight_from_labels,
 )
+from pipeline.training.options import EarlyStopping, ResumeMismatch, TrainConfig, TrainResult
 from tests.conftest import sigkill_when
 
 REPO = Path(__file__).resolve().parents[1]

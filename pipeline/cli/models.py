@@ -99,7 +99,7 @@ def cmd_split(args: argparse.Namespace, params: Params) -> int:
 
 
 def cmd_train(args: argparse.Namespace, params: Params) -> int:
-    from pipeline.training.loop import ResumeMismatch, TrainConfig
+    from pipeline.training.options import ResumeMismatch, TrainConfig
     from pipeline.training.stage import LoaderSettings, train_model
 
     m = model_params(params, args.model)
@@ -135,7 +135,7 @@ def cmd_train(args: argparse.Namespace, params: Params) -> int:
 
 
 def _stopping(m: ModelTrainParams) -> Any:
-    from pipeline.training.loop import EarlyStopping
+    from pipeline.training.options import EarlyStopping
 
     s = m.early_stopping
     return EarlyStopping(metric=s.metric, mode=s.mode, patience=s.patience, min_delta=s.min_delta)

@@ -108,7 +108,7 @@ from pipeline.sources.wfdb_io import (
 )
 from pipeline.training.checkpoint import CheckpointError, atomic_write_bytes, load_checkpoint
 from pipeline.training.load import pick_checkpoint
-from pipeline.training.loop import resolve_device
+from pipeline.training.optim import resolve_device
 
 PREDICTIONS_FORMAT = "ecgpipe-predictions/1"
 CSV_NAME = "predictions.csv"

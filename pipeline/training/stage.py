@@ -24,13 +24,9 @@ from pipeline.models.card import ModelCard
 from pipeline.signal.preprocess import SignalPlan
 from pipeline.sources.base import sha256_file
 from pipeline.store.remote import StoreRoot, open_store
-from pipeline.training.loop import (
-    TrainConfig,
-    TrainResult,
-    class_weights_from_labels,
-    fit,
-    pos_weight_from_labels,
-)
+from pipeline.training.loop import fit
+from pipeline.training.optim import class_weights_from_labels, pos_weight_from_labels
+from pipeline.training.options import TrainConfig, TrainResult
 
 
 @dataclass(frozen=True)
