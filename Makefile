@@ -12,7 +12,7 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 90
 export PYTHONUNBUFFERED := 1
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install run test lint typecheck pytest ingest-shared real-models bench bench-scale bench-ckernels clean
+.PHONY: install run test lint typecheck pytest ingest-shared real-models bench bench-scale bench-ckernels bench-cli clean
 
 install: $(STAMP)
 
@@ -32,6 +32,7 @@ test: install chromium lint typecheck pytest
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: install
 	$(BIN)/mypy
@@ -60,6 +61,10 @@ bench-ckernels: install
 	$(MAKE) -C ckernels all
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/ckernels/bench_models.py
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/ckernels/bench_kernels.py
+
+## `ecgpipe --help` start-up: the lazy CLI vs the eager import it replaced
+bench-cli: install
+	$(BIN)/python benchmarks/cli/bench_cli.py
 
 clean:
 	rm -rf data/shards data/shards_smoke data/raw .prefect

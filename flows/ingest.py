@@ -21,17 +21,10 @@ from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTa
 from tqdm import tqdm
 
 from flows.assets import file_asset, publish
-from pipeline.config import (
-    IngestParams,
-    Params,
-    build_readers,
-    load_params,
-    signal_plan,
-    storage_spec,
-    store_root,
-)
+from pipeline.config import IngestParams, Params, build_readers, load_params
+from pipeline.config.build import signal_plan, storage_spec, store_root
 from pipeline.ingest.report import ingest_markdown
-from pipeline.ingest.run import Batch, BatchResult, commit, plan_ingest, run_batch
+from pipeline.ingest.run import Batch, BatchResult, IngestPlan, commit, plan_ingest, run_batch
 from pipeline.signal.preprocess import SignalPlan
 from pipeline.sources.base import SourceReader
 from pipeline.store.labels import relabel
@@ -123,23 +116,8 @@ def ingest_profile(params: Params, profile: str, limit: int | None = None) -> di
             len(plan.unchanged),
             len(plan.vanished),
         )
-        batch_task = ingest_batch.with_options(
-            retries=params.ingest.retries, retry_delay_seconds=params.ingest.retry_delay_s
-        )
         t0 = time.perf_counter()  # before submitting: on a cluster, tasks start while others are submitted
-        futures = [batch_task.submit(b, readers, plan_s, storage, root, profile, attrs) for b in plan.batches]
-        results: list[BatchResult] = []
-        failed: list[BaseException] = []
-        with tqdm(total=len(plan.todo), desc=f"ingest {profile}", unit="unit", disable=not plan.todo) as bar:
-            for fut in as_completed(futures):
-                try:
-                    res = fut.result()
-                except Exception as exc:  # noqa: BLE001 - commit the batches that did finish first
-                    failed.append(exc)
-                    continue
-                results.append(res)
-                bar.update(len(plan.batches[res.seq - plan.batches[0].seq].tasks))
-                bar.set_postfix(records=sum(r.n_records for r in results))
+        results, failed = _run_batches(plan, params, readers, (plan_s, storage, root), profile, attrs)
         report = commit(plan, sorted(results, key=lambda r: r.seq), store, manifest, run_info)
         report["seconds"] = round(time.perf_counter() - t0, 3)
         # which process wrote each new shard: not stored (it differs run to run), shown to the caller
@@ -161,6 +139,35 @@ def ingest_profile(params: Params, profile: str, limit: int | None = None) -> di
             "and the failed units will be processed by the next run"
         )
     return report
+
+
+def _run_batches(
+    plan: IngestPlan,
+    params: Params,
+    readers: dict[str, SourceReader],
+    how: tuple[SignalPlan, StorageSpec, StoreRoot],
+    profile: str,
+    attrs: dict[str, Any],
+) -> tuple[list[BatchResult], list[BaseException]]:
+    """Submit every batch as a task (with the ingest retries) and collect what finished and what failed."""
+    plan_s, storage, root = how
+    batch_task = ingest_batch.with_options(
+        retries=params.ingest.retries, retry_delay_seconds=params.ingest.retry_delay_s
+    )
+    futures = [batch_task.submit(b, readers, plan_s, storage, root, profile, attrs) for b in plan.batches]
+    results: list[BatchResult] = []
+    failed: list[BaseException] = []
+    with tqdm(total=len(plan.todo), desc=f"ingest {profile}", unit="unit", disable=not plan.todo) as bar:
+        for fut in as_completed(futures):
+            try:
+                res = fut.result()
+            except Exception as exc:  # noqa: BLE001 - commit the batches that did finish first
+                failed.append(exc)
+                continue
+            results.append(res)
+            bar.update(len(plan.batches[res.seq - plan.batches[0].seq].tasks))
+            bar.set_postfix(records=sum(r.n_records for r in results))
+    return results, failed
 
 
 def _publish_shards(

@@ -30,10 +30,37 @@ from prefect.artifacts import create_markdown_artifact
 
 from flows.assets import file_asset, publish
 from flows.ingest import flow_run_id, ingest
-from pipeline.config import Params, landing_profiles, landing_targets, load_params
-from pipeline.landing.take import LandingReport, take_landed
+from pipeline.config import ConfigError, Params, WfdbSource, load_params
+from pipeline.landing.take import LANDING_KINDS, LandingReport, LandingTarget, take_landed
 from pipeline.lineage.provenance import FLOW_RUN_ENV
 from pipeline.store.local import ShardStore, write_json_atomic
+
+
+def landing_targets(params: Params) -> list[LandingTarget]:
+    """One target per ``landing.sources`` entry: its kind, raw root and required annotation file.
+
+    Only self-contained record kinds can land: PTB-XL, CinC 2017, CODE and UCR keep labels or signals
+    in shared tables that a landed file could only half-update (a ConfigError names the source).
+    """
+    targets = []
+    for name in params.landing.sources:
+        src = params.sources[name]
+        if src.kind not in LANDING_KINDS:
+            raise ConfigError(
+                f"landing.sources: {name!r} is a {src.kind} source, whose labels or signals live in shared "
+                "tables; the landing zone takes self-contained record kinds only "
+                f"({', '.join(LANDING_KINDS)})"
+            )
+        required = isinstance(src, WfdbSource) and params.landing.require_annotations
+        ann = src.annotation_ext if isinstance(src, WfdbSource) and required else None
+        targets.append(LandingTarget(source=name, kind=src.kind, dest_root=src.root, annotation_ext=ann))
+    return targets
+
+
+def landing_profiles(params: Params) -> list[str]:
+    """Profiles fed by at least one landing source, in params order."""
+    fed = set(params.landing.sources)
+    return [p for p, prof in params.profiles.items() if fed & set(prof.sources)]
 
 
 def take_from_params(params: Params, run_id: str | None, dry_run: bool = False) -> LandingReport:

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from benchmarks.ingest.bench_ingest import memory_sizes, rename_header, replica_stem
-from pipeline.config import load_params, signal_plan
+from pipeline.config import load_params
+from pipeline.config.build import signal_plan
 from pipeline.core.records import Provenance, Record
 from pipeline.signal.preprocess import process
 from pipeline.sources.ptbxl import PtbXlReader

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from pipeline.config import SOURCE_NAMES, ConfigError, load_params, signal_plan
+from pipeline.config import SOURCE_NAMES, ConfigError, load_params
+from pipeline.config.build import signal_plan, storage_spec
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -43,6 +46,35 @@ def test_set_overrides_parse_yaml_values_and_resolve_relative_paths(tmp_path: Pa
     assert params.sources["ptbxl"].root == Path("/data/ptb-xl")
     assert params.ingest.workers == 4 and params.ingest.task_runner == "processes"
     assert signal_plan(params.profiles["ecg12"]).notch_hz == 60.0
+
+
+# The signal-plan digest is part of every shard's fingerprint: if it changed, every record would
+# re-ingest. These are the digests of the shipped profiles before config built the plan from the dump.
+PLAN_DIGESTS = {
+    "ecg12": "99725aa6a98503da65aacda7e9afd2b9e5c275a8a4c1739a5310ee7826ff2897",
+    "lead1_af": "c5f2f8d370b00c671a6a3cac9608f29717b70be90cccf9c7a39e0b032efb47c3",
+    "beats140": "bc733ea9258b9cc14df78cf0f21732cdb4ddad934bc86b15f3f0cb04997fffec",
+    "holter": "bedb08ee313617d35fc5f26bef5d48ad31509b30a450349a3ca69467b316b939",
+}
+
+
+def test_signal_plan_digests_of_the_shipped_profiles_are_unchanged() -> None:
+    params = load_params(REPO / "params.yaml")
+    assert {name: signal_plan(p).digest() for name, p in params.profiles.items()} == PLAN_DIGESTS
+    spec = storage_spec(params.profiles["ecg12"])
+    assert (spec.dtype, spec.scale_mv, spec.records_per_chunk) == ("int16", 0.001, 16)
+
+
+def test_loading_params_imports_no_signal_store_model_or_landing_code() -> None:
+    code = (
+        "import sys; from pathlib import Path; from pipeline.config import load_params; "
+        f"load_params(Path({str(REPO / 'params.yaml')!r})); "
+        "heavy = ('torch', 'scipy', 'zarr', 's3fs', 'fsspec', 'pipeline.signal', 'pipeline.store', "
+        "'pipeline.models', 'pipeline.landing', 'pipeline.sources'); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy or m.startswith(heavy)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 @pytest.mark.parametrize(

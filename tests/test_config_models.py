@@ -141,12 +141,20 @@ def test_an_early_stopping_metric_the_model_never_logs_fails_before_training(
         ("train.models.autoencoder.model.latnt=4", "train.models.autoencoder.model.latnt"),
     ],
 )
-def test_an_unknown_model_constructor_key_fails_in_load_params(
-    params_file: Path, override: str, needle: str
+def test_an_unknown_model_constructor_key_fails_in_every_model_command_before_any_work(
+    params_file: Path, capsys: pytest.CaptureFixture[str], override: str, needle: str
 ) -> None:
     # Without this check the typo surfaces as a TypeError traceback from the model constructor,
-    # after the loaders were built (and not as a ConfigError naming the key).
-    assert needle in _fails(params_file, override)
+    # after the loaders were built (and not as a ConfigError naming the key). It runs in the model
+    # commands (pipeline.cli.models.check_model_args): knowing the constructors means importing torch,
+    # which loading params does not do.
+    model = override.split(".")[2]
+    load_params(params_file, [override])
+    for command in ("split", "train", "evaluate", "export"):
+        assert main([command, model, "--params", str(params_file), "--set", override]) == 2
+        err = capsys.readouterr().err
+        assert needle in err and "not an argument of the" in err
+    assert not (params_file.parent / "data").exists()
 
 
 def test_the_model_stages_output_folders_are_relative_to_the_params_file(params_file: Path) -> None:

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.config import ConfigError, landing_profiles, landing_targets, load_params
+from flows.cli import main
+from flows.landing import landing_profiles, landing_targets
+from pipeline.config import ConfigError, load_params
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -58,7 +60,6 @@ def test_served_deployment_takes_cron_limit_and_absolute_params_from_params(tmp_
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("landing.sources=[ptbxl]", "ptbxl' is a ptbxl source"),
         ("landing.sources=[nope]", "landing.sources names 'nope'"),
         ("deploy.cron=every night", "expected a cron expression"),
         ("deploy.timezone=Mars/Olympus", "unknown time zone"),
@@ -69,6 +70,17 @@ def test_served_deployment_takes_cron_limit_and_absolute_params_from_params(tmp_
 def test_invalid_landing_and_deploy_params_fail_naming_the_key(override: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_params(REPO / "params.yaml", [override])
+
+
+def test_a_landing_source_whose_kind_cannot_land_is_refused_by_the_landing_commands() -> None:
+    # loading params no longer imports the landing code; `ecgpipe land`/`serve` check this first
+    params = load_params(REPO / "params.yaml", ["landing.sources=[ptbxl]"])
+    with pytest.raises(ConfigError, match="ptbxl' is a ptbxl source"):
+        landing_targets(params)
+    assert (
+        main(["land", "--dry-run", "--params", str(REPO / "params.yaml"), "--set", "landing.sources=[ptbxl]"])
+        == 2
+    )
 
 
 def test_landing_targets_map_each_source_to_its_raw_root_and_required_annotations() -> None:

@@ -1,93 +1,66 @@
-"""Every model-side DVC stage lists, in its deps, all the project code its command imports.
+"""Every DVC stage that runs ``ecgpipe`` lists, in its deps, exactly the project code its command imports.
 
-The import set of a stage is computed from the source: the module-level imports of ``pipeline/cli/main.py``
-and of the CLI module that defines the stage's ``cmd_<name>`` (``pipeline/cli/models.py`` or
-``pipeline/cli/parity.py``), the
-imports inside that function and inside every module-level function of the same module it calls, and
-from there the transitive closure of module-level imports. A new import that the stage's deps miss
-(so that ``dvc repro`` would not re-run the stage when that code changes) fails here.
+The import set of a command is read from the source by ``scripts/dvc_deps.py`` (which also rewrites
+dvc.yaml's lists): a new import that the stage's deps miss (so ``dvc repro`` would not re-run the
+stage when that code changes) fails here, and so does a listed module the command never imports (so
+editing ``lineage``'s help text does not retrain the models).
 """
 
 from __future__ import annotations
 
-import ast
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
+from tests.script_module import load_script
+
 REPO = Path(__file__).resolve().parents[1]
-PROJECT = ("pipeline", "flows")
+dvc_deps = load_script("dvc_deps")
+STAGES: dict[str, Any] = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+ECGPIPE_STAGES = sorted(s for s, spec in STAGES.items() if dvc_deps.stage_command(spec))
 
 
-def _module_file(name: str) -> Path | None:
-    base = REPO / name.replace(".", "/")
-    for p in (base.with_suffix(".py"), base / "__init__.py"):
-        if p.is_file():
-            return p
-    return None
+def _code_deps(stage: str) -> list[str]:
+    spec = STAGES[stage].get("do", STAGES[stage])
+    return [str(d) for d in spec["deps"] if str(d).split("/")[0] in ("pipeline", "flows")]
 
 
-def _imports(nodes: list[ast.stmt] | list[ast.AST]) -> set[str]:
-    out: set[str] = set()
-    for node in nodes:
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in PROJECT:
-            out.add(node.module)
-            out.update(f"{node.module}.{a.name}" for a in node.names)
-        elif isinstance(node, ast.Import):
-            out.update(a.name for a in node.names if a.name.split(".")[0] in PROJECT)
-    return out
+def test_every_stage_that_runs_python_is_checked() -> None:
+    expected = {"demo_data", "ingest", "split", "train", "evaluate", "export", "cexport", "parity"}
+    assert set(ECGPIPE_STAGES) == expected
 
 
-def _closure(modules: set[str]) -> set[Path]:
-    seen: set[str] = set()
-    files: set[Path] = set()
-    stack = list(modules)
-    while stack:
-        name = stack.pop()
-        path = _module_file(name)
-        if name in seen or path is None:
-            continue
-        seen.add(name)
-        files.add(path.relative_to(REPO))
-        parts = name.split(".")
-        stack += [".".join(parts[:i]) for i in range(1, len(parts))]  # parent packages run first
-        stack += sorted(_imports(list(ast.parse(path.read_text()).body)))
-    return files
+@pytest.mark.parametrize("stage", ECGPIPE_STAGES)
+def test_stage_code_deps_are_exactly_what_its_command_imports(stage: str) -> None:
+    command = dvc_deps.stage_command(STAGES[stage])
+    listed, needed = set(_code_deps(stage)), set(dvc_deps.stage_code_deps(command))
+    assert not needed - listed, f"{stage} imports {sorted(needed - listed)}; run scripts/dvc_deps.py"
+    assert not listed - needed, f"{stage} lists {sorted(listed - needed)} it never imports"
 
 
-def _command_modules(command: str, module: str = "models") -> set[str]:
-    tree = ast.parse((REPO / f"pipeline/cli/{module}.py").read_text())
-    funcs = {f.name: f for f in tree.body if isinstance(f, ast.FunctionDef)}
-    todo, done = [f"cmd_{command}"], set()
-    found = {"pipeline.cli.main", f"pipeline.cli.{module}"}
-    while todo:
-        fn = funcs[todo.pop()]
-        done.add(fn.name)
-        found |= _imports(list(ast.walk(fn)))
-        calls = {n.func.id for n in ast.walk(fn) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
-        todo += [c for c in calls if c in funcs and c not in done]
-    return found
+def test_model_stages_do_not_depend_on_lineage_verify_or_flow_code() -> None:
+    for stage in ("split", "train", "evaluate", "export", "cexport", "parity"):
+        deps = _code_deps(stage)
+        assert "pipeline/cli/lineage.py" not in deps and "pipeline/cli/verify.py" not in deps
+        assert not [
+            d for d in deps if d.startswith("flows/") and d not in ("flows/__init__.py", "flows/cli.py")
+        ]
 
 
-def _covered(path: Path, deps: list[str]) -> bool:
-    return any(path == Path(d) or Path(d) in path.parents for d in deps)
+def test_the_import_set_follows_a_lazy_import_inside_the_command() -> None:
+    # cmd_train imports the training stage inside the function: it is a dep; the other commands'
+    # work (evaluation report, ONNX export) is not
+    train = dvc_deps.stage_code_deps("train")
+    assert "pipeline/training/stage.py" in train and "pipeline/cli/models.py" in train
+    assert "pipeline/export/onnx.py" not in train and "pipeline/evaluation/report.py" not in train
 
 
-STAGES = [(s, "models") for s in ("split", "train", "evaluate", "export")]
-STAGES += [(s, "parity") for s in ("cexport", "parity")]
-
-
-def stage_code_deps(stage: str, module: str) -> list[str]:
-    """The project files a stage's command imports, sorted (``scripts/`` regenerates dvc.yaml's lists)."""
-    return sorted(str(p) for p in _closure(_command_modules(stage, module)))
-
-
-@pytest.mark.parametrize(("stage", "module"), STAGES)
-def test_stage_deps_cover_every_project_module_its_command_imports(stage: str, module: str) -> None:
-    spec = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"][stage]["do"]
-    deps = [str(d) for d in spec["deps"] if not str(d).startswith("data/") and "${" not in str(d)]
-    needed = _closure(_command_modules(stage, module))
-    missing = sorted(str(p) for p in needed if not _covered(p, deps))
-    assert not missing, f"dvc.yaml stage {stage!r} imports {missing} but does not list them in deps"
-    assert f"pipeline/cli/{module}.py" in deps
+def test_the_generator_is_current_for_dvc_yaml() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "dvc_deps.py"), "--check"], capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -27,7 +27,8 @@ import torch
 from sklearn.metrics import confusion_matrix, f1_score, roc_auc_score
 
 from pipeline.cli.main import main
-from pipeline.config import Params, build_readers, load_params, signal_plan, storage_spec
+from pipeline.config import Params, build_readers, load_params
+from pipeline.config.build import signal_plan, storage_spec
 from pipeline.dataset.splits import IndexRow, read_index
 from pipeline.dataset.targets import Targets
 from pipeline.demo.raw_tree import write_demo_data

@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pipeline.cli.main import main
-from pipeline.config import build_readers, load_params, signal_plan
+from flows.cli import main
+from pipeline.config import build_readers, load_params
+from pipeline.config.build import signal_plan
 from pipeline.core.records import Provenance, Record
 from pipeline.ingest.report import profile_summary
 from pipeline.ingest.run import fingerprint

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.cli.main import main
+from flows.cli import main
 from pipeline.store.local import ShardStore, read_strings
 
 REPO = Path(__file__).resolve().parents[1]

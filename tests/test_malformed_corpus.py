@@ -45,7 +45,7 @@ MAX_BOMB_BYTES = 64 * 2**20
 _CHILD = """
 import json, resource, sys
 from prefect.testing.utilities import prefect_test_harness
-from pipeline.cli.main import main
+from flows.cli import main
 with prefect_test_harness(server_startup_timeout=120):
     rc = main(sys.argv[2:])
 with open(sys.argv[1], "w") as fh:

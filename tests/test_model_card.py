@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from pipeline.config import Params, load_params, signal_plan
+from pipeline.config import Params, load_params
+from pipeline.config.build import signal_plan
 from pipeline.dataset.targets import Targets
 from pipeline.models import ConvAutoencoder, ResNet1d, StftCrnn
 from pipeline.models.card import CARD_VERSION, ModelCard, card_from_checkpoint

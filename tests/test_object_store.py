@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import torch
 
-from pipeline.cli.main import main
+from flows.cli import main
 from pipeline.config import ConfigError, load_params
 from pipeline.dataset.loader import make_loader
 from pipeline.store.local import ShardStore, tree_digest

@@ -26,7 +26,8 @@ import pytest
 import torch
 import wfdb
 
-from pipeline.config import Profile, Quality, signal_plan
+from pipeline.config import Profile, Quality
+from pipeline.config.build import signal_plan
 from pipeline.core.leads import canonical_leads
 from pipeline.core.records import Provenance, Record
 from pipeline.evaluation.decisions import DecisionRule, write_rule

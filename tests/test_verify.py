@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from pipeline.cli.main import main
-from pipeline.config import Params, build_readers, signal_plan, storage_spec
+from pipeline.config import Params, build_readers
+from pipeline.config.build import signal_plan, storage_spec
 from pipeline.ingest.run import commit, plan_ingest, run_batch
 from pipeline.ingest.verify import VerifyResult, verify_store
 from pipeline.store.labels import relabel

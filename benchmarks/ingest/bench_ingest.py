@@ -54,7 +54,8 @@ import wfdb
 import zarr
 from tqdm import tqdm
 
-from pipeline.config import build_readers, load_params, signal_plan, storage_spec
+from pipeline.config import build_readers, load_params
+from pipeline.config.build import signal_plan, storage_spec
 from pipeline.core.leads import canonical_leads
 from pipeline.core.records import Provenance, Record
 from pipeline.ingest.run import Batch, BatchResult, IngestPlan, commit, plan_ingest, run_batch

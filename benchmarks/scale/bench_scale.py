@@ -72,7 +72,8 @@ from benchmarks.ingest.bench_ingest import (  # noqa: E402
     publish,
     raw_wfdb_bytes,
 )
-from pipeline.config import Params, build_readers, load_params, signal_plan  # noqa: E402
+from pipeline.config import Params, build_readers, load_params  # noqa: E402
+from pipeline.config.build import signal_plan  # noqa: E402
 from pipeline.core.records import Provenance, Record  # noqa: E402
 from pipeline.dataset.loader import BlockReader, ShardSignal, describe_signal, make_loader  # noqa: E402
 from pipeline.dataset.splits import index_from_store, write_index  # noqa: E402

@@ -6,7 +6,7 @@ files through its shard, splits, checkpoints and scores (:mod:`pipeline.lineage.
 prints the whole document, ``--all`` lists every entry in the text form. An unknown path or record
 exits 2 with ``error: ...``.
 
-Module-level imports are stdlib only: every stage's CLI imports this module.
+Module-level imports are stdlib only: ``ecgpipe lineage --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -16,21 +16,16 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # type names only: importing them at run time would load the library for every stage
+if TYPE_CHECKING:  # type names only: importing them at run time would slow down `--help`
     from pipeline.config import Params
     from pipeline.lineage.artifact import StoreLayout
     from pipeline.lineage.record import ModelRef
 
 
-def add_parsers(sub: Any, params_args: Any) -> None:
-    """Register the ``lineage`` sub-command (exactly one of ``path`` / ``--record``)."""
-    p = sub.add_parser(
-        "lineage",
-        help="where an artifact came from (stages, params, code, shards, raw files) or where a record went",
-    )
-    params_args(p)
+def add_arguments(command: str, p: argparse.ArgumentParser) -> None:
+    """``lineage``: exactly one of ``path`` / ``--record`` (``--params``/``--set`` come from the caller)."""
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument(
         "path",

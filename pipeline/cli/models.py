@@ -14,7 +14,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.config import ConfigError, ModelTrainParams, Params, signal_plan, store_root
+from pipeline.config import FILLED_MODEL_KWARGS, ConfigError, ModelTrainParams, Params
 
 if TYPE_CHECKING:  # importing it loads torch: only the model commands pay for that
     from pipeline.dataset.targets import Targets
@@ -39,10 +39,29 @@ def eval_dir(params: Params, model: str) -> Path:
 
 
 def model_params(params: Params, model: str) -> ModelTrainParams:
+    """Model ``model``'s train section, its constructor arguments checked (:func:`check_model_args`)."""
     if model not in params.train.models:
         known = ", ".join(params.train.models) or "none"
         raise ConfigError(f"model {model!r} is not in train.models (known: {known})")
+    check_model_args(params, model)
     return params.train.models[model]
+
+
+def check_model_args(params: Params, model: str) -> None:
+    """Every key of ``train.models.<model>.model`` must be an argument of its family's constructor.
+
+    Checked here, by the commands that build models, rather than when params load: the constructor
+    signatures are only known by importing the models (torch), which the other commands never do.
+    """
+    from pipeline.models import constructor_kwargs
+
+    m = params.train.models[model]
+    known = constructor_kwargs(m.kind) - FILLED_MODEL_KWARGS
+    unknown = sorted(set(m.model) - known)
+    if unknown:
+        where = f"train.models.{model}"
+        keys = ", ".join(f"{where}.model.{k}" for k in unknown)
+        raise ConfigError(f"{keys}: not an argument of the {m.kind} model (it takes {sorted(known)})")
 
 
 def targets_for(params: Params, model: str) -> Targets:
@@ -52,21 +71,13 @@ def targets_for(params: Params, model: str) -> Targets:
     return Targets(m.task, params.vocabulary(m.profile), params.model_classes(model), m.normal_class)
 
 
-def add_parsers(sub: Any, params_args: Any) -> None:
-    """Register the model commands on the ``ecgpipe`` sub-parser set."""
-    for name, help_text in (
-        ("split", "patient-grouped, label-stratified train/val/test index for a model"),
-        ("train", "train a model on its split (resumes an interrupted run with the same params)"),
-        ("evaluate", "metrics, thresholds and plots of a trained model on its test split"),
-        ("export", "ONNX FP32 + INT8 (calibrated on training records), evaluated the same way, latency"),
-    ):
-        p = sub.add_parser(name, help=help_text)
-        params_args(p)
+def add_arguments(command: str, p: argparse.ArgumentParser) -> None:
+    """The arguments of a model command (``--params``/``--set`` come from the caller)."""
+    if command != "predict":
         p.add_argument("model", help="a model name under train.models in params.yaml")
-        if name == "train":
+        if command == "train":
             p.add_argument("--fresh", action="store_true", help="ignore an existing latest.pt; start over")
-    p = sub.add_parser("predict", help="score new unlabelled records (any supported source kind)")
-    params_args(p)
+        return
     p.add_argument(
         "--model", type=Path, required=True, help="checkpoint file or training folder (models/<m>)"
     )
@@ -79,6 +90,7 @@ def add_parsers(sub: Any, params_args: Any) -> None:
 
 
 def cmd_split(args: argparse.Namespace, params: Params) -> int:
+    from pipeline.config.build import store_root
     from pipeline.dataset.splits import index_from_store, write_index
     from pipeline.store.remote import open_store
 
@@ -99,6 +111,7 @@ def cmd_split(args: argparse.Namespace, params: Params) -> int:
 
 
 def cmd_train(args: argparse.Namespace, params: Params) -> int:
+    from pipeline.config.build import signal_plan, store_root
     from pipeline.training.options import ResumeMismatch, TrainConfig
     from pipeline.training.stage import LoaderSettings, train_model
 
@@ -154,6 +167,7 @@ def _settings(params: Params, model: str) -> Any:
 
 def _evaluate_runner(params: Params, model: str, card: Any, run: Any, settings: Any) -> tuple[Any, Any, Any]:
     """Score val/test (and train for the autoencoder) with ``run`` and evaluate: (evaluation, test, train)."""
+    from pipeline.config.build import store_root
     from pipeline.evaluation.evaluate import evaluate, score_split
     from pipeline.training.load import split_loader
 
@@ -190,6 +204,7 @@ def cmd_evaluate(args: argparse.Namespace, params: Params) -> int:
 
 
 def cmd_export(args: argparse.Namespace, params: Params) -> int:
+    from pipeline.config.build import store_root
     from pipeline.evaluation.evaluate import torch_runner
     from pipeline.export import onnx as export
     from pipeline.training.load import calibration_batches, load_trained

@@ -12,17 +12,12 @@ from typing import Any
 import numpy as np
 
 from pipeline.cli.models import checkpoint_dir, eval_dir, index_path, model_params
-from pipeline.config import Params, store_root
+from pipeline.config import Params
 
 
-def add_parsers(sub: Any, params_args: Any) -> None:
-    for name, help_text in (
-        ("cexport", "write the trained model's C-kernel weight file (batch norms folded)"),
-        ("parity", "compare the C kernels with PyTorch layer by layer on the test split"),
-    ):
-        p = sub.add_parser(name, help=help_text)
-        params_args(p)
-        p.add_argument("model", help="a model name under parity.models in params.yaml")
+def add_arguments(command: str, p: argparse.ArgumentParser) -> None:
+    """``cexport`` and ``parity`` take a model name (``--params``/``--set`` come from the caller)."""
+    p.add_argument("model", help="a model name under parity.models in params.yaml")
 
 
 def weights_path(params: Params, model: str) -> Path:
@@ -55,6 +50,7 @@ def _test_batches(
 ) -> Iterator[tuple[list[str], Any]]:
     """(record ids, (B, C, T) float32) of the test split in index order, up to ``parity.max_records``;
     each batch's vocabulary labels (B, V) are appended to ``labels`` as it goes (one read of the split)."""
+    from pipeline.config.build import store_root
     from pipeline.training.load import split_loader
 
     loader = split_loader(store_root(params.ingest), profile, index_path(params, model), "test",

@@ -6,7 +6,7 @@ ids, unit segments, unified labels, the quarantine and ingest reports, and that 
 file is accounted for exactly once with the sha256 it was ingested with. Exit 0 when every store
 is clean, 1 with the report when not, 2 for invalid params or an unknown profile.
 
-Module-level imports are stdlib only: every stage's CLI imports this module.
+Module-level imports are stdlib only: ``ecgpipe verify --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -14,20 +14,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # type names only: importing them at run time would load the library for every stage
+if TYPE_CHECKING:  # type names only: importing them at run time would slow down `--help`
     from pipeline.config import Params
     from pipeline.ingest.verify import VerifyResult
 
 
-def add_parsers(sub: Any, params_args: Any) -> None:
-    """Register the ``verify`` sub-command."""
-    p = sub.add_parser(
-        "verify",
-        help="check shard stores against their manifests and raw inputs (exit 1 on any problem)",
-    )
-    params_args(p)
+def add_arguments(command: str, p: argparse.ArgumentParser) -> None:
+    """The arguments of the ``verify`` sub-command (``--params``/``--set`` come from the caller)."""
     p.add_argument("--profile", action="append", default=None, help="only this profile (repeatable)")
     p.add_argument("--json", action="store_true", help="print the findings as JSON")
     p.add_argument("--smoke", action="store_true", help="verify the --limit smoke store (ingest.smoke_store)")
@@ -56,7 +51,8 @@ def cmd_verify(args: argparse.Namespace, params: Params) -> int:
 
 def verify_profile(params: Params, name: str, smoke: bool = False) -> VerifyResult:
     """Verify one profile's store with its readers, preprocessing plan and label mapping."""
-    from pipeline.config import ConfigError, build_readers, signal_plan
+    from pipeline.config import ConfigError, build_readers
+    from pipeline.config.build import signal_plan
     from pipeline.ingest.verify import verify_store
     from pipeline.labels.mapping import LabelMapper, load_tables, table_paths
     from pipeline.store.local import ShardStore

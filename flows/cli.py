@@ -1,0 +1,142 @@
+"""The installed ``ecgpipe`` command: the library commands plus the ones that start Prefect flows.
+
+- ``ecgpipe ingest``: the ingest flow (flows/ingest.py) for all or the named profiles.
+- ``ecgpipe serve``: register the scheduled landing deployment (schedule and concurrency limit from
+  the ``deploy`` params) with the Prefect API in ``PREFECT_API_URL`` and serve its runs until
+  interrupted (flows/serve.py).
+- ``ecgpipe land``: one landing run now, in this process (take → ingest → ``dvc repro``); with
+  ``--dry-run`` only say what would be taken and what would be left, and why.
+
+``pipeline.cli.main`` knows nothing of these: this module adds them to its command table, so the
+library never imports ``flows``. Module-level imports stay light (no Prefect): ``ecgpipe --help`` and
+every DVC stage's command import this module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pipeline.cli.main import LIBRARY_COMMANDS, Command, run
+
+if TYPE_CHECKING:
+    from pipeline.config import Params
+
+FLOW_COMMANDS: dict[str, Command] = {
+    "ingest": Command("flows.cli", "ingest raw sources into zarr shards (a Prefect flow)"),
+    "serve": Command("flows.cli", "serve the scheduled landing deployment (Prefect)"),
+    "land": Command("flows.cli", "one landing run now: take landed records, ingest, dvc repro"),
+}
+
+
+def all_commands() -> dict[str, Command]:
+    """Library and flow commands, in the order ``ecgpipe --help`` lists them."""
+    order = ("demo-data", "ingest", "summary", "split", "train", "evaluate", "export", "predict", "cexport",
+             "parity", "lineage", "serve", "land", "verify")  # fmt: skip
+    table = {**LIBRARY_COMMANDS, **FLOW_COMMANDS}
+    return {name: table[name] for name in sorted(table, key=lambda n: order.index(n) if n in order else 99)}
+
+
+def add_arguments(command: str, p: argparse.ArgumentParser) -> None:
+    """The arguments of ``ingest``, ``serve`` or ``land`` (``--params``/``--set`` come from the caller)."""
+    if command == "ingest":
+        p.add_argument(
+            "--limit",
+            type=int,
+            default=None,
+            metavar="N",
+            help="first N units per source, into the smoke store (ingest.smoke_store)",
+        )
+        p.add_argument("--profile", action="append", default=None, help="only this profile (repeatable)")
+        p.add_argument(
+            "--metrics", type=Path, default=None, help="write per-profile counts as a DVC metrics JSON"
+        )
+    elif command == "land":
+        p.add_argument("--dry-run", action="store_true", help="report what would be taken; move nothing")
+        p.add_argument("--no-repro", action="store_true", help="take and ingest, but skip dvc repro")
+        p.add_argument("--json", action="store_true", help="print the run's summary as JSON")
+
+
+def cmd_ingest(args: argparse.Namespace, params: Params) -> int:
+    from flows.ingest import ingest
+    from pipeline.config import ConfigError
+    from pipeline.ingest.report import ingest_metrics
+    from pipeline.store.local import write_json_atomic
+
+    names = args.profile or list(params.profiles)
+    unknown = [n for n in names if n not in params.profiles]
+    if unknown:
+        raise ConfigError(f"--profile {', '.join(unknown)}: not in profiles ({', '.join(params.profiles)})")
+    reports: dict[str, Any] = ingest(str(args.params), list(args.overrides), args.limit, names)
+    bad = [n for n, r in reports.items() if not r["reconciled"]]
+    if args.metrics is not None:
+        write_json_atomic(args.metrics, ingest_metrics(reports))
+    for name, rep in reports.items():
+        cats = ", ".join(f"{k} {v}" for k, v in sorted(rep["quarantined_by_category"].items())) or "none"
+        print(
+            f"{name}: {rep['records_total']} records ({rep['records_processed_this_run']} processed now); "
+            f"not ingested: {cats}; reconciled={rep['reconciled']}"
+        )
+    if bad:
+        print(f"error: inputs do not reconcile for {', '.join(bad)}; see ingest_report.json", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, params: Params) -> int:
+    from flows.landing import landing_targets
+    from flows.serve import serve_landing
+    from pipeline.config import require_local_store
+
+    landing_targets(params)  # refuses a landing source whose kind cannot land, before serving
+    require_local_store(params, "ecgpipe serve")
+    if not os.environ.get("PREFECT_API_URL"):
+        print(
+            "warning: PREFECT_API_URL is not set; the deployment lives only as long as this process's "
+            "temporary server. Start one with `prefect server start` and export "
+            "PREFECT_API_URL=http://127.0.0.1:4200/api (README: Scheduled landing runs).",
+            file=sys.stderr,
+        )
+    serve_landing(params, args.params, list(args.overrides))
+    return 0
+
+
+def cmd_land(args: argparse.Namespace, params: Params) -> int:
+    from flows.landing import landing_pipeline, landing_targets, take_from_params
+    from pipeline.config import require_local_store
+
+    landing_targets(params)  # refuses a landing source whose kind cannot land, before any work
+    require_local_store(params, "ecgpipe land")
+    if args.dry_run:
+        report = take_from_params(params, None, dry_run=True)
+        print(json.dumps(report.to_json(), indent=2) if args.json else report.markdown())
+        return 0
+    summary = landing_pipeline(str(args.params), list(args.overrides), repro=False if args.no_repro else None)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        counts = summary["landing"]["counts"]
+        print(f"landing: {counts}; report: {summary['report_file']}")
+        print(f"ingested: {summary['ingest']}; dvc repro re-ran: {summary['repro_stages'] or 'nothing'}")
+    return 0
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace, Params], int]] = {
+    "ingest": cmd_ingest,
+    "serve": cmd_serve,
+    "land": cmd_land,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``ecgpipe``: every command (the console script in pyproject.toml)."""
+    return run(argv, all_commands())
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,59 @@
+"""Typed, validated params: the only package that reads ``params.yaml``.
+
+``params.yaml`` → :func:`load_params` (with ``--set dotted.key=value`` overrides) → :class:`Params`
+→ plain arguments for the library. Unknown keys, wrong types and impossible values fail here,
+before any work, with the dotted key and what was expected. One params model per section:
+``sources`` (:mod:`.sources`), ``profiles`` (:mod:`.profiles`), the stage sections (:mod:`.stages`),
+the whole file (:mod:`.params`), reading it (:mod:`.load`).
+
+Loading params imports only pydantic and yaml. :mod:`pipeline.config.build` turns params into the
+library's objects (SignalPlan, StorageSpec, StoreRoot) and is imported only by the commands that
+need them. Checks that need other packages run where those packages are used: a model section's
+constructor arguments in the model commands (pipeline.cli.models), which source kinds can land in
+``ecgpipe land``/``serve`` (flows.landing).
+
+May import: pydantic, yaml; ``build`` also ``pipeline.signal`` and ``pipeline.store``; ``sources`` lazily
+``pipeline.sources``. Never the stage packages above it in the layering.
+"""
+
+from __future__ import annotations
+
+from pipeline.config.base import ConfigError
+from pipeline.config.load import apply_overrides, load_params, params_from_dict, parse_override
+from pipeline.config.params import Params, require_local_store
+from pipeline.config.profiles import Profile, Quality, Storage
+from pipeline.config.sources import SOURCE_NAMES, SourceConfig, WfdbSource, build_readers, reader_options
+from pipeline.config.stages import (
+    FILLED_MODEL_KWARGS,
+    VAL_METRICS,
+    DeployParams,
+    IngestParams,
+    LandingParams,
+    ModelTrainParams,
+    ObjectStoreParams,
+)
+
+__all__ = [
+    "FILLED_MODEL_KWARGS",
+    "SOURCE_NAMES",
+    "VAL_METRICS",
+    "ConfigError",
+    "DeployParams",
+    "IngestParams",
+    "LandingParams",
+    "ModelTrainParams",
+    "ObjectStoreParams",
+    "Params",
+    "Profile",
+    "Quality",
+    "SourceConfig",
+    "Storage",
+    "WfdbSource",
+    "apply_overrides",
+    "build_readers",
+    "load_params",
+    "params_from_dict",
+    "parse_override",
+    "reader_options",
+    "require_local_store",
+]

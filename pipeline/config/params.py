@@ -1,0 +1,114 @@
+"""``Params``: the whole params file, with the checks that span sections."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import field_validator, model_validator
+
+from pipeline.config.base import ConfigError, _Strict
+from pipeline.config.profiles import Profile
+from pipeline.config.sources import SourceConfig
+from pipeline.config.stages import (
+    VAL_METRICS,
+    DemoParams,
+    DeployParams,
+    EvaluateParams,
+    ExportParams,
+    IngestParams,
+    LabelParams,
+    LandingParams,
+    ModelTrainParams,
+    ParityParams,
+    SplitParams,
+    TrainParams,
+)
+
+
+class Params(_Strict):
+    demo: DemoParams = DemoParams()
+    ingest: IngestParams = IngestParams()
+    labels: LabelParams = LabelParams()
+    sources: dict[str, SourceConfig]
+    profiles: dict[str, Profile]
+    split: SplitParams = SplitParams()
+    train: TrainParams = TrainParams()
+    evaluate: EvaluateParams = EvaluateParams()
+    export: ExportParams = ExportParams()
+    parity: ParityParams = ParityParams()
+    landing: LandingParams = LandingParams()
+    deploy: DeployParams = DeployParams()
+
+    @model_validator(mode="after")
+    def _cross_check(self) -> Params:
+        for pname, prof in self.profiles.items():
+            for s in prof.sources:
+                if s not in self.sources:
+                    raise ValueError(
+                        f"profiles.{pname}.sources names {s!r}, not in sources ({sorted(self.sources)})"
+                    )
+            vocab = prof.vocabulary or self.labels.vocabulary
+            if len(set(vocab)) != len(vocab):
+                raise ValueError(f"profiles.{pname}: vocabulary has duplicates: {list(vocab)}")
+        for mname, m in self.train.models.items():
+            self._check_model(mname, m)
+        unknown = [m for m in self.parity.models if m not in self.train.models]
+        if unknown:
+            raise ValueError(f"parity.models {unknown} are not in train.models ({sorted(self.train.models)})")
+        self._check_landing()
+        return self
+
+    def _check_landing(self) -> None:
+        # Which kinds can land at all is the landing package's rule: flows.landing.landing_targets checks it
+        # when `ecgpipe land` or `serve` starts, so loading params does not import the landing code.
+        for name in self.landing.sources:
+            if name not in self.sources:
+                raise ValueError(f"landing.sources names {name!r}, not in sources ({sorted(self.sources)})")
+
+    def _check_model(self, name: str, m: ModelTrainParams) -> None:
+        where = f"train.models.{name}"
+        if m.profile not in self.profiles:
+            raise ValueError(f"{where}.profile {m.profile!r} is not in profiles ({sorted(self.profiles)})")
+        vocab = self.vocabulary(m.profile)
+        named = [*(m.classes or ()), *(m.f1_classes or ()), *([m.normal_class] if m.normal_class else [])]
+        unknown = [c for c in named if c not in vocab]
+        if unknown:
+            raise ValueError(f"{where}: {unknown} not in the {m.profile} vocabulary {list(vocab)}")
+        if m.f1_classes and not set(m.f1_classes) <= set(m.classes or vocab):
+            raise ValueError(f"{where}.f1_classes must be among its classes")
+        logged = ("train_loss", "val_loss", "lr", *(f"val_{k}" for k in VAL_METRICS[m.task]))
+        if m.early_stopping.metric not in logged:
+            raise ValueError(
+                f"{where}.early_stopping.metric {m.early_stopping.metric!r} is never logged for a "
+                f"{m.task} model; use one of {list(logged)}"
+            )
+
+    def model_classes(self, name: str) -> tuple[str, ...]:
+        """Output classes of model ``name`` (empty for a reconstruction model)."""
+        m = self.train.models[name]
+        if m.task == "reconstruction":
+            return ()
+        return m.classes or self.vocabulary(m.profile)
+
+    @field_validator("sources")
+    @classmethod
+    def _no_empty(cls, v: dict[str, Any]) -> dict[str, Any]:
+        if not v:
+            raise ValueError("at least one source is required")
+        return v
+
+    def label_tables_for(self) -> dict[str, str]:
+        """Source name → the ``source`` column of the label rows it uses (default: its kind)."""
+        return {n: s.label_table or s.kind for n, s in self.sources.items()}
+
+    def vocabulary(self, profile: str) -> tuple[str, ...]:
+        return self.profiles[profile].vocabulary or self.labels.vocabulary
+
+
+def require_local_store(params: Params, command: str) -> None:
+    """Commands that read store folders directly (verify, lineage, landing) refuse an object store."""
+    if params.ingest.object_store is not None:
+        raise ConfigError(
+            f"ingest.object_store: `{command}` works on local stores (ingest.store) only, and "
+            f"ingest.object_store is set to {params.ingest.object_store.url}; run it without that setting"
+        )
