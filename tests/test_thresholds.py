@@ -9,7 +9,7 @@ import numpy.typing as npt
 import pytest
 from sklearn.metrics import f1_score
 
-from pipeline.evaluation.metrics import multilabel_report
+from pipeline.evaluation.task_reports import multilabel_report
 from pipeline.evaluation.thresholds import (
     ScoredSplit,
     SplitName,

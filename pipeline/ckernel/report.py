@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.ckernel.parity import ParityRun, Tolerance
-from pipeline.evaluation.metrics import json_safe
+from pipeline.evaluation.jsonable import json_safe
 from pipeline.evaluation.plots import new_figure, save_figure
 from pipeline.training.checkpoint import atomic_write_bytes
 

@@ -28,13 +28,13 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from pipeline.evaluation.jsonable import json_float
 from pipeline.evaluation.metrics import (
     F64,
     I64,
     as_labels_2d,
     as_scores_2d,
     average_precision_per_class,
-    json_float,
     precision_recall_curve,
     roc_auc_per_class,
     roc_curve,

@@ -51,7 +51,7 @@ from onnxruntime.quantization import (
 )
 from torch import nn
 
-from pipeline.evaluation.metrics import json_safe
+from pipeline.evaluation.jsonable import json_safe
 from pipeline.training.checkpoint import atomic_write_bytes
 
 log = logging.getLogger(__name__)
