@@ -273,3 +273,18 @@ def test_c_kernel_tests_and_runner_are_clean_under_address_and_undefined_behavio
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "sanitizers: clean" in proc.stdout and "-fsanitize=address,undefined" in proc.stdout
     assert "runtime error" not in proc.stderr and "ERROR: AddressSanitizer" not in proc.stderr
+
+
+@pytest.mark.parametrize("name", ["resnet", "crnn", "autoencoder"])
+def test_committed_parity_metrics_are_the_headline_of_the_committed_report(name: str) -> None:
+    import json
+
+    from pipeline.ckernel.report import headline
+
+    report = json.loads((REPO_ROOT / "parity" / name / "parity.json").read_text())
+    metrics = json.loads((REPO_ROOT / "parity" / name / "metrics.json").read_text())
+    assert metrics == headline(report)
+    assert metrics["passed"] is True and metrics["worst_ratio"] == max(
+        s["worst_ratio"] for s in report["layers"].values()
+    )
+    assert "layers" not in metrics and "chain" not in metrics  # per-layer detail stays out of dvc metrics

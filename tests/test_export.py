@@ -410,3 +410,14 @@ def test_written_report_is_numeric_json_with_nulls_for_nan_and_a_markdown_table(
     assert "| onnx_int8 | 1 | 2.000 | 3.000 | 2.200 | 4.00× | 1,000 | 0.250 |" in md
     assert "| onnx_fp32 | – | – | – | – | – | – | – |" in md
     assert "n/a" in md
+
+
+def test_metrics_file_holds_aggregate_deltas_latency_and_size_only(tmp_path: Path) -> None:
+    metrics = {v: {**m, "f1_AF": 0.4} for v, m in METRICS.items()}
+    latency = {"pytorch_fp32": _stats(8.0), "onnx_int8": _stats(2.0)}
+    report = build_report("resnet1d", metrics, latency, {"pytorch_fp32": 4000, "onnx_int8": 1000})
+    write_report(report, tmp_path / "r.json", tmp_path / "r.md", tmp_path / "metrics.json")
+    headline = json.loads((tmp_path / "metrics.json").read_text())
+    assert headline["delta"]["onnx_int8"] == pytest.approx({"auroc": -0.02, "f1_macro": 0.03})  # no f1_AF
+    assert headline["latency_median_ms"] == {"pytorch_fp32": 8.0, "onnx_int8": 2.0}
+    assert headline["speedup"]["onnx_int8"] == 4.0 and headline["size_bytes"]["onnx_int8"] == 1000

@@ -1,118 +1,44 @@
-"""pipeline.evaluation.metrics against scikit-learn on random and edge-case inputs, and the bootstrap."""
+"""Our rules around scikit-learn's metrics: undefined values, one-column inputs, report layout, and
+the bootstrap. scikit-learn's own arithmetic is not re-tested here."""
 
 from __future__ import annotations
 
 import json
 import math
-import time
-import warnings
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pytest
-from sklearn import metrics as skm
 
+from pipeline.evaluation import bootstrap as bs
 from pipeline.evaluation import metrics as m
+from pipeline.evaluation import task_reports as r
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
 
 
-def _multilabel(seed: int, n: int = 400, k: int = 5, decimals: int = 2) -> tuple[I64, F64]:
-    """Labels with varied prevalence and scores rounded so that ties are common."""
+def _multilabel(seed: int, n: int = 400, k: int = 5) -> tuple[I64, F64]:
     rng = np.random.default_rng(seed)
-    prevalence = rng.uniform(0.05, 0.6, size=k)
-    y = (rng.random((n, k)) < prevalence).astype(np.int64)
-    s = np.round(rng.random((n, k)) * 0.8 + 0.4 * y * rng.random((n, k)), decimals)
-    return y, s
+    y = (rng.random((n, k)) < rng.uniform(0.05, 0.6, size=k)).astype(np.int64)
+    return y, np.round(rng.random((n, k)) * 0.8 + 0.4 * y * rng.random((n, k)), 2)
 
 
-def _sk_quiet(fn: Any, *args: Any, **kwargs: Any) -> Any:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return fn(*args, **kwargs)
-
-
-# --------------------------------------------------------------------------- ranking metrics
-
-
-@pytest.mark.parametrize("seed", range(8))
-def test_auroc_and_ap_per_class_equal_sklearn_with_ties(seed: int) -> None:
-    y, s = _multilabel(seed, decimals=1 + seed % 3)
-    for k in range(y.shape[1]):
-        assert m.roc_auc_per_class(y, s)[k] == pytest.approx(skm.roc_auc_score(y[:, k], s[:, k]), abs=1e-12)
-        assert m.average_precision_per_class(y, s)[k] == pytest.approx(
-            skm.average_precision_score(y[:, k], s[:, k]), abs=1e-12
-        )
-
-
-@pytest.mark.parametrize("average", ["macro", "micro", "weighted"])
-def test_auroc_and_ap_averages_in_report_equal_sklearn(average: str) -> None:
-    y, s = _multilabel(11)
-    report = m.multilabel_report(y, s, np.full(5, 0.5), list("ABCDE"))
-    assert report["auroc"][average] == pytest.approx(skm.roc_auc_score(y, s, average=average), abs=1e-12)
-    assert report["ap"][average] == pytest.approx(
-        skm.average_precision_score(y, s, average=average), abs=1e-12
-    )
-
-
-@pytest.mark.parametrize(
-    ("y", "s"),
-    [
-        pytest.param([0, 0, 1, 1], [0.5, 0.5, 0.5, 0.5], id="constant-scores"),
-        pytest.param([0, 1, 0, 1, 1], [0.1, 0.9, 0.2, 0.8, 0.7], id="perfect-separation"),
-        pytest.param([1, 0, 1, 0], [0.1, 0.9, 0.2, 0.8], id="perfectly-inverted"),
-        pytest.param([0, 1, 1, 0, 1, 0], [1, 1, 2, 2, 3, 3], id="ties-across-classes"),
-        pytest.param([1, 0, 0, 0, 0, 0, 0, 0], [0.3, 0.3, 0.1, 0.2, 0.3, 0.0, 0.3, 0.3], id="one-positive"),
-        pytest.param([0, 1], [-5.0, 1e9], id="unbounded-scores"),
-    ],
-)
-def test_binary_edge_cases_equal_sklearn(y: list[int], s: list[float]) -> None:
-    assert m.roc_auc(y, s) == pytest.approx(skm.roc_auc_score(y, s), abs=1e-12)
-    assert m.average_precision(y, s) == pytest.approx(skm.average_precision_score(y, s), abs=1e-12)
-
-
-def test_constant_scores_give_half_auroc_and_prevalence_ap() -> None:
-    y = np.array([0, 1, 0, 0, 1])
-    assert m.roc_auc(y, np.zeros(5)) == 0.5
-    assert m.average_precision(y, np.zeros(5)) == pytest.approx(0.4)
-
-
-@pytest.mark.parametrize("drop", [True, False])
-def test_roc_curve_equals_sklearn(drop: bool) -> None:
-    y, s = _multilabel(3, n=300, k=1, decimals=2)
-    ours = m.roc_curve(y[:, 0], s[:, 0], drop_intermediate=drop)
-    theirs = skm.roc_curve(y[:, 0], s[:, 0], drop_intermediate=drop)
-    for a, b in zip(ours, theirs, strict=True):
-        np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
-
-
-def test_precision_recall_curve_equals_sklearn() -> None:
-    y, s = _multilabel(4, n=300, k=1, decimals=2)
-    ours = m.precision_recall_curve(y[:, 0], s[:, 0])
-    theirs = skm.precision_recall_curve(y[:, 0], s[:, 0])
-    for a, b in zip(ours, theirs, strict=True):
-        np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
+# --------------------------------------------------------------------------- undefined values
 
 
 def test_class_without_positives_is_undefined_and_left_out_of_ranking_averages() -> None:
     y, s = _multilabel(5)
     y[:, 2] = 0  # no positives: AUROC and AP undefined
     y[:, 4] = 1  # no negatives: AUROC undefined, AP defined
-    report = m.multilabel_report(y, s, np.full(5, 0.5), list("ABCDE"))
-    assert report["auroc"]["per_class"]["C"] is None
-    assert report["auroc"]["per_class"]["E"] is None
+    report = r.multilabel_report(y, s, np.full(5, 0.5), list("ABCDE"))
+    assert report["auroc"]["per_class"]["C"] is None and report["auroc"]["per_class"]["E"] is None
     assert report["ap"]["per_class"]["C"] is None
     assert report["ap"]["per_class"]["E"] == pytest.approx(1.0)
-    auroc_ok = [0, 1, 3]
-    assert report["auroc"]["macro"] == pytest.approx(
-        skm.roc_auc_score(y[:, auroc_ok], s[:, auroc_ok], average="macro"), abs=1e-12
-    )
-    ap_ok = [0, 1, 3, 4]
-    assert report["ap"]["macro"] == pytest.approx(
-        skm.average_precision_score(y[:, ap_ok], s[:, ap_ok], average="macro"), abs=1e-12
-    )
+    auc = [report["auroc"]["per_class"][c] for c in "ABD"]
+    assert report["auroc"]["macro"] == pytest.approx(np.mean(auc), abs=1e-12)
+    ap = [report["ap"]["per_class"][c] for c in "ABDE"]
+    assert report["ap"]["macro"] == pytest.approx(np.mean(ap), abs=1e-12)
     assert any(n.startswith("auroc undefined for C, E") for n in report["notes"])
     assert any(n.startswith("ap undefined for C") for n in report["notes"])
 
@@ -120,20 +46,11 @@ def test_class_without_positives_is_undefined_and_left_out_of_ranking_averages()
 def test_all_ranking_metrics_undefined_gives_nan_not_error() -> None:
     y = np.zeros((10, 2), dtype=np.int64)
     s = np.random.default_rng(0).random((10, 2))
-    assert math.isnan(m.macro_auroc(y, s))
-    assert math.isnan(m.macro_average_precision(y, s))
-
-
-def test_invalid_inputs_are_rejected() -> None:
-    with pytest.raises(ValueError, match="finite"):
-        m.roc_auc([0, 1], [0.1, float("nan")])
-    with pytest.raises(ValueError, match="binary"):
-        m.roc_auc([0, 2], [0.1, 0.2])
-    with pytest.raises(ValueError, match="shape"):
-        m.roc_auc_per_class(np.zeros((4, 2)), np.zeros((4, 3)))
-
-
-# --------------------------------------------------------------------------- thresholded metrics
+    assert math.isnan(m.macro_auroc(y, s)) and math.isnan(m.macro_average_precision(y, s))
+    fpr, tpr, _ = m.roc_curve(y[:, 0], s[:, 0])
+    assert np.isnan(tpr).all() and not np.isnan(fpr).any()
+    _, recall, _ = m.precision_recall_curve(y[:, 0], s[:, 0])
+    assert np.isnan(recall[:-1]).all() and recall[-1] == 0.0
 
 
 def _decisions(seed: int, n: int = 300, k: int = 6) -> tuple[I64, I64]:
@@ -147,72 +64,68 @@ def _decisions(seed: int, n: int = 300, k: int = 6) -> tuple[I64, I64]:
     return y, p
 
 
-@pytest.mark.parametrize("average", ["macro", "micro", "weighted"])
-def test_prf_averages_equal_sklearn_with_nan_zero_division(average: str) -> None:
-    y, p = _decisions(1)
-    ours = m.precision_recall_f1(y, p)
-    theirs = _sk_quiet(skm.precision_recall_fscore_support, y, p, average=average, zero_division=np.nan)
-    for metric, value in zip(("precision", "recall", "f1"), theirs[:3], strict=True):
-        assert ours.averages[average][metric] == pytest.approx(value, abs=1e-12)
-
-
-@pytest.mark.parametrize("average", ["macro", "micro", "weighted"])
-def test_f1_equals_sklearn_default_with_zero_division_zero(average: str) -> None:
-    y, p = _decisions(2)
-    ours = m.precision_recall_f1(y, p, zero_division=0.0)
-    assert ours.averages[average]["f1"] == pytest.approx(_sk_quiet(skm.f1_score, y, p, average=average))
-    assert ours.averages[average]["precision"] == pytest.approx(
-        _sk_quiet(skm.precision_score, y, p, average=average)
-    )
-    assert ours.averages[average]["recall"] == pytest.approx(
-        _sk_quiet(skm.recall_score, y, p, average=average)
-    )
-
-
-def test_per_class_prf_and_undefined_entries_match_sklearn() -> None:
+def test_undefined_prf_entries_are_nan_and_skipped_by_the_averages() -> None:
     y, p = _decisions(3)
-    ours = m.precision_recall_f1(y, p)
-    precision, recall, f1, support = _sk_quiet(
-        skm.precision_recall_fscore_support, y, p, average=None, zero_division=np.nan
-    )
-    np.testing.assert_allclose(ours.precision, precision, atol=1e-12, equal_nan=True)
-    np.testing.assert_allclose(ours.recall, recall, atol=1e-12, equal_nan=True)
-    np.testing.assert_allclose(ours.f1, f1, atol=1e-12, equal_nan=True)
-    np.testing.assert_array_equal(ours.support, support)
-    assert np.isnan(ours.recall[[1, 2]]).all() and np.isnan(ours.f1[2]) and ours.f1[1] == 0.0
-    assert np.isnan(ours.precision[3]) and ours.recall[3] == 0.0
+    prf = m.precision_recall_f1(y, p)
+    assert np.isnan(prf.recall[[1, 2]]).all() and np.isnan(prf.f1[2]) and prf.f1[1] == 0.0
+    assert np.isnan(prf.precision[3]) and prf.recall[3] == 0.0
+    assert prf.averages["macro"]["recall"] == pytest.approx(np.nanmean(prf.recall), abs=1e-12)
+    weights = prf.support.astype(np.float64)
+    ok = np.isfinite(prf.f1)
+    weighted = (prf.f1[ok] * weights[ok]).sum() / weights[ok].sum()
+    assert prf.averages["weighted"]["f1"] == pytest.approx(weighted, abs=1e-12)
+    zero = m.precision_recall_f1(y, p, zero_division=0.0)
+    assert zero.precision[3] == 0.0 and zero.averages["macro"]["f1"] == pytest.approx(zero.f1.mean())
 
 
-def test_multilabel_report_thresholds_and_confusion_equal_sklearn() -> None:
-    y, s = _multilabel(6, k=4)
-    thr = np.array([0.3, 0.5, 0.55, 0.7])
-    report = m.multilabel_report(y, s, thr, ["NORM", "AF", "MI", "STTC"])
-    pred = (s >= thr).astype(np.int64)
-    for average in ("macro", "micro", "weighted"):
-        assert report["f1"][average] == pytest.approx(_sk_quiet(skm.f1_score, y, pred, average=average))
-    cms = skm.multilabel_confusion_matrix(y, pred)
-    for k, name in enumerate(report["classes"]):
-        assert report["confusion"][name] == cms[k].tolist()
-        assert report["thresholds"][name] == thr[k]
-        assert report["support"][name] == int(y[:, k].sum())
-    json.dumps(report, allow_nan=False)
+def test_weighted_average_without_any_positive_is_undefined() -> None:
+    prf = m.precision_recall_f1(np.zeros((5, 3), np.int64), np.eye(5, 3, dtype=np.int64))
+    assert math.isnan(prf.averages["weighted"]["precision"])  # scikit-learn would say 0
+    assert prf.averages["macro"]["precision"] == 0.0
 
 
-def test_multilabel_report_with_undefined_values_is_strict_json() -> None:
+def test_one_column_is_scored_as_that_class_not_as_a_binary_vector() -> None:
+    y, p = _decisions(6)
+    wide = m.precision_recall_f1(y, p)
+    wide_cm = m.multilabel_confusion(y, p)
+    for k in (0, 1, 3):
+        one = m.precision_recall_f1(y[:, [k]], p[:, [k]])
+        np.testing.assert_array_equal(one.f1, wide.f1[[k]])
+        np.testing.assert_array_equal(one.precision, wide.precision[[k]])
+        np.testing.assert_array_equal(m.multilabel_confusion(y[:, [k]], p[:, [k]]), wide_cm[[k]])
+    cm = m.multilabel_confusion([0, 0, 1, 1, 1], [0, 1, 0, 1, 1])
+    assert cm.tolist() == [[[1, 1], [1, 2]]]  # [[tn, fp], [fn, tp]]
+
+
+def test_no_records_gives_undefined_ratios_and_zero_counts() -> None:
+    prf = m.precision_recall_f1(np.zeros((0, 2)), np.zeros((0, 2)))
+    assert np.isnan(prf.f1).all() and prf.support.tolist() == [0, 0]
+    assert m.confusion_matrix([], [], 3).tolist() == [[0] * 3] * 3
+
+
+def test_invalid_inputs_are_rejected() -> None:
+    with pytest.raises(ValueError, match="finite"):
+        m.roc_auc([0, 1], [0.1, float("nan")])
+    with pytest.raises(ValueError, match="binary"):
+        m.roc_auc([0, 2], [0.1, 0.2])
+    with pytest.raises(ValueError, match="shape"):
+        m.roc_auc_per_class(np.zeros((4, 2)), np.zeros((4, 3)))
+    with pytest.raises(ValueError, match="lie in"):
+        m.confusion_matrix([0, 3], [0, 1], 3)
+
+
+# --------------------------------------------------------------------------- report layout
+
+
+def test_multilabel_report_layout_is_strict_json() -> None:
     y, p = _decisions(4)
-    report = m.multilabel_report(y, p.astype(np.float64), np.full(6, 0.5), [f"c{i}" for i in range(6)])
+    report = r.multilabel_report(y, p.astype(np.float64), np.full(6, 0.5), [f"c{i}" for i in range(6)])
     text = json.dumps(report, allow_nan=False)
-    assert report["recall"]["per_class"]["c2"] is None
-    assert "null" in text
+    assert report["recall"]["per_class"]["c2"] is None and "null" in text
     assert any(n.startswith("recall undefined for c1, c2") for n in report["notes"])
-
-
-def test_confusion_matrices_equal_sklearn() -> None:
-    rng = np.random.default_rng(7)
-    t, p = rng.integers(0, 4, 200), rng.integers(0, 4, 200)
-    np.testing.assert_array_equal(m.confusion_matrix(t, p, 4), skm.confusion_matrix(t, p, labels=range(4)))
-    y, d = _decisions(5)
-    np.testing.assert_array_equal(m.multilabel_confusion(y, d), skm.multilabel_confusion_matrix(y, d))
+    assert report["support"]["c0"] == int(y[:, 0].sum()) and report["thresholds"]["c0"] == 0.5
+    assert report["confusion"]["c0"] == m.multilabel_confusion(y[:, 0], p[:, 0])[0].tolist()
+    assert set(report["f1"]) == {"macro", "micro", "weighted", "per_class"}
 
 
 def _multiclass(seed: int, n: int = 500, k: int = 4) -> tuple[I64, F64]:
@@ -224,30 +137,20 @@ def _multiclass(seed: int, n: int = 500, k: int = 4) -> tuple[I64, F64]:
     return t, probs
 
 
-def test_multiclass_report_equals_sklearn() -> None:
+def test_multiclass_report_selected_f1_accuracy_and_confusion_layout() -> None:
     t, probs = _multiclass(8)
-    report = m.multiclass_report(
+    report = r.multiclass_report(
         t, probs, ["NORM", "AF", "OTHER", "NOISY"], f1_classes=["NORM", "AF", "OTHER"]
     )
     pred = probs.argmax(axis=1)
-    for average in ("macro", "micro", "weighted"):
-        assert report["f1"][average] == pytest.approx(skm.f1_score(t, pred, average=average), abs=1e-12)
-        assert report["recall"][average] == pytest.approx(
-            skm.recall_score(t, pred, average=average), abs=1e-12
-        )
-    assert report["accuracy"] == pytest.approx(skm.accuracy_score(t, pred))
-    per_class_f1 = skm.f1_score(t, pred, average=None)
-    assert report["f1"]["selected"] == pytest.approx(per_class_f1[:3].mean())  # CinC 2017 score
-    assert report["f1"]["per_class"]["AF"] == pytest.approx(per_class_f1[1])
-    assert report["auroc"]["macro"] == pytest.approx(
-        skm.roc_auc_score(t, probs, multi_class="ovr", average="macro"), abs=1e-12
-    )
-    assert report["auroc"]["weighted"] == pytest.approx(
-        skm.roc_auc_score(t, probs, multi_class="ovr", average="weighted"), abs=1e-12
-    )
-    assert report["confusion_matrix"]["counts"] == skm.confusion_matrix(t, pred).tolist()
+    per_class = [report["f1"]["per_class"][c] for c in ("NORM", "AF", "OTHER")]
+    assert report["f1"]["selected"] == pytest.approx(np.mean(per_class))  # CinC 2017 score
+    assert report["accuracy"] == pytest.approx(np.mean(pred == t))
+    assert report["f1"]["micro"] == pytest.approx(report["accuracy"])
+    counts = np.asarray(report["confusion_matrix"]["counts"])
+    assert counts[1, 2] == np.sum((t == 1) & (pred == 2))  # row = true, column = predicted
     np.testing.assert_allclose(
-        report["confusion_matrix"]["normalized"], skm.confusion_matrix(t, pred, normalize="true")
+        report["confusion_matrix"]["normalized"], counts / counts.sum(1, keepdims=True)
     )
     json.dumps(report, allow_nan=False)
 
@@ -255,41 +158,31 @@ def test_multiclass_report_equals_sklearn() -> None:
 def test_multiclass_report_absent_class_is_noted() -> None:
     t, probs = _multiclass(9)
     t[t == 3] = 0
-    report = m.multiclass_report(t, probs, ["N", "A", "O", "~"])
-    assert report["auroc"]["per_class"]["~"] is None
-    assert report["recall"]["per_class"]["~"] is None
+    report = r.multiclass_report(t, probs, ["N", "A", "O", "~"])
+    assert report["auroc"]["per_class"]["~"] is None and report["recall"]["per_class"]["~"] is None
     assert report["support"]["~"] == 0
-    assert report["auroc"]["macro"] == pytest.approx(
-        np.mean([skm.roc_auc_score(t == k, probs[:, k]) for k in range(3)]), abs=1e-12
-    )
+    assert report["confusion_matrix"]["normalized"][3] is None
     assert any("~" in n for n in report["notes"])
 
 
 def test_multiclass_report_rejects_unknown_selected_class() -> None:
     t, probs = _multiclass(10)
     with pytest.raises(ValueError, match="not among"):
-        m.multiclass_report(t, probs, ["N", "A", "O", "~"], f1_classes=["N", "X"])
+        r.multiclass_report(t, probs, ["N", "A", "O", "~"], f1_classes=["N", "X"])
 
 
-def test_anomaly_report_equals_sklearn() -> None:
-    rng = np.random.default_rng(12)
-    flags = (rng.random(600) < 0.2).astype(np.int64)
-    score = rng.gamma(2.0, 1.0, 600) + 2.0 * flags
-    report = m.anomaly_report(flags, score, threshold=4.0)
-    pred = (score >= 4.0).astype(np.int64)
-    assert report["auroc"] == pytest.approx(skm.roc_auc_score(flags, score), abs=1e-12)
-    assert report["auprc"] == pytest.approx(skm.average_precision_score(flags, score), abs=1e-12)
-    assert report["f1"] == pytest.approx(skm.f1_score(flags, pred))
-    assert report["precision"] == pytest.approx(skm.precision_score(flags, pred))
-    assert report["recall"] == pytest.approx(skm.recall_score(flags, pred))
-    assert report["specificity"] == pytest.approx(skm.recall_score(1 - flags, 1 - pred))
-    assert report["confusion"] == skm.confusion_matrix(flags, pred).tolist()
-    assert report["n_anomalous"] == flags.sum() and report["flagged"] == pred.sum()
+def test_anomaly_report_counts_and_specificity() -> None:
+    flags = np.array([0, 0, 0, 1, 1, 0, 1, 0])
+    score = np.array([0.1, 0.5, 0.2, 0.9, 0.3, 0.6, 0.8, 0.0])
+    report = r.anomaly_report(flags, score, threshold=0.5)
+    assert report["confusion"] == [[3, 2], [1, 2]]
+    assert report["specificity"] == pytest.approx(3 / 5) and report["recall"] == pytest.approx(2 / 3)
+    assert report["n_anomalous"] == 3 and report["n_normal"] == 5 and report["flagged"] == 4
     json.dumps(report, allow_nan=False)
 
 
 def test_anomaly_report_nothing_flagged_has_undefined_precision() -> None:
-    report = m.anomaly_report([0, 1, 0, 1], [0.1, 0.2, 0.3, 0.4], threshold=1.0)
+    report = r.anomaly_report([0, 1, 0, 1], [0.1, 0.2, 0.3, 0.4], threshold=1.0)
     assert report["precision"] is None and report["recall"] == 0.0 and report["f1"] == 0.0
     assert any(n.startswith("precision undefined") for n in report["notes"])
 
@@ -305,18 +198,18 @@ def _separable(n: int, seed: int, k: int = 6) -> tuple[I64, F64]:
 
 def test_bootstrap_is_deterministic_and_contains_the_estimate() -> None:
     y, s = _separable(500, 0)
-    a = m.bootstrap_ci(m.macro_auroc, y, s, n=200, seed=3)
-    b = m.bootstrap_ci(m.macro_auroc, y, s, n=200, seed=3)
-    c = m.bootstrap_ci(m.macro_auroc, y, s, n=200, seed=4)
+    a = bs.bootstrap_ci(m.macro_auroc, y, s, n=200, seed=3)
+    b = bs.bootstrap_ci(m.macro_auroc, y, s, n=200, seed=3)
+    c = bs.bootstrap_ci(m.macro_auroc, y, s, n=200, seed=4)
     assert a == b and a != c
     assert a.low < a.estimate < a.high
-    assert a.estimate == pytest.approx(skm.roc_auc_score(y, s, average="macro"))
+    assert a.estimate == pytest.approx(m.macro_auroc(y, s))
     assert a.n_valid == a.n_boot == 200
 
 
 def test_bootstrap_interval_narrows_with_more_records() -> None:
-    small = m.bootstrap_ci(m.macro_auroc, *_separable(200, 1), n=300, seed=0)
-    large = m.bootstrap_ci(m.macro_auroc, *_separable(3000, 1), n=300, seed=0)
+    small = bs.bootstrap_ci(m.macro_auroc, *_separable(200, 1), n=300, seed=0)
+    large = bs.bootstrap_ci(m.macro_auroc, *_separable(3000, 1), n=300, seed=0)
     assert (large.high - large.low) < 0.5 * (small.high - small.low)
 
 
@@ -324,34 +217,26 @@ def test_bootstrap_counts_resamples_where_the_metric_is_undefined() -> None:
     y = np.zeros(60, dtype=np.int64)
     y[0] = 1  # one positive: lost in ~37% of resamples
     s = np.random.default_rng(0).random(60)
-    ci = m.bootstrap_ci(m.roc_auc, y, s, n=300, seed=0)
+    ci = bs.bootstrap_ci(m.roc_auc, y, s, n=300, seed=0)
     assert 100 < ci.n_boot - ci.n_valid < 150
     assert ci.to_dict()["level"] == pytest.approx(0.95)
-
-
-def test_bootstrap_of_1000_resamples_of_macro_auroc_over_2000x6_is_fast() -> None:
-    y, s = _separable(2000, 2)
-    t0 = time.perf_counter()
-    ci = m.bootstrap_ci(m.macro_auroc, y, s, n=1000, seed=0)
-    assert time.perf_counter() - t0 < 8.0  # ~1 s on one core; slack for a shared machine
-    assert ci.low < ci.estimate < ci.high
 
 
 def test_headline_cis_are_json_and_bracket_the_report_values() -> None:
     y, s = _separable(400, 5, k=3)
     thr = np.zeros(3)
-    cis = m.multilabel_cis(y, s, thr, n=100, seed=0)
-    report = m.multilabel_report(y, s, thr, ["a", "b", "c"])
+    cis = bs.multilabel_cis(y, s, thr, n=100, seed=0)
+    report = r.multilabel_report(y, s, thr, ["a", "b", "c"])
     assert cis["auroc_macro"]["estimate"] == pytest.approx(report["auroc"]["macro"])
     assert cis["f1_micro"]["estimate"] == pytest.approx(report["f1"]["micro"])
     for ci in cis.values():
         assert ci["low"] <= ci["estimate"] <= ci["high"]
     t, probs = _multiclass(6)
-    mc = m.multiclass_cis(t, probs, selected=[0, 1, 2], n=100, seed=0)
+    mc = bs.multiclass_cis(t, probs, selected=[0, 1, 2], n=100, seed=0)
     assert mc["f1_selected"]["estimate"] == pytest.approx(
-        m.multiclass_report(t, probs, list("NAO~"), ["N", "A", "O"])["f1"]["selected"]
+        r.multiclass_report(t, probs, list("NAO~"), ["N", "A", "O"])["f1"]["selected"]
     )
-    an = m.anomaly_cis(y[:, 0], s[:, 0], 0.5, n=100, seed=0)
+    an = bs.anomaly_cis(y[:, 0], s[:, 0], 0.5, n=100, seed=0)
     json.dumps({"ml": cis, "mc": mc, "an": an}, allow_nan=False)
 
 
@@ -359,9 +244,9 @@ def test_grouped_bootstrap_resamples_whole_patients() -> None:
     # 80 patients with 10 identical records each: the records carry the information of 80, not 800.
     y, s = _separable(80, 6, k=1)
     y_rep, s_rep, patient = np.repeat(y, 10, axis=0), np.repeat(s, 10, axis=0), np.repeat(np.arange(80), 10)
-    by_record = m.bootstrap_ci(m.macro_auroc, y_rep, s_rep, n=300, seed=0)
-    by_patient = m.bootstrap_ci(m.macro_auroc, y_rep, s_rep, n=300, seed=0, groups=patient)
-    per_patient = m.bootstrap_ci(m.macro_auroc, y, s, n=300, seed=0)
+    by_record = bs.bootstrap_ci(m.macro_auroc, y_rep, s_rep, n=300, seed=0)
+    by_patient = bs.bootstrap_ci(m.macro_auroc, y_rep, s_rep, n=300, seed=0, groups=patient)
+    per_patient = bs.bootstrap_ci(m.macro_auroc, y, s, n=300, seed=0)
     assert by_patient.estimate == by_record.estimate == pytest.approx(per_patient.estimate)
     width = {k: ci.high - ci.low for k, ci in (("rec", by_record), ("pat", by_patient), ("one", per_patient))}
     assert width["pat"] > 2 * width["rec"]
@@ -376,7 +261,7 @@ def test_grouped_resample_draws_complete_groups() -> None:
         seen.append(tuple(sorted(rows.tolist())))
         return 0.0
 
-    m.bootstrap_ci(record, groups, n=20, seed=0, groups=groups)
+    bs.bootstrap_ci(record, groups, n=20, seed=0, groups=groups)
     size = {"p1": 3, "p2": 2, "p3": 1}
     for drawn in seen[1:]:  # the first call is the estimate on all rows
         for g in set(drawn):
@@ -385,4 +270,4 @@ def test_grouped_resample_draws_complete_groups() -> None:
 
 def test_bootstrap_rejects_mismatched_arrays() -> None:
     with pytest.raises(ValueError, match="same number"):
-        m.bootstrap_ci(m.roc_auc, np.zeros(5), np.zeros(6), seed=0)
+        bs.bootstrap_ci(m.roc_auc, np.zeros(5), np.zeros(6), seed=0)

@@ -9,14 +9,13 @@ import numpy.typing as npt
 import pytest
 from sklearn.metrics import f1_score
 
-from pipeline.evaluation.metrics import multilabel_report
+from pipeline.evaluation.task_reports import multilabel_report
 from pipeline.evaluation.thresholds import (
     ScoredSplit,
     SplitName,
     ThresholdLeakError,
     ThresholdSet,
     anomaly_threshold,
-    apply_thresholds,
     choose_thresholds,
     max_f1_threshold,
 )
@@ -99,18 +98,6 @@ def test_val_relabelled_as_test_is_refused_even_after_a_json_round_trip() -> Non
         ts.apply(ScoredSplit("test", val.y_true, val.scores, val.record_ids))
 
 
-def test_thresholds_from_val_apply_to_test_and_feed_the_report() -> None:
-    val, test = _split("val", 8), _split("test", 9)
-    ts = choose_thresholds(val, CLASSES)
-    decisions = ts.apply(test)
-    np.testing.assert_array_equal(decisions, test.scores_2d >= np.array(ts.values))
-    np.testing.assert_array_equal(apply_thresholds(test.scores, ts), decisions)
-    report = multilabel_report(test.y_true, test.scores, ts.as_array(), CLASSES)
-    assert report["f1"]["macro"] == pytest.approx(
-        f1_score(test.y_true, decisions.astype(np.uint8), average="macro", zero_division=np.nan)
-    )
-
-
 def test_thresholds_are_a_function_of_the_validation_split_alone() -> None:
     first = choose_thresholds(_split("val", 10), CLASSES)
     again = choose_thresholds(_split("val", 10), CLASSES)
@@ -188,3 +175,14 @@ def test_anomaly_threshold_applies_to_test_but_not_to_train() -> None:
 def test_unknown_anomaly_method_is_rejected() -> None:
     with pytest.raises(ValueError, match="unknown anomaly threshold method"):
         anomaly_threshold(_ae_split("train", 5), method="median")  # type: ignore[arg-type]
+
+
+def test_thresholds_from_val_apply_to_test_and_feed_the_report() -> None:
+    val, test = _split("val", 8), _split("test", 9)
+    ts = choose_thresholds(val, CLASSES)
+    decisions = ts.apply(test)
+    np.testing.assert_array_equal(decisions, test.scores_2d >= np.array(ts.values))
+    report = multilabel_report(test.y_true, test.scores, ts.as_array(), CLASSES)
+    assert report["f1"]["macro"] == pytest.approx(
+        f1_score(test.y_true, decisions.astype(np.uint8), average="macro", zero_division=np.nan)
+    )

@@ -1,6 +1,6 @@
-"""The parity stage's outputs: ``parity.json`` (DVC metrics: per-layer max/mean abs/rel error, end-metric
-differences, decision agreement, the first violation), ``report.md`` and ``layers.png`` (each layer's
-worst error against the tolerance, log scale)."""
+"""The parity stage's outputs: ``metrics.json`` (DVC metrics: the headline), ``parity.json`` (per-layer
+max/mean abs/rel error, end-metric differences, decision agreement, the first violation), ``report.md``
+and ``layers.png`` (each layer's worst error against the tolerance, log scale)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.ckernel.parity import ParityRun, Tolerance
-from pipeline.evaluation.metrics import json_safe
+from pipeline.evaluation.jsonable import json_safe
 from pipeline.evaluation.plots import new_figure, save_figure
 from pipeline.training.checkpoint import atomic_write_bytes
 
@@ -154,8 +154,22 @@ def plot_layers(report: Mapping[str, Any], path: Path) -> Path:
     return save_figure(fig, path)
 
 
+def headline(report: Mapping[str, Any]) -> dict[str, Any]:
+    """The DVC metrics of a parity run: pass/fail, on how many records, the worst ratio to the bound
+    and largest error over all layers, decisions that differ and each end metric's C − PyTorch."""
+    keys = ("model", "passed", "records", "violations", "worst_ratio", "max_abs_error")
+    return {
+        **{k: report[k] for k in keys},
+        "decisions_differ": report["decisions"]["differ"],
+        "metric_diff": dict(report["metrics"]["diff"]),
+    }
+
+
 def write_report(report: Mapping[str, Any], out_dir: Path) -> None:
+    """``parity.json`` (everything, per layer), ``metrics.json`` (:func:`headline`), ``report.md`` and
+    ``layers.png`` in ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(out_dir / "parity.json", (json.dumps(json_safe(report), indent=2) + "\n").encode())
+    for name, data in (("parity.json", report), ("metrics.json", headline(report))):
+        atomic_write_bytes(out_dir / name, (json.dumps(json_safe(data), indent=2) + "\n").encode())
     atomic_write_bytes(out_dir / "report.md", report_markdown(report).encode())
     plot_layers(report, out_dir / "layers.png")

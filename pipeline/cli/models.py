@@ -236,7 +236,7 @@ def cmd_export(args: argparse.Namespace, params: Params) -> int:
     sizes = {"pytorch_fp32": export.state_dict_nbytes(model), "onnx_fp32": fp32.stat().st_size,
              "onnx_int8": int8.stat().st_size}  # fmt: skip
     report = export.build_report(args.model, metrics, latency, sizes)
-    export.write_report(report, out / "report.json", out / "report.md")
+    export.write_report(report, out / "report.json", out / "report.md", out / "metrics.json")
     print(export.report_markdown(report))
     return 0
 

@@ -24,15 +24,9 @@ from tqdm.auto import tqdm
 
 from pipeline.dataset.loader import ShardLoader
 from pipeline.dataset.targets import Targets
+from pipeline.evaluation.bootstrap import anomaly_cis, multiclass_cis, multilabel_cis
 from pipeline.evaluation.decisions import DecisionRule
-from pipeline.evaluation.metrics import (
-    anomaly_cis,
-    anomaly_report,
-    multiclass_cis,
-    multiclass_report,
-    multilabel_cis,
-    multilabel_report,
-)
+from pipeline.evaluation.task_reports import anomaly_report, multiclass_report, multilabel_report
 from pipeline.evaluation.thresholds import ScoredSplit, anomaly_threshold, choose_thresholds
 from pipeline.models.card import ModelCard
 from pipeline.models.scoring import output_scores_np

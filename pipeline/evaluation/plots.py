@@ -1,16 +1,13 @@
-"""Evaluation and training plots as PNG files, plus the data files DVC's own plots render.
+"""Evaluation plots as PNG files, plus the data files DVC's own plots render.
 
 Every ``plot_*`` function draws one figure, writes it to ``path`` (parents created) and returns
 the path. Figures are built with ``matplotlib.figure.Figure`` and the Agg canvas directly, never
 ``pyplot``: no global state, no GUI backend, nothing fetched from the network, safe in worker
 threads. Sizes are kept to a few tens of kB (100 dpi, no embedded fonts).
 
-The ``*_rows``/``*_table`` helpers return lists of flat dicts and :func:`write_datapoints`
-writes them as CSV or JSON for ``dvc plots show|diff``. DVC colours lines by file and by y
-field, not by a column, so the ``*_table`` forms put one column per class on a shared x grid
-(``y: {roc.csv: [NORM, AF, macro]}`` in dvc.yaml draws one line each and compares across
-experiments); the ``*_rows`` forms keep every exact curve point in long format with a ``class``
-column for custom templates or pandas.
+The ``*_rows`` helpers return lists of flat dicts (every exact curve point in long format with a
+``class`` column, as dvc.yaml's ``curve_by_class`` template reads them) and :func:`write_datapoints`
+writes them as CSV or JSON for ``dvc plots show|diff``.
 """
 
 from __future__ import annotations
@@ -28,15 +25,13 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from pipeline.evaluation.jsonable import json_float
 from pipeline.evaluation.metrics import (
     F64,
     I64,
     as_labels_2d,
     as_scores_2d,
-    average_precision_per_class,
-    json_float,
     precision_recall_curve,
-    roc_auc_per_class,
     roc_curve,
 )
 
@@ -74,101 +69,6 @@ def _pair(y_true: npt.ArrayLike, scores: npt.ArrayLike, classes: Sequence[str]) 
 
 
 # --------------------------------------------------------------------------- ranking curves
-
-
-def plot_roc(
-    y_true: npt.ArrayLike, scores: npt.ArrayLike, classes: Sequence[str], path: str | Path, title: str = "ROC"
-) -> Path:
-    """ROC curve per class plus the macro average (mean TPR on a shared FPR grid).
-
-    ``y_true`` ``(N, K)`` multi-hot (one-hot for single-label tasks), ``scores`` ``(N, K)``.
-    Classes lacking positives or negatives are left out and named in the title.
-    """
-    y, s = _pair(y_true, scores, classes)
-    aucs = roc_auc_per_class(y, s)
-    fig = new_figure(6.5, 6.0)
-    ax = fig.add_subplot()
-    grid = np.linspace(0.0, 1.0, 201)
-    mean_tpr: list[F64] = []
-    for k, name in enumerate(classes):
-        if not math.isfinite(aucs[k]):
-            continue
-        fpr, tpr, _ = roc_curve(y[:, k], s[:, k])
-        ax.plot(fpr, tpr, lw=1.2, label=f"{name} (AUC {aucs[k]:.3f})")
-        mean_tpr.append(_tpr_on_grid(fpr, tpr, grid))
-    if mean_tpr:
-        macro = float(np.nanmean(aucs))
-        ax.plot(grid, np.mean(mean_tpr, axis=0), "k--", lw=2, label=f"macro (mean AUC {macro:.3f})")
-    ax.plot([0, 1], [0, 1], color="0.7", lw=0.8)
-    _finish_unit_axes(ax, "false positive rate", "true positive rate")
-    ax.set_title(_title_with_skipped(title, classes, aucs))
-    _legend(ax, len(mean_tpr) + 1)
-    return save_figure(fig, path)
-
-
-def _tpr_on_grid(fpr: F64, tpr: F64, grid: F64) -> F64:
-    """TPR at each grid FPR; at a vertical step the upper (best) point is taken."""
-    rev_fpr = fpr[::-1]
-    uniq, idx_rev = np.unique(rev_fpr, return_index=True)
-    best_tpr = tpr[::-1][idx_rev]  # last occurrence in curve order = highest TPR at that FPR
-    return np.interp(grid, uniq, best_tpr)
-
-
-def _precision_on_grid(precision: F64, recall: F64, grid: F64) -> F64:
-    """Interpolated precision (the best precision at recall >= r) at each grid recall r."""
-    order = np.argsort(recall, kind="stable")
-    r, p = recall[order], precision[order]
-    best_from_here = np.maximum.accumulate(p[::-1])[::-1]
-    pos = np.searchsorted(r, grid, side="left")
-    return np.where(pos < r.size, best_from_here[np.minimum(pos, r.size - 1)], np.nan)
-
-
-def plot_pr(
-    y_true: npt.ArrayLike,
-    scores: npt.ArrayLike,
-    classes: Sequence[str],
-    path: str | Path,
-    title: str = "Precision-recall",
-) -> Path:
-    """Precision-recall curve per class (AP in the legend) plus the micro average over all cells.
-
-    Shapes as :func:`plot_roc`; classes without positives are left out and named in the title.
-    """
-    y, s = _pair(y_true, scores, classes)
-    aps = average_precision_per_class(y, s)
-    fig = new_figure(6.5, 6.0)
-    ax = fig.add_subplot()
-    shown = 0
-    for k, name in enumerate(classes):
-        if not math.isfinite(aps[k]):
-            continue
-        precision, recall, _ = precision_recall_curve(y[:, k], s[:, k])
-        ax.step(recall, precision, where="post", lw=1.2, label=f"{name} (AP {aps[k]:.3f})")
-        shown += 1
-    if y.any():
-        precision, recall, _ = precision_recall_curve(y.ravel(), s.ravel())
-        micro = float(average_precision_per_class(y.ravel(), s.ravel())[0])
-        ax.step(recall, precision, "k--", where="post", lw=2, label=f"micro (AP {micro:.3f})")
-        shown += 1
-    _finish_unit_axes(ax, "recall", "precision")
-    ax.set_title(_title_with_skipped(title, classes, aps))
-    if shown:
-        _legend(ax, shown)
-    return save_figure(fig, path)
-
-
-def _finish_unit_axes(ax: Axes, xlabel: str, ylabel: str) -> None:
-    ax.set_xlim(-0.01, 1.01)
-    ax.set_ylim(-0.01, 1.01)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_aspect("equal")
-    ax.grid(True, lw=0.3)
-
-
-def _title_with_skipped(title: str, classes: Sequence[str], values: F64) -> str:
-    skipped = [c for c, v in zip(classes, values, strict=True) if not math.isfinite(v)]
-    return f"{title}\n(undefined, not shown: {', '.join(skipped)})" if skipped else title
 
 
 # --------------------------------------------------------------------------- confusion matrices
@@ -236,43 +136,6 @@ def plot_multilabel_confusion(
 
 
 # --------------------------------------------------------------------------- training curves
-
-
-def plot_history(
-    history: Sequence[Mapping[str, float | int | None]],
-    path: str | Path,
-    x_key: str = "epoch",
-    title: str = "Training",
-) -> Path:
-    """Loss and metric curves from per-epoch dicts, e.g. ``{"epoch": 1, "train_loss": .., "val_f1": ..}``.
-
-    Keys containing "loss" share the left panel, every other numeric key the right one (missing
-    or None values are gaps). ``x_key`` (default "epoch") is the x axis, else the row index + 1.
-    """
-    if not history:
-        raise ValueError("history is empty")
-    xs = np.array([_num(row.get(x_key, i + 1)) for i, row in enumerate(history)])
-    keys = sorted({k for row in history for k in row if k != x_key})
-    loss_keys = [k for k in keys if "loss" in k.lower()]
-    other_keys = [k for k in keys if k not in loss_keys]
-    panels = [(loss_keys, "loss"), (other_keys, "metric")]
-    panels = [p for p in panels if p[0]] or [([], "value")]
-    fig = new_figure(5.5 * len(panels), 4.0)
-    axes = np.atleast_1d(fig.subplots(1, len(panels), squeeze=False)).ravel()
-    for ax, (names, ylabel) in zip(axes, panels, strict=True):
-        for name in names:
-            ax.plot(xs, [_num(row.get(name)) for row in history], marker=".", lw=1.2, label=name)
-        ax.set_xlabel(x_key)
-        ax.set_ylabel(ylabel)
-        ax.grid(True, lw=0.3)
-        if names:
-            _legend(ax, len(names))
-    fig.suptitle(title)
-    return save_figure(fig, path)
-
-
-def _num(value: object) -> float:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else math.nan
 
 
 # --------------------------------------------------------------------------- autoencoder
@@ -498,50 +361,6 @@ def pr_rows(y_true: npt.ArrayLike, scores: npt.ArrayLike, classes: Sequence[str]
     return rows
 
 
-def roc_table(
-    y_true: npt.ArrayLike, scores: npt.ArrayLike, classes: Sequence[str], n_points: int = 101
-) -> list[Row]:
-    """ROC on a shared FPR grid, wide format: ``{fpr, <class>: tpr, ..., macro: mean tpr}``.
-
-    Undefined classes have None in their column (columns are stable across experiments).
-    """
-    grid = np.linspace(0.0, 1.0, n_points)
-    columns: dict[str, F64] = {}
-    for name, y, s in _class_pairs(y_true, scores, classes):
-        defined = bool(y.any() and not y.all())
-        columns[name] = _tpr_on_grid(*roc_curve(y, s)[:2], grid) if defined else np.full(n_points, np.nan)
-    columns["macro"] = _nanmean_columns(columns, n_points)
-    return _wide_rows("fpr", grid, columns)
-
-
-def pr_table(
-    y_true: npt.ArrayLike, scores: npt.ArrayLike, classes: Sequence[str], n_points: int = 101
-) -> list[Row]:
-    """Interpolated precision on a shared recall grid: ``{recall, <class>: precision, ..., macro}``."""
-    grid = np.linspace(0.0, 1.0, n_points)
-    columns: dict[str, F64] = {}
-    for name, y, s in _class_pairs(y_true, scores, classes):
-        if y.any():
-            precision, recall, _ = precision_recall_curve(y, s)
-            columns[name] = _precision_on_grid(precision, recall, grid)
-        else:
-            columns[name] = np.full(n_points, np.nan)
-    columns["macro"] = _nanmean_columns(columns, n_points)
-    return _wide_rows("recall", grid, columns)
-
-
-def _nanmean_columns(columns: Mapping[str, F64], n_points: int) -> F64:
-    stacked = np.array([v for v in columns.values() if np.isfinite(v).any()])
-    return stacked.mean(axis=0) if stacked.size else np.full(n_points, np.nan)
-
-
-def _wide_rows(x_name: str, grid: F64, columns: Mapping[str, F64]) -> list[Row]:
-    return [
-        {x_name: float(x), **{name: json_float(float(col[i])) for name, col in columns.items()}}
-        for i, x in enumerate(grid)
-    ]
-
-
 def confusion_rows(y_true: npt.ArrayLike, y_pred: npt.ArrayLike, classes: Sequence[str]) -> list[Row]:
     """One ``{actual, predicted}`` row per record (class names), for DVC's ``confusion`` templates."""
     t = np.asarray(y_true, dtype=np.int64).ravel()
@@ -565,23 +384,6 @@ def histogram_rows(
         {"score": float(c), "normal": int(a), "anomalous": int(b), "above_threshold": int(c >= threshold)}
         for c, a, b in zip(centres, normal, anomalous, strict=True)
     ]
-
-
-def history_rows(history: Sequence[Mapping[str, float | int | None]], x_key: str = "epoch") -> list[Row]:
-    """Per-epoch dicts with the same keys in every row (missing → None), ``x_key`` first."""
-    keys = [x_key] + sorted({k for row in history for k in row if k != x_key})
-    return [
-        {k: _json_value(row.get(k, i + 1 if k == x_key else None)) for k in keys}
-        for i, row in enumerate(history)
-    ]
-
-
-def _json_value(value: object) -> float | int | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int):
-        return value
-    return json_float(float(value)) if isinstance(value, float) else None
 
 
 def write_datapoints(rows: Sequence[Mapping[str, Any]], path: str | Path) -> Path:

@@ -20,7 +20,7 @@ from pipeline.dataset.targets import Targets, labels_of
 from pipeline.evaluation import plots
 from pipeline.evaluation.decisions import write_rule
 from pipeline.evaluation.evaluate import Evaluation, SplitScores, score_table
-from pipeline.evaluation.metrics import json_safe
+from pipeline.evaluation.jsonable import json_safe
 from pipeline.models.card import ModelCard
 from pipeline.training.checkpoint import atomic_write_bytes
 

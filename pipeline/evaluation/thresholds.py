@@ -159,17 +159,6 @@ class ThresholdSet:
         )
 
 
-def apply_thresholds(scores: npt.ArrayLike, thresholds: ThresholdSet) -> Bool:
-    """Decisions ``scores >= thresholds`` for unlabelled scores ``(N, K)`` (e.g. at inference).
-
-    For labelled evaluation data prefer :meth:`ThresholdSet.apply`, which also checks for leaks.
-    """
-    s = as_scores_2d(scores)
-    if s.shape[1] != len(thresholds.values):
-        raise ValueError(f"{s.shape[1]} score columns but {len(thresholds.values)} thresholds")
-    return apply_threshold_values(scores, thresholds.as_array())
-
-
 # --------------------------------------------------------------------------- classifiers
 
 

@@ -51,7 +51,7 @@ from onnxruntime.quantization import (
 )
 from torch import nn
 
-from pipeline.evaluation.metrics import json_safe
+from pipeline.evaluation.jsonable import json_safe
 from pipeline.training.checkpoint import atomic_write_bytes
 
 log = logging.getLogger(__name__)
@@ -614,11 +614,34 @@ def _ratio(numerator: float, denominator: float) -> float:
     return float(numerator) / float(denominator) if denominator > 0 else math.nan
 
 
-def write_report(report: ExportReport, json_path: Path, md_path: Path) -> None:
-    """Write ``report`` as JSON (``dvc metrics``: nested dicts of numbers, NaN/inf written as ``null``)
-    and as a small markdown summary (a metrics table and a latency/size table); both atomically."""
-    payload = json.dumps(json_safe(dict(report)), indent=2) + "\n"
-    atomic_write_bytes(Path(json_path), payload.encode("utf-8"))
+# Aggregate metrics an export may move; per-class values stay in report.json.
+HEADLINE_METRICS = ("auroc_macro", "ap_macro", "f1_macro", "f1_micro", "f1_selected", "accuracy", "auroc",
+                    "auprc", "f1")  # fmt: skip
+
+
+def headline(report: ExportReport) -> dict[str, Any]:
+    """The DVC metrics of an export: each variant's change of the aggregate test metrics against the
+    reference, its batch-1 median latency (ms), speed-up and size (bytes)."""
+    return {
+        "model": report["model"],
+        "delta": {v: {k: d[k] for k in HEADLINE_METRICS if k in d} for v, d in report["delta"].items()},
+        "latency_median_ms": {v: e["median_ms"] for v, e in report["latency_ms"].items()},
+        "speedup": dict(report["speedup"]),
+        "size_bytes": dict(report["size_bytes"]),
+    }
+
+
+def write_report(
+    report: ExportReport, json_path: Path, md_path: Path, metrics_path: Path | None = None
+) -> None:
+    """Write ``report`` as JSON (everything; NaN/inf written as ``null``), as a small markdown summary
+    (a metrics table and a latency/size table) and, given ``metrics_path``, its :func:`headline` for
+    ``dvc metrics``; all atomically."""
+    files = {Path(json_path): dict(report)}
+    if metrics_path is not None:
+        files[Path(metrics_path)] = headline(report)
+    for path, data in files.items():
+        atomic_write_bytes(path, (json.dumps(json_safe(data), indent=2) + "\n").encode("utf-8"))
     atomic_write_bytes(Path(md_path), report_markdown(report).encode("utf-8"))
 
 

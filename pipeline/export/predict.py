@@ -90,7 +90,7 @@ from tqdm.auto import tqdm
 
 from pipeline.core.records import Discovery, InputUnit, Provenance, ReadError, Record, Rejection
 from pipeline.evaluation.decisions import DecisionRule, read_rule
-from pipeline.evaluation.metrics import json_safe
+from pipeline.evaluation.jsonable import json_safe
 from pipeline.models.card import ModelCard, card_from_checkpoint
 from pipeline.models.scoring import Task, output_scores
 from pipeline.signal import dsp as sig

@@ -19,7 +19,8 @@ import torch
 
 from pipeline.dataset.loader import ShardLoader, make_loader
 from pipeline.dataset.targets import TargetBatches, Targets
-from pipeline.evaluation.metrics import macro_auroc, multiclass_report, roc_auc
+from pipeline.evaluation.metrics import macro_auroc, roc_auc
+from pipeline.evaluation.task_reports import multiclass_report
 from pipeline.models.card import ModelCard
 from pipeline.signal.preprocess import SignalPlan
 from pipeline.sources.base import sha256_file
