@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 
 from pipeline.ckernel.parity import ParityRun, Tolerance
+from pipeline.core.fs import write_atomic
 from pipeline.evaluation.metrics import json_safe
 from pipeline.evaluation.plots import new_figure, save_figure
-from pipeline.training.checkpoint import atomic_write_bytes
 
 REPORT_FORMAT = "ecgpipe-parity/1"
 CHAIN_KEYS = ("max_abs", "max_rel", "worst_ratio")
@@ -156,6 +156,6 @@ def plot_layers(report: Mapping[str, Any], path: Path) -> Path:
 
 def write_report(report: Mapping[str, Any], out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(out_dir / "parity.json", (json.dumps(json_safe(report), indent=2) + "\n").encode())
-    atomic_write_bytes(out_dir / "report.md", report_markdown(report).encode())
+    write_atomic(out_dir / "parity.json", (json.dumps(json_safe(report), indent=2) + "\n").encode())
+    write_atomic(out_dir / "report.md", report_markdown(report).encode())
     plot_layers(report, out_dir / "layers.png")

@@ -17,12 +17,12 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from pipeline.core.fs import sha256_file
 from pipeline.dataset.loader import ShardLoader, make_loader
 from pipeline.dataset.targets import TargetBatches, Targets
 from pipeline.evaluation.metrics import macro_auroc, multiclass_report, roc_auc
 from pipeline.models.card import ModelCard
 from pipeline.signal.preprocess import SignalPlan
-from pipeline.sources.base import sha256_file
 from pipeline.store.remote import StoreRoot, open_store
 from pipeline.training.loop import (
     TrainConfig,
