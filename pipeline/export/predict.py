@@ -99,14 +99,9 @@ from pipeline.signal.preprocess import ProcessedBatch, SignalPlan, process
 from pipeline.sources.base import SourceReader, confined_path, list_files
 from pipeline.sources.code import CodeReader
 from pipeline.sources.ucr import UcrReader
+from pipeline.sources.wfdb import WfdbHeader, read_header, signal_files
 from pipeline.sources.wfdb_folder import WfdbFolderReader
-from pipeline.sources.wfdb_io import (
-    WfdbHeader,
-    is_documentation,
-    orphan_rejections,
-    read_header,
-    signal_files,
-)
+from pipeline.sources.wfdb_io import is_documentation, orphan_rejections
 from pipeline.training.checkpoint import CheckpointError, load_checkpoint
 from pipeline.training.load import pick_checkpoint
 from pipeline.training.loop import resolve_device
