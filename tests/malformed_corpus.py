@@ -640,7 +640,7 @@ def m_mat_small_dims(e: Edit) -> Outcome | None:
     data = e.files[name]
     kind, rows, cols, imag, namelen = MAT4.unpack(data[: MAT4.size])
     e.files[name] = MAT4.pack(kind, rows, cols // 3, imag, namelen) + data[MAT4.size :]
-    return Outcome("lead_count", r"MAT v4 matrix \d+ x \d+ holds [\d,]+ samples per signal; the header declares")
+    return Outcome("lead_count", rf"{MAT_MISMATCH}.*; the header declares")
 
 
 def _as_is(category: str, reason: str) -> Mutation:

@@ -494,7 +494,8 @@ def test_mat_matrix_smaller_than_header_claims_is_refused(tmp_path: Path) -> Non
     with open(tmp_path / "m.mat", "ab") as fh:
         fh.write(b"\x00" * 400)  # file now long enough, but the matrix itself still holds 2 x 50
     header_path.write_text(header_path.read_text().replace("m 2 500 50", "m 2 500 100"))
-    with pytest.raises(ReadError, match=r"^m.mat: MAT v4 matrix 2 x 50 holds 50 samples per signal; the header declares 100"):
+    expected = r"^m.mat: MAT v4 matrix 2 x 50 holds 50 samples per signal; the header declares 100"
+    with pytest.raises(ReadError, match=expected):
         read_signals(read_header(header_path), tmp_path, tmp_path)
 
 
