@@ -83,17 +83,12 @@ def _keep_mode(path: Path, tmp: Path) -> None:
 
 def fsync_dir(folder: Path) -> None:
     """Make renames and new entries in ``folder`` durable (a no-op where folders cannot be opened)."""
-    if os.name != "posix":
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    if os.name == "posix":
+        fsync_file(folder)
 
 
 def fsync_file(path: Path) -> None:
-    """Flush one file's bytes to disk (for files written by a library that does not fsync)."""
+    """Flush one file's (or, on POSIX, folder's) bytes to disk, e.g. files a library wrote unsynced."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
