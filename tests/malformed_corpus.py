@@ -57,6 +57,8 @@ PTBXL_DB = "ptbxl_database.csv"
 NAN_REASON = r"NaN"
 TRUNC_REASON = r"holds only \d+ bytes"
 OVERSIZE_REASON = r"but the header declares \d+ samples; expected the file to end"
+# a MAT v4 file's own header is checked first: its matrix disagrees with the WFDB header's signals
+MAT_MISMATCH = r"MAT v4 matrix \d+ x \d+ (holds|is not a whole number)"
 
 
 @dataclass(frozen=True)
@@ -470,12 +472,12 @@ def m_fewer_leads_than_data(e: Edit) -> Outcome | None:
     if not any(s[0] == last[0] for s in e.header.signals):
         return None  # the dropped lead had a file of its own: nothing left over in the others
     e.header.record[1] = str(len(e.header.signals))
-    return Outcome("lead_count", OVERSIZE_REASON)
+    return Outcome("lead_count", rf"{OVERSIZE_REASON}|{MAT_MISMATCH}")
 
 
 def m_half_samples(e: Edit) -> Outcome:
     e.header.record[3] = str(e.header.n_samples // 2)
-    return Outcome("length_mismatch", OVERSIZE_REASON)
+    return Outcome("length_mismatch", rf"{OVERSIZE_REASON}|{MAT_MISMATCH}")
 
 
 def m_format_unknown(e: Edit) -> Outcome:
@@ -638,7 +640,7 @@ def m_mat_small_dims(e: Edit) -> Outcome | None:
     data = e.files[name]
     kind, rows, cols, imag, namelen = MAT4.unpack(data[: MAT4.size])
     e.files[name] = MAT4.pack(kind, rows, cols // 3, imag, namelen) + data[MAT4.size :]
-    return Outcome("lead_count", r"MAT v4 matrix is \d+ x \d+; expected at least")
+    return Outcome("lead_count", rf"{MAT_MISMATCH}.*; the header declares")
 
 
 def _as_is(category: str, reason: str) -> Mutation:
@@ -1557,7 +1559,8 @@ def _atr_mutations(template: Template) -> dict[str, Callable[[Edit], Outcome]]:
 
     def garbage(e: Edit) -> Outcome:
         e.atr = e.rng.integers(0, 256, 3000, dtype=np.uint8).tobytes() + b"\x00\x00"
-        return Outcome("annotation", r"annotations")
+        # caught by the word walk (marker early, or words running past the end) or by wfdb.rdann
+        return Outcome("annotation", r"annotation")
 
     def bomb(e: Edit) -> Outcome:
         e.sparse_atr = 200 * MiB

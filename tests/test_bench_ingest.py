@@ -20,7 +20,7 @@ from pipeline.config.build import signal_plan
 from pipeline.core.records import Provenance, Record
 from pipeline.signal.preprocess import process
 from pipeline.sources.ptbxl import PtbXlReader
-from pipeline.sources.wfdb_io import read_header
+from pipeline.sources.wfdb import read_header
 from pipeline.store.local import ShardStore, live_rows, read_signal, read_strings
 
 REPO = Path(__file__).resolve().parents[1]

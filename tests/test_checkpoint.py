@@ -137,6 +137,7 @@ from pathlib import Path
 from pipeline.training.checkpoint import TEST_PAUSE_ENV, save_checkpoint
 path = Path(sys.argv[1])
 save_checkpoint({"tag": "old", "w": torch.zeros(50_000)}, path)
+(path.parent / "old-written").touch()
 os.environ[TEST_PAUSE_ENV] = "300"
 save_checkpoint({"tag": "new", "w": torch.ones(50_000)}, path)
 """
@@ -165,7 +166,8 @@ def test_sigkill_during_a_checkpoint_write_leaves_the_previous_file_loadable(tmp
 def _wait_for_temp(folder: Path, proc: subprocess.Popen[bytes]) -> list[Path]:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        temps = sorted(folder.glob(f".*{TEMP_SUFFIX}"))
+        # the first write's temp file is visible too until its rename: wait for the second write
+        temps = sorted(folder.glob(f".*{TEMP_SUFFIX}")) if (folder / "old-written").exists() else []
         if temps and temps[0].stat().st_size > 0:
             return temps
         assert proc.poll() is None, (folder / "stderr.txt").read_text()

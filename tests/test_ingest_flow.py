@@ -18,11 +18,11 @@ import pytest
 from flows.cli import main
 from pipeline.config import build_readers, load_params
 from pipeline.config.build import signal_plan
+from pipeline.core.fs import sha256_file
 from pipeline.core.records import Provenance, Record
 from pipeline.ingest.report import profile_summary
 from pipeline.ingest.run import fingerprint
 from pipeline.signal.preprocess import process
-from pipeline.sources.base import sha256_file
 from pipeline.store.labels import read_labels
 from pipeline.store.local import ShardStore, live_rows, read_signal, read_strings
 

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 import pipeline.landing.take as landing
+from pipeline.core.fs import sha256_file
 from pipeline.core.records import Provenance, Record
 from pipeline.landing.check import check_record
 from pipeline.landing.ledger import (
@@ -28,7 +29,6 @@ from pipeline.landing.ledger import (
     ledger_lock,
 )
 from pipeline.landing.take import LandingReport, LandingTarget, landing_status, take_landed
-from pipeline.sources.base import sha256_file
 from pipeline.sources.registry import make_reader
 
 pytestmark = pytest.mark.shared_data

@@ -37,8 +37,8 @@ from pipeline.sources.base import SourceReader, list_files
 from pipeline.sources.cinc2017 import Cinc2017Reader
 from pipeline.sources.cinc2021 import Cinc2021Reader
 from pipeline.sources.ucr import UcrReader
+from pipeline.sources.wfdb import mv_factor, read_header
 from pipeline.sources.wfdb_folder import WfdbFolderReader
-from pipeline.sources.wfdb_io import mv_factor, read_header
 
 IntArray = npt.NDArray[np.int64]
 # The known overflow of absurd scales (see the xfail tests) warns while it yields inf.

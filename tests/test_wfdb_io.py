@@ -14,8 +14,14 @@ import scipy.io
 import wfdb
 
 from pipeline.core.records import ReadError
-from pipeline.sources import wfdb_io
-from pipeline.sources.wfdb_io import parse_header, physical_units, read_header, read_signals, signal_files
+from pipeline.sources.wfdb import (
+    mv_factor,
+    parse_header,
+    physical_units,
+    read_header,
+    read_signals,
+    signal_files,
+)
 
 # (folder, record) pairs that wfdb.rdheader accepts, one or more per format/quirk.
 REAL_RECORDS = [
@@ -454,9 +460,9 @@ def test_unreadable_header_raises_read_error(tmp_path: Path) -> None:
 
 
 def test_mv_factor_names() -> None:
-    assert wfdb_io.mv_factor("mv") == 1.0
-    assert wfdb_io.mv_factor(" uV ") == 1e-3
-    assert wfdb_io.mv_factor("NU") is None
+    assert mv_factor("mv") == 1.0
+    assert mv_factor(" uV ") == 1e-3
+    assert mv_factor("NU") is None
 
 
 def _mat_record(directory: Path, val: npt.NDArray[Any], fmt: str = "4") -> Path:
@@ -488,7 +494,8 @@ def test_mat_matrix_smaller_than_header_claims_is_refused(tmp_path: Path) -> Non
     with open(tmp_path / "m.mat", "ab") as fh:
         fh.write(b"\x00" * 400)  # file now long enough, but the matrix itself still holds 2 x 50
     header_path.write_text(header_path.read_text().replace("m 2 500 50", "m 2 500 100"))
-    with pytest.raises(ReadError, match=r"^m.mat: MAT v4 matrix is 2 x 50; expected at least 200 samples"):
+    expected = r"^m.mat: MAT v4 matrix 2 x 50 holds 50 samples per signal; the header declares 100"
+    with pytest.raises(ReadError, match=expected):
         read_signals(read_header(header_path), tmp_path, tmp_path)
 
 

@@ -10,7 +10,7 @@ Everything is measured as a ratio within the same run on the same machine:
   (``pipeline.signal.preprocess.process`` on a one-record list) → one ``np.savez_compressed`` per
   record, float32 mV, in one process.
 * **memory**: peak RSS of the workers and of the parent at two input sizes 10× apart.
-* **decode**: ``wfdb_io.read_header`` + ``read_signals`` against ``wfdb.rdrecord``, per record.
+* **decode**: ``pipeline.sources.wfdb.read_header`` + ``read_signals`` against ``wfdb.rdrecord``, per record.
 
 Input: the real 500 Hz PTB-XL records of the shared data set, replicated under new ``ecg_id``
 values into a PTB-XL tree (``records500/NNNNN/NNNNN_hr.{hea,dat}`` + ``ptbxl_database.csv``);
@@ -63,7 +63,7 @@ from pipeline.signal.dsp import design_sos
 from pipeline.signal.preprocess import SignalPlan, process
 from pipeline.sources.base import SourceReader
 from pipeline.sources.ptbxl import DATABASE, STATEMENTS
-from pipeline.sources.wfdb_io import read_header, read_signals
+from pipeline.sources.wfdb import read_header, read_signals
 from pipeline.store.local import ShardStore, StorageSpec
 
 REPO = Path(__file__).resolve().parents[2]

@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 
 from pipeline.ckernel.parity import ParityRun, Tolerance
+from pipeline.core.fs import write_atomic
 from pipeline.evaluation.jsonable import json_safe
 from pipeline.evaluation.plots import new_figure, save_figure
-from pipeline.training.checkpoint import atomic_write_bytes
 
 REPORT_FORMAT = "ecgpipe-parity/1"
 CHAIN_KEYS = ("max_abs", "max_rel", "worst_ratio")
@@ -170,6 +170,6 @@ def write_report(report: Mapping[str, Any], out_dir: Path) -> None:
     ``layers.png`` in ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, data in (("parity.json", report), ("metrics.json", headline(report))):
-        atomic_write_bytes(out_dir / name, (json.dumps(json_safe(data), indent=2) + "\n").encode())
-    atomic_write_bytes(out_dir / "report.md", report_markdown(report).encode())
+        write_atomic(out_dir / name, (json.dumps(json_safe(data), indent=2) + "\n").encode())
+    write_atomic(out_dir / "report.md", report_markdown(report).encode())
     plot_layers(report, out_dir / "layers.png")

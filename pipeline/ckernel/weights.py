@@ -24,8 +24,8 @@ import numpy.typing as npt
 import torch
 from torch import nn
 
+from pipeline.core.fs import write_atomic
 from pipeline.models import ConvAutoencoder, ResidualUnit1d, ResNet1d, StftCrnn
-from pipeline.training.checkpoint import atomic_write_bytes
 
 MAGIC = b"ECGKWGT\0"
 FORMAT_VERSION = 1
@@ -64,7 +64,7 @@ def write_weights(path: Path, weights: CkernelWeights) -> None:
         data = np.ascontiguousarray(array, dtype="<f4").tobytes()
         parts += [head, b"\0" * pad, data]
         size += len(head) + pad + len(data)
-    atomic_write_bytes(Path(path), b"".join(parts))
+    write_atomic(Path(path), b"".join(parts))
 
 
 def model_weights(model: nn.Module, in_len: int) -> CkernelWeights:

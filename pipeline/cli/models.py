@@ -184,9 +184,9 @@ def _evaluate_runner(params: Params, model: str, card: Any, run: Any, settings: 
 
 
 def cmd_evaluate(args: argparse.Namespace, params: Params) -> int:
+    from pipeline.core.fs import sha256_file
     from pipeline.evaluation.evaluate import torch_runner
     from pipeline.evaluation.report import write_evaluation
-    from pipeline.sources.base import sha256_file
     from pipeline.training.load import load_trained
 
     model_params(params, args.model)

@@ -1,5 +1,6 @@
 """Shared vocabulary of the whole library: the record contract (`Record`, `InputUnit`, `Rejection`),
-lead names, the user-error base class, and the test crash points.
+lead names, the user-error base class, the test crash points, and the file-system rules written once
+(`fs`: atomic write, file sha256, folder fsync, writer lock).
 
 Owns: nothing stateful. May import: the standard library and numpy only (no other `pipeline` package).
 """

@@ -2,7 +2,7 @@
 
 Ingest calls :func:`crash_point` at the steps where a crash is most dangerous: mid-way through a
 batch's reads, mid-way through a shard write, between a shard's rename and the manifest write,
-between the manifest and the reports, inside :func:`pipeline.store.local.write_json_atomic` between
+between the manifest and the reports, inside :func:`pipeline.core.fs.atomic_writer` (store writes) between
 write and rename. ``tests/test_ingest_crash.py`` and ``scripts/kill_loop.py`` use it to prove
 that a killed ingest, re-run, leaves the store an uninterrupted run would have written.
 
@@ -36,7 +36,7 @@ POINTS = (
     "shard.before_rename",  # pipeline.store.local.ShardStore.write_shard: temp folder complete, not renamed
     "shard.after_rename",  # ... renamed into shards/, the manifest does not list it yet
     "commit.before_manifest",  # pipeline.ingest.run.commit: every shard published, manifest not written
-    "json.before_replace",  # pipeline.store.local.write_json_atomic: temp file written + fsynced, not renamed
+    "json.before_replace",  # pipeline.core.fs.atomic_writer for store files: temp fsynced, not renamed
     "commit.after_manifest",  # pipeline.ingest.run.commit: manifest written, stat cache/quarantine/report not
     "commit.before_report",  # ... quarantine written, ingest_report.json not
     "commit.done",  # ... everything of commit written; unified labels not yet re-derived

@@ -30,8 +30,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -42,6 +40,7 @@ import numpy as np
 import numpy.typing as npt
 
 from pipeline.core.errors import PipelineError
+from pipeline.core.fs import write_atomic
 from pipeline.store.labels import read_labels
 from pipeline.store.local import ShardStore, read_strings
 
@@ -349,11 +348,7 @@ def write_index(path: Path, rows: Sequence[IndexRow], header: Mapping[str, Any] 
     writer.writerow(INDEX_COLUMNS)
     for r in rows:
         writer.writerow([r.record_id, r.shard, r.row, r.split, r.group])
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    tmp.write_text(buf.getvalue(), encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(Path(path), buf.getvalue().encode("utf-8"))
 
 
 def read_index(path: Path) -> SplitIndex:

@@ -16,18 +16,18 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.core.fs import write_atomic
 from pipeline.dataset.targets import Targets, labels_of
 from pipeline.evaluation import plots
 from pipeline.evaluation.decisions import write_rule
 from pipeline.evaluation.evaluate import Evaluation, SplitScores, score_table
 from pipeline.evaluation.jsonable import json_safe
 from pipeline.models.card import ModelCard
-from pipeline.training.checkpoint import atomic_write_bytes
 
 
 def write_json(path: Path, data: Any) -> Path:
     """``data`` as JSON (non-finite floats as null), written atomically."""
-    atomic_write_bytes(path, (json.dumps(json_safe(data), indent=2, allow_nan=False) + "\n").encode())
+    write_atomic(path, (json.dumps(json_safe(data), indent=2, allow_nan=False) + "\n").encode())
     return path
 
 

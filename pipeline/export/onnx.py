@@ -51,8 +51,8 @@ from onnxruntime.quantization import (
 )
 from torch import nn
 
+from pipeline.core.fs import write_atomic
 from pipeline.evaluation.jsonable import json_safe
-from pipeline.training.checkpoint import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ def export_onnx(
         _torch_export(cpu_model, example, tmp, opset, exporter)
         _check_onnx_file(tmp, path, opset)
         _verify_against_torch(cpu_model, tmp, path, input_shape, atol, seed)
-        atomic_write_bytes(path, tmp.read_bytes())
+        write_atomic(path, tmp.read_bytes())
     log.info("exported %s (opset %d, %s exporter)", path, opset, exporter)
     return path
 
@@ -340,7 +340,7 @@ def quantize_int8(
             extra_options={"QDQOpTypePerChannelSupportToAxis": {"BatchNormalization": 0}},
         )
         _check_quantized(quantized, out)
-        atomic_write_bytes(out, quantized.read_bytes())
+        write_atomic(out, quantized.read_bytes())
     log.info(
         "quantised %s → %s (%s, %s activations, calibrated on %d records in %d batches)",
         fp32_onnx,
@@ -641,8 +641,8 @@ def write_report(
     if metrics_path is not None:
         files[Path(metrics_path)] = headline(report)
     for path, data in files.items():
-        atomic_write_bytes(path, (json.dumps(json_safe(data), indent=2) + "\n").encode("utf-8"))
-    atomic_write_bytes(Path(md_path), report_markdown(report).encode("utf-8"))
+        write_atomic(path, (json.dumps(json_safe(data), indent=2) + "\n").encode("utf-8"))
+    write_atomic(Path(md_path), report_markdown(report).encode("utf-8"))
 
 
 def report_markdown(report: ExportReport) -> str:

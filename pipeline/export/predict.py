@@ -88,6 +88,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from pipeline.core.fs import sha256_file, write_atomic
 from pipeline.core.records import Discovery, InputUnit, Provenance, ReadError, Record, Rejection
 from pipeline.evaluation.decisions import DecisionRule, read_rule
 from pipeline.evaluation.jsonable import json_safe
@@ -95,18 +96,13 @@ from pipeline.models.card import ModelCard, card_from_checkpoint
 from pipeline.models.scoring import Task, output_scores
 from pipeline.signal import dsp as sig
 from pipeline.signal.preprocess import ProcessedBatch, SignalPlan, process
-from pipeline.sources.base import SourceReader, confined_path, list_files, sha256_file
+from pipeline.sources.base import SourceReader, confined_path, list_files
 from pipeline.sources.code import CodeReader
 from pipeline.sources.ucr import UcrReader
+from pipeline.sources.wfdb import WfdbHeader, read_header, signal_files
 from pipeline.sources.wfdb_folder import WfdbFolderReader
-from pipeline.sources.wfdb_io import (
-    WfdbHeader,
-    is_documentation,
-    orphan_rejections,
-    read_header,
-    signal_files,
-)
-from pipeline.training.checkpoint import CheckpointError, atomic_write_bytes, load_checkpoint
+from pipeline.sources.wfdb_io import is_documentation, orphan_rejections
+from pipeline.training.checkpoint import CheckpointError, load_checkpoint
 from pipeline.training.load import pick_checkpoint
 from pipeline.training.optim import resolve_device
 
@@ -911,9 +907,9 @@ def run_predict(
     )
     report = predictions_report(table, loaded, rule, note, inputs, scan)
     out_dir = Path(out_dir)
-    atomic_write_bytes(out_dir / CSV_NAME, table.csv_text().encode("utf-8"))
+    write_atomic(out_dir / CSV_NAME, table.csv_text().encode("utf-8"))
     text = json.dumps(json_safe(report), indent=1, allow_nan=False) + "\n"
-    atomic_write_bytes(out_dir / JSON_NAME, text.encode("utf-8"))
+    write_atomic(out_dir / JSON_NAME, text.encode("utf-8"))
     counts = table.counts()
     print(
         f"ecgpipe predict: {counts[SCORED]} scored, {counts[REJECTED]} rejected, "

@@ -26,9 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.core.crashpoints import crash_point
+from pipeline.core.fs import sha256_file
 from pipeline.core.records import Discovery, InputUnit, Provenance, ReadError, Record, Rejection
 from pipeline.signal.preprocess import SignalPlan, process
-from pipeline.sources.base import SourceReader, confined_path, list_files, sha256_file
+from pipeline.sources.base import SourceReader, confined_path, list_files
 from pipeline.store.local import (
     Manifest,
     ShardInfo,

@@ -30,9 +30,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline.core.fs import sha256_file
 from pipeline.core.records import InputUnit, ReadError
 from pipeline.ingest.run import SourceScan, fingerprint, scan_source
-from pipeline.sources.base import SourceReader, confined_path, list_files, sha256_file
+from pipeline.sources.base import SourceReader, confined_path, list_files
 from pipeline.store.labels import labels_digest, read_labels
 from pipeline.store.local import (
     FORMAT_VERSION,

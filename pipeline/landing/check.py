@@ -29,7 +29,6 @@ from __future__ import annotations
 import os
 import posixpath
 import stat
-import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,32 +38,29 @@ import numpy.typing as npt
 
 from pipeline.core.records import ReadError
 from pipeline.sources.base import confined_path
-from pipeline.sources.wfdb_io import (
+from pipeline.sources.wfdb import (
     BYTES_PER_SAMPLE,
+    DECODED_FORMATS,
     FLAC_FORMATS,
     MAX_HEADER_BYTES,
+    MatLayout,
+    MatV4Error,
     SignalSpec,
     WfdbHeader,
-    comment_fields,
+    annotation_problem,
+    check_mat_v4,
+    decode_samples,
     parse_header,
     signal_files,
 )
+from pipeline.sources.wfdb_io import comment_fields
 
 COMPLETE = "complete"
 INCOMPLETE = "incomplete"
 INVALID = "invalid"
 HEADER_SUFFIX = ".hea"
 
-_CHECKSUM_FORMATS = frozenset({"16", "61", "160", "212", "24", "32", "80"})
 _CHUNK_SAMPLES = 1 << 21  # samples decoded at a time while summing checksums (~16 MiB of int64)
-
-_MAT4_HEADER = struct.Struct("<5i")  # type, rows, cols, imaginary flag, name length
-_MAT4_INT16_P = 3  # MAT v4 type digit P: 3 = int16
-_MAX_MAT_NAME = 64
-
-# MIT annotation word codes (high 6 bits) that carry extra bytes after them.
-_ANN_SKIP = 59
-_ANN_AUX = 63
 
 
 @dataclass(frozen=True)
@@ -326,12 +322,14 @@ def _checked_size(
                 f"({group.describe(n_samples)})"
             )
             return None
-    is_mat = path.suffix.lower() == ".mat" and group.fmt == "16" and group.byte_offset > 0
-    if is_mat:
-        mat_samples = _checked_mat(path, group, n_samples, size, found)
-        if mat_samples is None:
+    if path.suffix.lower() == ".mat":
+        layout = MatLayout(group.rel, group.fmt, group.byte_offset, group.frame_width, n_samples)
+        try:
+            mat_samples = check_mat_v4(path, layout, size)
+        except MatV4Error as exc:  # the readers' MAT v4 check: a record they would refuse never lands
+            (found.incomplete if exc.arriving else found.invalid).append(str(exc))
             return None
-        n_samples = mat_samples
+        n_samples = n_samples if mat_samples is None else mat_samples
     if n_samples is None:
         found.notes.append(f"{group.rel}: size not checked (the header gives no sample count)")
         return None
@@ -359,59 +357,6 @@ def _span(low: int, high: int) -> str:
     return f"{low:,}" if low == high else f"{low:,}-{high:,}"
 
 
-def _checked_mat(path: Path, group: _Group, n_samples: int | None, size: int, found: _Findings) -> int | None:
-    """Samples per signal a MATLAB v4 int16 matrix holds, after checking it against the WFDB
-    header; None (with the problem recorded) when the MAT header is short or disagrees."""
-    with open(path, "rb") as fh:
-        head = fh.read(_MAT4_HEADER.size + _MAX_MAT_NAME)
-    if head.startswith(b"MATLAB"):
-        found.invalid.append(f"{group.rel}: MATLAB v5 file; expected a MATLAB v4 int16 matrix")
-        return None
-    if len(head) < _MAT4_HEADER.size:
-        found.incomplete.append(f"{group.rel}: {size:,} bytes, MAT v4 header not written yet")
-        return None
-    mopt, rows, cols, imag, name_len = (int(v) for v in _MAT4_HEADER.unpack_from(head))
-    data_start = _MAT4_HEADER.size + name_len
-    problem = _mat_problem(mopt, rows, cols, imag, name_len, data_start, group)
-    if problem:
-        found.invalid.append(f"{group.rel}: {problem}")
-        return None
-    mat_size = data_start + 2 * rows * cols
-    if size < mat_size:
-        found.incomplete.append(
-            f"{group.rel}: {size:,} of {mat_size:,} bytes its MAT v4 header implies (int16 {rows} x {cols})"
-        )
-        return None
-    if rows * cols % group.frame_width:
-        found.invalid.append(
-            f"{group.rel}: MAT v4 matrix {rows} x {cols} is not a whole number of "
-            f"{group.frame_width}-sample frames"
-        )
-        return None
-    mat_samples = rows * cols // group.frame_width
-    if n_samples is not None and mat_samples != n_samples:
-        found.invalid.append(
-            f"{group.rel}: MAT v4 matrix {rows} x {cols} holds {mat_samples:,} samples per signal; "
-            f"the header declares {n_samples:,}"
-        )
-        return None
-    return mat_samples
-
-
-def _mat_problem(
-    mopt: int, rows: int, cols: int, imag: int, name_len: int, data_start: int, group: _Group
-) -> str | None:
-    """What is wrong with a MAT v4 header for WFDB format 16 behind ``group.byte_offset``."""
-    machine, _, precision, matrix_type = mopt // 1000, mopt // 100 % 10, mopt // 10 % 10, mopt % 10
-    if mopt < 0 or machine != 0 or precision != _MAT4_INT16_P or matrix_type != 0 or imag:
-        return f"MAT v4 type code {mopt} (imaginary {imag}); expected 30 (real little-endian int16 matrix)"
-    if not 0 < name_len <= _MAX_MAT_NAME or rows < 0 or cols < 0:
-        return f"MAT v4 header has rows {rows}, cols {cols}, name length {name_len}; expected a plain matrix"
-    if data_start != group.byte_offset:
-        return f"MAT v4 data starts at byte {data_start}; the header's format says +{group.byte_offset}"
-    return None
-
-
 # --------------------------------------------------------------------------- checksums
 
 
@@ -419,7 +364,7 @@ def _check_checksums(path: Path, group: _Group, n_samples: int, found: _Findings
     wanted = [s.checksum for s in group.signals]
     if all(c is None or c == 0 for c in wanted):
         return
-    if group.fmt not in _CHECKSUM_FORMATS or any(s.skew for s in group.signals):
+    if group.fmt not in DECODED_FORMATS or any(s.skew for s in group.signals):
         found.notes.append(
             f"{group.rel}: checksums not verified (format {group.fmt}"
             f"{' with skew' if any(s.skew for s in group.signals) else ''} is not decoded here)"
@@ -451,8 +396,8 @@ def _signal_sums(path: Path, group: _Group, n_samples: int) -> list[int]:
     return sums
 
 
-def _decoded_frames(path: Path, group: _Group, n_samples: int) -> Iterator[npt.NDArray[np.int64]]:
-    """The file's samples as int64 ``(frames, frame_width)`` blocks, a bounded chunk at a time."""
+def _decoded_frames(path: Path, group: _Group, n_samples: int) -> Iterator[npt.NDArray[np.signedinteger]]:
+    """The file's digital samples as ``(frames, frame_width)`` integer blocks, a bounded chunk at a time."""
     group_bytes, group_samples = BYTES_PER_SAMPLE[group.fmt]
     width = group.frame_width
     # Whole format groups per chunk so that 212 triplets never straddle two reads.
@@ -464,40 +409,8 @@ def _decoded_frames(path: Path, group: _Group, n_samples: int) -> Iterator[npt.N
             frames = min(step, n_samples - done)
             count = frames * width
             buf = fh.read(-(-count * group_bytes // group_samples))
-            samples = _decode(group.fmt, buf, count)
-            yield samples.reshape(frames, width)
+            yield decode_samples(group.fmt, buf, count).reshape(frames, width)
             done += frames
-
-
-def _decode(fmt: str, buf: bytes, count: int) -> npt.NDArray[np.int64]:
-    """``count`` digital samples of format ``fmt`` from ``buf`` (already size-checked)."""
-    if fmt == "16":
-        return np.frombuffer(buf, dtype="<i2", count=count).astype(np.int64)
-    if fmt == "61":
-        return np.frombuffer(buf, dtype=">i2", count=count).astype(np.int64)
-    if fmt == "160":
-        return np.frombuffer(buf, dtype="<u2", count=count).astype(np.int64) - 32768
-    if fmt == "80":
-        return np.frombuffer(buf, dtype=np.uint8, count=count).astype(np.int64) - 128
-    if fmt == "32":
-        return np.frombuffer(buf, dtype="<i4", count=count).astype(np.int64)
-    if fmt == "24":
-        raw = np.frombuffer(buf, dtype=np.uint8, count=3 * count).reshape(-1, 3).astype(np.int64)
-        out = raw[:, 0] | (raw[:, 1] << 8) | (raw[:, 2] << 16)
-        return np.where(out >= 1 << 23, out - (1 << 24), out)
-    return _decode_212(buf, count)
-
-
-def _decode_212(buf: bytes, count: int) -> npt.NDArray[np.int64]:
-    """Format 212: two 12-bit two's-complement samples in each 3 bytes (a last odd one in 2)."""
-    raw = np.frombuffer(buf, dtype=np.uint8)
-    raw = np.concatenate([raw, np.zeros(-len(raw) % 3, dtype=np.uint8)]).astype(np.int64)
-    triples = raw.reshape(-1, 3)
-    out = np.empty(2 * len(triples), dtype=np.int64)
-    out[0::2] = triples[:, 0] | ((triples[:, 1] & 0x0F) << 8)
-    out[1::2] = triples[:, 2] | ((triples[:, 1] & 0xF0) << 4)
-    out = out[:count]
-    return np.where(out >= 2048, out - 4096, out)
 
 
 # --------------------------------------------------------------------------- annotations
@@ -533,39 +446,13 @@ def _check_annotation(root: Path, rel: str, found: _Findings) -> None:
 
 
 def annotation_status(path: Path, rel: str | None = None) -> tuple[str, str]:
-    """(status, problem) of a MIT-format annotation file (``problem`` is ``""`` when complete).
-
-    Walks the 16-bit words (skipping the bytes a SKIP or AUX word carries) up to the end-of-file
-    marker, two zero bytes: the file is complete when that marker is its last word, incomplete
-    when the words run out first, invalid when bytes follow the marker.
-    """
-    rel = rel or path.name
-    data = path.read_bytes()
-    size = len(data)
-    end = _end_marker(data)
-    if end is None:
-        return (
-            INCOMPLETE,
-            f"{rel}: no end-of-file marker (two zero bytes) after {size:,} bytes; still arriving?",
-        )
-    if end + 2 != size:
-        return INVALID, f"{rel}: {size - end - 2:,} bytes after the end-of-file marker at byte {end:,}"
-    return COMPLETE, ""
-
-
-def _end_marker(data: bytes) -> int | None:
-    """Byte offset of the end-of-file word, or None when the words run out before it."""
-    pos = 0
-    size = len(data)
-    while pos + 2 <= size:
-        word = data[pos] | (data[pos + 1] << 8)
-        if word == 0:
-            return pos
-        code = word >> 10
-        pos += 2
-        if code == _ANN_SKIP:
-            pos += 4
-        elif code == _ANN_AUX:
-            length = word & 0x3FF
-            pos += length + (length & 1)
-    return None
+    """(status, problem) of a MIT-format annotation file (``problem`` is ``""`` when complete),
+    by the readers' rule (:func:`pipeline.sources.wfdb.annotation_problem`): complete when the
+    end-of-file marker is its last word, incomplete when the words run out first, invalid when
+    bytes follow the marker (or the file is far larger than any annotation file)."""
+    problem = annotation_problem(path, rel)
+    if problem is None:
+        return COMPLETE, ""
+    if problem.arriving:
+        return INCOMPLETE, f"{problem.reason}; still arriving?"
+    return INVALID, problem.reason

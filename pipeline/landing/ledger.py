@@ -13,8 +13,6 @@ ledger and the pid written into the lock file by the holder.
 
 from __future__ import annotations
 
-import fcntl
-import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,6 +22,7 @@ from types import TracebackType
 from urllib.parse import quote
 
 from pipeline.core.errors import PipelineError
+from pipeline.core.fs import LockHeldError, exclusive_lock
 
 SCHEMA_VERSION = "1"
 
@@ -261,23 +260,11 @@ def ledger_lock(ledger_path: Path) -> Iterator[None]:
     another process (or another open of the lock file in this process) holds it.
     """
     path = lock_path(ledger_path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
-            raise LedgerLockedError(
-                f"{ledger_path}: another landing take holds the lock {path} (pid {holder}); "
-                "expected one take at a time"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
-        try:
+        with exclusive_lock(path):
             yield
-        finally:
-            os.ftruncate(fd, 0)
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
+    except LockHeldError as exc:
+        raise LedgerLockedError(
+            f"{ledger_path}: another landing take holds the lock {path} ({exc.holder}); "
+            "expected one take at a time"
+        ) from None

@@ -35,7 +35,6 @@ import hashlib
 import os
 import posixpath
 import re
-import shutil
 import stat
 import time
 import uuid
@@ -45,6 +44,7 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from pipeline.core.fs import fsync_dir, sha256_file, temp_path, write_atomic
 from pipeline.landing.check import COMPLETE, HEADER_SUFFIX, INCOMPLETE, RecordCheck, check_record
 from pipeline.landing.ledger import LandingLedger, LedgerEntry, LedgerFile, ledger_lock
 from pipeline.sources.base import list_files
@@ -64,6 +64,7 @@ _REQUIRED_COMMENTS: dict[str, tuple[str, ...]] = {"cinc2021": ("dx",)}
 _DATA_SUFFIXES = frozenset({".dat", ".mat", ".xyz", ".atr"})
 _TEMP_SUFFIXES = (".part", ".partial", ".tmp", ".crdownload", "~")
 _COPY_CHUNK = 1 << 20
+_TEMP = ".landing-tmp"  # suffix of a copy or RECORDS rewrite in flight (hidden, beside its destination)
 _MARKDOWN_ROWS = 50
 
 
@@ -550,7 +551,7 @@ class _SourceTake:
         """A record key already in the ledger: identical files are removed, others are a conflict."""
         earlier = f"taken at {entry.taken_utc} by run {entry.run_id}"
         self._settled(present)
-        hashes = {f: _sha256(self.folder / f) for f in present}
+        hashes = {f: sha256_file(self.folder / f) for f in present}
         differ = [f for f in present if (e := entry.file(f)) is None or e.sha256 != hashes[f]]
         if not differ:
             self._dest_still_there(entry)
@@ -588,7 +589,7 @@ class _SourceTake:
         if entry is not None:
             taken = entry.file(rel)
             assert taken is not None
-            if taken.sha256 == _sha256(self.folder / rel):
+            if taken.sha256 == sha256_file(self.folder / rel):
                 try:
                     self._dest_still_there(entry)
                 except _Skip as skip:
@@ -683,7 +684,9 @@ class _SourceTake:
 
     def _ledger_file(self, rel: str) -> LedgerFile:
         path = self.folder / rel
-        return LedgerFile(rel, _sha256(path), self.listing.files[rel].size, str(self.target.dest_root / rel))
+        return LedgerFile(
+            rel, sha256_file(path), self.listing.files[rel].size, str(self.target.dest_root / rel)
+        )
 
     def _at_destination(self, files: tuple[LedgerFile, ...]) -> set[str]:
         """Files already at the destination with identical content; a different one is a conflict."""
@@ -692,7 +695,7 @@ class _SourceTake:
             dest = Path(f.dest_path)
             if not os.path.lexists(dest):
                 continue
-            if not dest.is_file() or dest.is_symlink() or _sha256(dest) != f.sha256:
+            if not dest.is_file() or dest.is_symlink() or sha256_file(dest) != f.sha256:
                 raise _Skip(
                     "conflict",
                     f"destination {dest} already exists with different content; "
@@ -732,7 +735,7 @@ class _SourceTake:
             )
             folders.add(self.target.dest_root.parent)
         for folder in sorted(folders, reverse=True):
-            _fsync_dir(folder)
+            fsync_dir(folder)
 
     def _append_records(self, key: str) -> None:
         """List ``key`` in the ``RECORDS`` file governing its destination folder, if any."""
@@ -753,7 +756,7 @@ class _SourceTake:
             return
         entry = posixpath.relpath(key, folder) if folder else key
         newline = "" if not text or text.endswith("\n") else "\n"
-        _write_atomic(records, f"{text}{newline}{entry}\n")
+        write_atomic(records, f"{text}{newline}{entry}\n".encode(), suffix=_TEMP)
 
     def _remove(self, rels: Iterable[str]) -> str:
         """Delete landing files (in the order given: header last); never in a dry run. Returns
@@ -775,14 +778,6 @@ class _SourceTake:
 # --------------------------------------------------------------------------- file helpers
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(_COPY_CHUNK):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _place(src: Path, dest: Path, sha256: str) -> None:
     """Make ``dest`` appear atomically with ``src``'s bytes, never replacing an existing file.
 
@@ -797,7 +792,7 @@ def _place(src: Path, dest: Path, sha256: str) -> None:
         raise _Skip("conflict", f"destination {dest} appeared during the take; left untouched") from None
     except OSError:
         pass  # another filesystem, or one without hard links: copy
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.landing-tmp")
+    tmp = temp_path(dest, _TEMP)
     try:
         digest = _copy_fsync(src, tmp)
         if digest != sha256:
@@ -821,26 +816,3 @@ def _copy_fsync(src: Path, dest: Path) -> str:
         fout.flush()
         os.fsync(fout.fileno())
     return h.hexdigest()
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Replace ``path``'s content by ``text`` via a hidden temporary file, fsync and rename."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.landing-tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        shutil.copymode(path, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import csv
 import difflib
-import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.core.fs import sha256_file
 from pipeline.dataset.splits import SplitError, read_index
 from pipeline.lineage.artifact import LineageError, StoreLayout
 from pipeline.lineage.dvc_lock import display_path
@@ -237,11 +237,7 @@ def _raw_files(
 def _sha256_now(path: Path | None) -> str | None:
     if path is None or not path.is_file() or path.stat().st_size > MAX_HASH_BYTES:
         return None
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return sha256_file(path)
 
 
 # --------------------------------------------------------------------------- models

@@ -57,7 +57,7 @@ import pandas as pd
 from pipeline.core.leads import canonical_lead
 from pipeline.core.records import Discovery, InputUnit, Provenance, RawLabel, ReadError, Record, Rejection
 from pipeline.sources.base import SourceReader, confined_path, list_files
-from pipeline.sources.wfdb_io import physical_units, read_header, read_signals, signal_files
+from pipeline.sources.wfdb import physical_units, read_header, read_signals, signal_files
 
 LABEL_COLUMNS = ("1dAVb", "RBBB", "LBBB", "SB", "ST", "AF")
 HDF5_LEADS = ("DI", "DII", "DIII", "AVR", "AVL", "AVF", "V1", "V2", "V3", "V4", "V5", "V6")

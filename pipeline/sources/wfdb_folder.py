@@ -60,7 +60,14 @@ from pipeline.core.records import (
     Rejection,
 )
 from pipeline.sources.base import SourceReader, list_files
-from pipeline.sources.wfdb_io import WfdbHeader, mv_factor, read_header, read_signals, signal_files
+from pipeline.sources.wfdb import (
+    WfdbHeader,
+    annotation_problem,
+    mv_factor,
+    read_header,
+    read_signals,
+    signal_files,
+)
 from pipeline.sources.windows import (
     AnnotationTrack,
     beats_in_window,
@@ -74,10 +81,9 @@ FloatArray = npt.NDArray[np.float32]
 
 RECORDS_FILE = "RECORDS"
 HEADER_SUFFIX = ".hea"
-# Far above real files (a RECORDS file of 100k records is ~2 MB; a day of beats is ~300 kB of
-# annotations); the cap keeps a damaged or hostile file from being read whole into memory.
+# Far above real files (a RECORDS file of 100k records is ~2 MB); the cap keeps a damaged or
+# hostile file from being read whole into memory.
 MAX_RECORDS_BYTES = 64 << 20
-MAX_ANNOTATION_BYTES = 64 << 20
 
 # Shared documentation/listing files of PhysioNet databases: accounted for, never records.
 _METADATA_NAME = re.compile(
@@ -537,25 +543,14 @@ def read_annotation_track(path: Path, extension: str, fs_hz: float, rel: str) ->
 
 
 def _check_annotation_file(path: Path, rel: str) -> None:
-    """ReadError unless the file is 16-bit words ending in the end-of-file marker (two zero bytes),
-    within :data:`MAX_ANNOTATION_BYTES`. ``wfdb.rdann`` reads a truncated file without complaint,
-    which would silently drop the labels of everything after the cut."""
+    """ReadError unless the annotation file is complete (:func:`pipeline.sources.wfdb.annotation_problem`,
+    the rule the landing check uses too)."""
     try:
-        size = path.stat().st_size
-        if size > MAX_ANNOTATION_BYTES:
-            raise ReadError(
-                f"{rel}: {size} bytes, larger than {MAX_ANNOTATION_BYTES}; expected an annotation file"
-            )
-        with open(path, "rb") as fh:
-            fh.seek(max(size - 2, 0))
-            tail = fh.read(2)
+        problem = annotation_problem(path, rel)
     except OSError as exc:
         raise ReadError(f"{rel}: cannot read the annotations: {exc.strerror or exc}") from exc
-    if size % 2 or tail != b"\x00\x00":
-        raise ReadError(
-            f"{rel}: {size} bytes not ending with the end-of-file marker (two zero bytes); expected a "
-            "complete WFDB annotation file"
-        )
+    if problem is not None:
+        raise ReadError(f"{problem.reason}; expected a complete WFDB annotation file")
 
 
 def _governing_list(header_rel: str, lists: Mapping[str, RecordsList]) -> RecordsList | None:

@@ -22,7 +22,6 @@ published by ``os.rename``; a crash leaves only a temporary folder, removed by t
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -41,6 +40,7 @@ import zarr
 from zarr.codecs import BloscCodec
 
 from pipeline.core.crashpoints import crash_point
+from pipeline.core.fs import LockHeldError, exclusive_lock, fsync_file, write_atomic
 from pipeline.core.records import RawLabel, Record
 from pipeline.signal import dsp as sig
 
@@ -178,7 +178,7 @@ class ShardStore:
 
     def write_bytes(self, rel: str, data: bytes) -> None:
         """Replace ``rel`` atomically (readers see the old bytes or the new, never a mix)."""
-        write_bytes_atomic(self.root / rel, data)
+        write_atomic(self.root / rel, data, crash_at="json.before_replace")
 
     def new_tree(self, rel: str) -> Path:
         """A fresh local folder to write ``rel`` into before :meth:`publish_tree` (beside it, so
@@ -263,25 +263,13 @@ class ShardStore:
     @contextmanager
     def lock(self) -> Iterator[None]:
         """Exclusive writer lock; a second ingest on the same store fails at once, clearly."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        path = self.root / ".lock"
-        with open(path, "a+") as fh:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                fh.seek(0)
-                holder = fh.read().strip() or "unknown"
-                raise StoreError(
-                    f"{self.root}: another ingest is writing this store (holder: {holder})"
-                ) from None
-            fh.seek(0)
-            fh.truncate()
-            fh.write(f"pid {os.getpid()}")
-            fh.flush()
-            try:
+        try:
+            with exclusive_lock(self.root / ".lock"):
                 yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        except LockHeldError as exc:
+            raise StoreError(
+                f"{self.root}: another ingest is writing this store (holder: {exc.holder})"
+            ) from None
 
     # --- shards -----------------------------------------------------------------------------
 
@@ -465,11 +453,7 @@ def files_digest(rels: Iterable[str], read: Callable[[str], bytes]) -> tuple[str
 def _fsync_tree(path: Path) -> None:
     for p in path.rglob("*"):
         if p.is_file():
-            fd = os.open(p, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            fsync_file(p)
 
 
 def json_bytes(data: Any) -> bytes:
@@ -478,20 +462,9 @@ def json_bytes(data: Any) -> bytes:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to ``path`` via a temporary file, fsync and rename (readers never see half)."""
-    write_bytes_atomic(path, json_bytes(data))
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file, fsync and rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    crash_point("json.before_replace")
-    os.replace(tmp, path)
+    """Write JSON to ``path`` atomically (:func:`pipeline.core.fs.write_atomic`; readers never see half),
+    reaching the ``json.before_replace`` crash point between the fsync and the rename."""
+    write_atomic(path, json_bytes(data), crash_at="json.before_replace")
 
 
 def live_rows(entry: dict[str, Any]) -> npt.NDArray[np.int64]:

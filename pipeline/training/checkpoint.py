@@ -6,10 +6,10 @@ unpickler of ``torch.load(weights_only=True)`` can read it and a file can never 
 :func:`save_checkpoint` checks that before writing and :func:`load_checkpoint` refuses anything
 else, naming the file.
 
-Writes are atomic: serialise to memory, write a temp file in the destination folder, flush +
-fsync, ``os.replace`` over the destination, fsync the folder. A kill at any moment leaves either
-the previous file or the new one, never a torn one; at worst a stale ``.<name>.*.ckpt-tmp`` is left
-behind, which :func:`remove_stale_temps` deletes.
+Writes are atomic (:func:`pipeline.core.fs.atomic_writer`): serialise to memory, write a temp file
+in the destination folder, flush + fsync, ``os.replace`` over the destination, fsync the folder. A
+kill at any moment leaves either the previous file or the new one, never a torn one; at worst a
+stale ``.<name>.*.ckpt-tmp`` is left behind, which :func:`remove_stale_temps` deletes.
 
 Test hook: when the environment variable ``ECGPIPE_TEST_CHECKPOINT_PAUSE_S`` holds a positive
 number, each write pauses that many seconds after the first half of the bytes reached the temp
@@ -27,7 +27,6 @@ import os
 import pickle
 import random
 import sys
-import tempfile
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -39,6 +38,7 @@ import numpy as np
 import torch
 
 from pipeline.core.errors import PipelineError
+from pipeline.core.fs import atomic_writer
 from pipeline.lineage.provenance import git_commit, git_dirty
 
 CHECKPOINT_FORMAT = "ecgpipe.checkpoint"
@@ -159,27 +159,8 @@ def save_checkpoint(state: Mapping[str, Any], *paths: Path) -> None:
         raise ValueError("save_checkpoint needs at least one destination path")
     data = serialize_checkpoint(state)
     for path in paths:
-        atomic_write_bytes(Path(path), data)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a crash leaves either the old file or the new one."""
-    folder = path.parent
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as fh:
+        with atomic_writer(Path(path), suffix=TEMP_SUFFIX) as fh:
             _write_all(fh, data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        # mkstemp creates 0600; a checkpoint is an ordinary artifact others read
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(folder)
 
 
 def _write_all(fh: BinaryIO, data: bytes) -> None:
@@ -201,17 +182,6 @@ def _test_pause_s() -> float:
         return float(raw) if raw else 0.0
     except ValueError:
         return 0.0
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename durable; directories cannot be opened for fsync on Windows."""
-    if os.name != "posix":
-        return
-    dir_fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def remove_stale_temps(folder: Path) -> list[Path]:

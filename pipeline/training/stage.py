@@ -17,13 +17,13 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from pipeline.core.fs import sha256_file
 from pipeline.dataset.loader import ShardLoader, make_loader
 from pipeline.dataset.targets import TargetBatches, Targets
 from pipeline.evaluation.metrics import macro_auroc, roc_auc
 from pipeline.evaluation.task_reports import multiclass_report
 from pipeline.models.card import ModelCard
 from pipeline.signal.preprocess import SignalPlan
-from pipeline.sources.base import sha256_file
 from pipeline.store.remote import StoreRoot, open_store
 from pipeline.training.loop import fit
 from pipeline.training.optim import class_weights_from_labels, pos_weight_from_labels
