@@ -31,8 +31,8 @@ from prefect.artifacts import create_markdown_artifact
 from flows.assets import file_asset, publish
 from flows.ingest import flow_run_id, ingest
 from pipeline.config import ConfigError, Params, WfdbSource, load_params
+from pipeline.core.provenance import FLOW_RUN_ENV
 from pipeline.landing.take import LANDING_KINDS, LandingReport, LandingTarget, take_landed
-from pipeline.lineage.provenance import FLOW_RUN_ENV
 from pipeline.store.local import ShardStore, write_json_atomic
 
 

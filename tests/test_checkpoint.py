@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.lineage.provenance import git_commit, git_dirty
+from pipeline.core.provenance import git_commit, git_dirty
 from pipeline.training.checkpoint import (
     CHECKPOINT_FORMAT,
     TEMP_SUFFIX,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.cli.main import main
-from pipeline.lineage.provenance import (
+from pipeline.core.provenance import (
     FLOW_RUN_ENV,
     code_version,
     output_patterns,

@@ -108,8 +108,8 @@ def build_parser(commands: Mapping[str, Command], chosen: str | None) -> argpars
 
 
 def _record_stage_run(argv: Sequence[str], started: datetime) -> None:
-    """Under ``dvc repro`` (``DVC_STAGE`` set), write its provenance record (pipeline.lineage.provenance)."""
-    from pipeline.lineage.provenance import record_path, stage_context, stage_record
+    """Under ``dvc repro`` (``DVC_STAGE`` set), write its provenance record (pipeline.core.provenance)."""
+    from pipeline.core.provenance import record_path, stage_context, stage_record
     from pipeline.store.local import write_json_atomic
 
     ctx = stage_context(os.environ)

@@ -5,7 +5,7 @@ then walks the chain stage by stage through deps that are outs of other stages, 
 leaves (raw folders, label tables, code). For each stage it reports the locked command, params,
 deps (data and code) and outs with their hashes, whether each path on disk still matches the lock
 (:func:`pipeline.lineage.dvc_lock.check_entry`: size then md5 for files, file count and size for folders),
-and the code version from the stage's provenance record (:mod:`pipeline.lineage.provenance`), which is
+and the code version from the stage's provenance record (:mod:`pipeline.core.provenance`), which is
 ``consistent_with_lock`` when its md5 is the one the lock holds.
 
 Then the data: the shards that feed the artifact (for a model-side artifact only the shards and
@@ -36,9 +36,9 @@ import numpy as np
 import numpy.typing as npt
 import pathspec
 
+from pipeline.core.provenance import PROVENANCE_DIR, record_name
 from pipeline.dataset.splits import SplitError, read_index
 from pipeline.lineage import dvc_lock as dl
-from pipeline.lineage.provenance import PROVENANCE_DIR, record_name
 from pipeline.store.local import Manifest, ShardStore, StoreError, live_rows, read_strings
 
 FORMAT = "ecgpipe.lineage.artifact/1"

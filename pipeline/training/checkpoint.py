@@ -39,7 +39,7 @@ import torch
 
 from pipeline.core.errors import PipelineError
 from pipeline.core.fs import atomic_writer
-from pipeline.lineage.provenance import git_commit, git_dirty
+from pipeline.core.provenance import git_commit, git_dirty
 
 CHECKPOINT_FORMAT = "ecgpipe.checkpoint"
 CHECKPOINT_VERSION = 1
