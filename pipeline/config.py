@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from pipeline.signal.preprocess import SignalPlan
 from pipeline.store.local import StorageSpec
-from pipeline.store.remote import StoreRoot
+from pipeline.store.root import StoreRoot
 
 if TYPE_CHECKING:  # readers are imported only by the stages that read raw files (see dvc.yaml deps)
     from pipeline.landing.take import LandingTarget

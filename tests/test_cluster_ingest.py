@@ -37,8 +37,10 @@ import psutil
 import pytest
 
 from pipeline.store.labels import read_labels
-from pipeline.store.local import ShardStore, live_rows, read_array, tree_digest
-from pipeline.store.remote import RemoteShardStore, StoreRoot, open_store
+from pipeline.store.local import ShardStore, read_array, tree_digest
+from pipeline.store.manifest import live_rows
+from pipeline.store.remote import RemoteShardStore, open_store
+from pipeline.store.root import StoreRoot
 from tests.dask_cluster import DaskCluster, leftover_processes, listening_addresses, local_cluster
 from tests.pipeline_repo import tool_env
 from tests.prefect_server import prefect_server, server_env

@@ -22,7 +22,8 @@ from pipeline.cli.main import main
 from pipeline.config import ConfigError, load_params
 from pipeline.dataset.loader import make_loader
 from pipeline.store.local import ShardStore, tree_digest
-from pipeline.store.remote import RemoteShardStore, StoreRoot, open_store
+from pipeline.store.remote import RemoteShardStore, open_store
+from pipeline.store.root import StoreRoot
 from tests.pipeline_repo import tool_env
 from tests.s3_server import S3Server
 

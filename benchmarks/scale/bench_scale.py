@@ -74,11 +74,13 @@ from benchmarks.ingest.bench_ingest import (  # noqa: E402
 )
 from pipeline.config import Params, build_readers, load_params, signal_plan  # noqa: E402
 from pipeline.core.records import Provenance, Record  # noqa: E402
-from pipeline.dataset.loader import BlockReader, ShardSignal, describe_signal, make_loader  # noqa: E402
+from pipeline.dataset.loader import make_loader  # noqa: E402
 from pipeline.dataset.splits import index_from_store, write_index  # noqa: E402
 from pipeline.signal.preprocess import SignalPlan, process  # noqa: E402
+from pipeline.store.blocks import BlockReader, ShardSignal  # noqa: E402
 from pipeline.store.local import ShardStore, tree_digest  # noqa: E402
-from pipeline.store.remote import StoreRoot, open_store  # noqa: E402
+from pipeline.store.remote import open_store  # noqa: E402
+from pipeline.store.root import StoreRoot  # noqa: E402
 from tests.dask_cluster import DaskCluster, local_cluster  # noqa: E402
 from tests.prefect_server import api_post, prefect_server, server_env  # noqa: E402
 from tests.s3_server import S3Server, moto_s3  # noqa: E402
@@ -543,7 +545,7 @@ def block_pass(store: ShardStore) -> tuple[float, float, int, int]:
     """Describe every shard's signal, then read every block raw (int16, no dequantising):
     (open s, read s, records, compressed bytes read)."""
     t0 = time.perf_counter()
-    shards = [describe_signal(store, name) for name in sorted(store.load_manifest().shards)]
+    shards = [store.signal_blocks(name) for name in sorted(store.load_manifest().shards)]
     t1 = time.perf_counter()
     reader = BlockReader(shards)
     n = 0

@@ -25,7 +25,8 @@ from pipeline.cli import verify as cli_verify
 from pipeline.config import ConfigError, Params, load_params, store_root
 from pipeline.core.errors import PipelineError
 from pipeline.lineage.provenance import record_path, stage_context, stage_record
-from pipeline.store.local import StoreError, write_json_atomic
+from pipeline.store.local import write_json_atomic
+from pipeline.store.manifest import StoreError
 from pipeline.store.remote import open_store
 
 

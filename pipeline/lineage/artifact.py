@@ -39,7 +39,8 @@ import pathspec
 from pipeline.dataset.splits import SplitError, read_index
 from pipeline.lineage import dvc_lock as dl
 from pipeline.lineage.provenance import PROVENANCE_DIR, record_name
-from pipeline.store.local import Manifest, ShardStore, StoreError, live_rows, read_strings
+from pipeline.store.local import ShardStore, read_strings
+from pipeline.store.manifest import Manifest, StoreError, live_rows
 
 FORMAT = "ecgpipe.lineage.artifact/1"
 # A dep no stage produces is code when it lies under one of these folders or has a code suffix;

@@ -33,7 +33,8 @@ from pipeline.dataset.splits import SplitError, read_index
 from pipeline.lineage.artifact import LineageError, StoreLayout
 from pipeline.lineage.dvc_lock import display_path
 from pipeline.store.labels import read_labels
-from pipeline.store.local import ShardStore, live_rows, raw_labels_from_json, read_array, read_strings
+from pipeline.store.local import ShardStore, raw_labels_from_json, read_array, read_strings
+from pipeline.store.manifest import live_rows
 
 FORMAT = "ecgpipe.lineage.record/1"
 # Raw files larger than this are not re-hashed for a record query (a multi-GB HDF5 would dominate).

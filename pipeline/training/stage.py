@@ -23,7 +23,8 @@ from pipeline.evaluation.metrics import macro_auroc, multiclass_report, roc_auc
 from pipeline.models.card import ModelCard
 from pipeline.signal.preprocess import SignalPlan
 from pipeline.sources.base import sha256_file
-from pipeline.store.remote import StoreRoot, open_store
+from pipeline.store.remote import open_store
+from pipeline.store.root import StoreRoot
 from pipeline.training.loop import (
     TrainConfig,
     TrainResult,
