@@ -1,4 +1,4 @@
-"""The zarr v3 shard store: the only module that knows the on-disk layout.
+"""The zarr v3 shard store on local disk, and the shard group I/O both stores share.
 
 Layout of one profile's store ``<store>/<profile>/``::
 
