@@ -15,7 +15,7 @@ from typing import Any
 
 from prefect.assets import Asset, AssetProperties, add_asset_metadata, materialize
 
-from pipeline.store.remote import is_url
+from pipeline.store.root import is_url
 
 MATERIALIZED_BY = "ecgpipe"
 

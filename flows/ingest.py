@@ -27,9 +27,11 @@ from pipeline.ingest.report import ingest_markdown
 from pipeline.ingest.run import Batch, BatchResult, IngestPlan, commit, plan_ingest, run_batch
 from pipeline.signal.preprocess import SignalPlan
 from pipeline.sources.base import SourceReader
+from pipeline.store.base import Store
 from pipeline.store.labels import relabel
-from pipeline.store.local import ShardInfo, ShardStore, StorageSpec
-from pipeline.store.remote import StoreRoot, open_store
+from pipeline.store.local import ShardInfo, StorageSpec
+from pipeline.store.remote import open_store
+from pipeline.store.root import StoreRoot
 
 
 def _retry_on_io(task: Any, task_run: Any, state: Any) -> bool:
@@ -171,7 +173,7 @@ def _run_batches(
 
 
 def _publish_shards(
-    store: ShardStore, shards: list[ShardInfo], readers: dict[str, SourceReader], run_id: str | None
+    store: Store, shards: list[ShardInfo], readers: dict[str, SourceReader], run_id: str | None
 ) -> None:
     """One asset materialisation event per new shard, upstream = the raw source roots (flows.assets)."""
     assets = {

@@ -24,7 +24,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
@@ -33,6 +32,7 @@ from flows.ingest import flow_run_id, ingest
 from pipeline.config import ConfigError, Params, WfdbSource, load_params
 from pipeline.core.provenance import FLOW_RUN_ENV
 from pipeline.landing.take import LANDING_KINDS, LandingReport, LandingTarget, take_landed
+from pipeline.lineage.dvc_lock import lock_stages
 from pipeline.store.local import ShardStore, write_json_atomic
 
 
@@ -89,16 +89,6 @@ def _save_report(params: Params, report: LandingReport, run_id: str | None) -> P
     return path
 
 
-def read_lock(project: Path) -> dict[str, Any]:
-    """``dvc.lock`` stages (empty before the first repro)."""
-    path = project / "dvc.lock"
-    if not path.exists():
-        return {}
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    stages: dict[str, Any] = data.get("stages", {})
-    return stages
-
-
 def changed_stages(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
     """Stages whose lock entry (cmd, deps, params, outs) differs: the ones ``dvc repro`` re-ran."""
     return sorted(name for name, entry in after.items() if before.get(name) != entry)
@@ -109,7 +99,7 @@ def dvc_repro(project: Path, run_id: str | None) -> tuple[list[str], dict[str, A
     """Run ``dvc repro`` in ``project``, streaming its output to the log; the stages it re-ran and
     the ``dvc.lock`` stages it left."""
     log = get_run_logger()
-    before = read_lock(project)
+    before = lock_stages(project)
     env = {**os.environ, FLOW_RUN_ENV: run_id or ""}
     tail: list[str] = []
     with subprocess.Popen(
@@ -128,7 +118,7 @@ def dvc_repro(project: Path, run_id: str | None) -> tuple[list[str], dict[str, A
                 tail = [*tail[-40:], line]
     if proc.returncode != 0:
         raise RuntimeError(f"dvc repro failed in {project} (exit {proc.returncode}):\n" + "\n".join(tail))
-    after = read_lock(project)
+    after = lock_stages(project)
     return changed_stages(before, after), after
 
 

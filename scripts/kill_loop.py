@@ -64,7 +64,8 @@ if str(REPO) not in sys.path:  # run as a script: tests/ (the Prefect server hel
     sys.path.insert(0, str(REPO))
 
 from pipeline.core.crashpoints import CRASH_AT_ENV, CRASH_LOG_ENV, POINTS  # noqa: E402
-from pipeline.store.local import STRING_FIELDS, ShardStore, array, live_rows, read_strings  # noqa: E402
+from pipeline.store.local import STRING_FIELDS, ShardStore, array, read_strings  # noqa: E402
+from pipeline.store.manifest import live_rows  # noqa: E402
 
 PROFILES = ("ecg12", "lead1_af", "holter")
 UNUSED_SOURCES = ("cinc2021", "ptb_diagnostic", "code", "ucr", "cpsc2021")

@@ -21,7 +21,8 @@ from pipeline.core.records import Provenance, Record
 from pipeline.signal.preprocess import process
 from pipeline.sources.ptbxl import PtbXlReader
 from pipeline.sources.wfdb import read_header
-from pipeline.store.local import ShardStore, live_rows, read_signal, read_strings
+from pipeline.store.local import ShardStore, read_signal, read_strings
+from pipeline.store.manifest import live_rows
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "benchmarks" / "ingest" / "bench_ingest.py"

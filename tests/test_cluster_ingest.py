@@ -36,9 +36,12 @@ import numpy.typing as npt
 import psutil
 import pytest
 
+from pipeline.store.base import Store
 from pipeline.store.labels import read_labels
-from pipeline.store.local import ShardStore, live_rows, read_array, tree_digest
-from pipeline.store.remote import RemoteShardStore, StoreRoot, open_store
+from pipeline.store.local import ShardStore, read_array
+from pipeline.store.manifest import live_rows
+from pipeline.store.remote import RemoteShardStore, open_store
+from pipeline.store.root import StoreRoot
 from tests.dask_cluster import DaskCluster, leftover_processes, listening_addresses, local_cluster
 from tests.pipeline_repo import tool_env
 from tests.prefect_server import prefect_server, server_env
@@ -135,7 +138,7 @@ def _without(data: Any, keys: frozenset[str]) -> Any:
     return data
 
 
-def _manifest(store: ShardStore) -> dict[str, Any]:
+def _manifest(store: Store) -> dict[str, Any]:
     """The manifest less the runs that built it: shards (records, sha256, bytes), units, segments."""
     m = store.load_manifest().to_json()
     view: dict[str, Any] = _without({k: v for k, v in m.items() if k != "runs"}, RUN_FIELDS)
@@ -150,7 +153,7 @@ def _cell(column: npt.NDArray[Any], i: int) -> bytes:
     return str(column[i]).encode()
 
 
-def _rows(store: ShardStore) -> dict[str, dict[str, bytes]]:
+def _rows(store: Store) -> dict[str, dict[str, bytes]]:
     """record id → {array name: its row} over every per-record array of every shard, the stored
     (quantised) signal included."""
     out: dict[str, dict[str, bytes]] = {}
@@ -162,7 +165,7 @@ def _rows(store: ShardStore) -> dict[str, dict[str, bytes]]:
     return out
 
 
-def _labels(store: ShardStore) -> dict[str, tuple[str, bytes]]:
+def _labels(store: Store) -> dict[str, tuple[str, bytes]]:
     """record id → (shard, multi-hot row) of the store's unified labels."""
     labels = read_labels(store)
     assert labels is not None
@@ -172,11 +175,11 @@ def _labels(store: ShardStore) -> dict[str, tuple[str, bytes]]:
     }
 
 
-def _shard_digests(store: ShardStore) -> dict[str, tuple[str, int]]:
-    return {name: tree_digest(store.shard_path(name)) for name in store.load_manifest().shards}
+def _shard_digests(store: Store) -> dict[str, tuple[str, int]]:
+    return {name: store.shard_digest(name) for name in store.load_manifest().shards}
 
 
-def _assert_same_store(a: ShardStore, b: ShardStore) -> None:
+def _assert_same_store(a: Store, b: Store) -> None:
     ma, mb = _manifest(a), _manifest(b)
     assert ma["shards"] and ma["shards"] == mb["shards"]  # names, n_records, sha256, bytes
     assert ma == mb  # units with fingerprints, status, segments and rejections; labels pointer
@@ -187,8 +190,8 @@ def _assert_same_store(a: ShardStore, b: ShardStore) -> None:
     assert _labels(a) == _labels(b)
     assert _shard_digests(a) == _shard_digests(b)
     for name in ("quarantine.json", "quarantine.csv"):
-        assert (a.root / name).read_bytes() == (b.root / name).read_bytes(), name
-    report_a, report_b = (json.loads((s.root / "ingest_report.json").read_text()) for s in (a, b))
+        assert a.read_bytes(name) == b.read_bytes(name), name
+    report_a, report_b = (json.loads(s.read_bytes("ingest_report.json")) for s in (a, b))
     assert _without(report_a, RUN_FIELDS | {"root"}) == _without(report_b, RUN_FIELDS | {"root"})
 
 

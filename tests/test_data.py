@@ -18,18 +18,19 @@ import torch
 import zarr
 
 import pipeline.dataset.loader as data_mod
+import pipeline.store.blocks as blocks_mod
 import pipeline.store.local as shards_mod
 from pipeline.dataset.loader import (
     LoaderError,
     ShardBlockDataset,
     ShardRecordDataset,
     StaleIndexError,
-    describe_signal,
     load_split,
     make_loader,
     resolve_pin_memory,
 )
 from pipeline.dataset.splits import index_from_store, write_index
+from pipeline.store.blocks import BlockError
 from pipeline.store.labels import read_labels, relabel
 from pipeline.store.local import ShardStore, read_signal
 from tests.test_splits import REPO, build_store, synthetic_specs
@@ -205,7 +206,7 @@ def test_shard_files_are_read_directly_with_their_index_checked(
     store_and_index: tuple[ShardStore, Path],
 ) -> None:
     store, _ = store_and_index
-    sig = describe_signal(store, sorted(store.load_manifest().shards)[0])
+    sig = store.signal_blocks(sorted(store.load_manifest().shards)[0])
     assert sig.codec == "blosc" and sig.block_rows == 4 and sig.n_blocks == 4
     empty = np.iinfo(np.uint64).max
     assert sig.index[2, 0] == empty  # the block of flat records was never written
@@ -215,7 +216,7 @@ def test_zarr_reads_and_zstd_shards_give_the_same_values(
     store_and_index: tuple[ShardStore, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     expected = {rid: x for x, rid in _by_record(loader(store_and_index))}
-    monkeypatch.setattr(data_mod, "_direct_layout", lambda meta: None)
+    monkeypatch.setattr(blocks_mod, "_direct_layout", lambda meta: None)
     assert {rid: x for x, rid in _by_record(loader(store_and_index))}.keys() == expected.keys()
     for x, rid in _by_record(loader(store_and_index)):
         np.testing.assert_array_equal(x, expected[rid])
@@ -265,8 +266,8 @@ def test_a_corrupt_shard_index_is_refused(store_and_index: tuple[ShardStore, Pat
     raw = bytearray(chunk.read_bytes())
     raw[-10] ^= 0xFF
     chunk.write_bytes(bytes(raw))
-    with pytest.raises(LoaderError, match="checksum"):
-        describe_signal(copy, name)
+    with pytest.raises(BlockError, match="checksum"):
+        copy.signal_blocks(name)
 
 
 def test_bad_loader_settings_are_errors(store_and_index: tuple[ShardStore, Path]) -> None:
@@ -305,15 +306,15 @@ def test_a_corrupt_block_is_an_error_naming_the_file_and_block(
     shutil.copytree(store.root, tmp_path / "syn")
     copy = ShardStore(tmp_path / "syn", "syn")
     name = sorted(copy.load_manifest().shards)[0]
-    sig = describe_signal(copy, name)
+    sig = copy.signal_blocks(name)
     chunk = Path(str(sig.chunk_file))
     raw = bytearray(chunk.read_bytes())
     offset = int(sig.index[0, 0])
     raw[offset + 16 : offset + 40] = b"\xff" * 24  # past the Blosc header: the compressed stream
     chunk.write_bytes(bytes(raw))
-    reader = data_mod.BlockReader([sig])
+    reader = blocks_mod.BlockReader([sig])
     out = np.empty((sig.block_rows, sig.channels, sig.length), dtype=sig.dtype)
-    with pytest.raises(LoaderError, match=r"block 0 does not decode"):
+    with pytest.raises(BlockError, match=r"block 0 does not decode"):
         reader.read(0, 0, np.arange(sig.block_rows, dtype=np.int64), out)
     reader.close()
 

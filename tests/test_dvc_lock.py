@@ -198,3 +198,13 @@ def test_an_in_place_edit_inside_a_cached_folder_is_seen_like_dvc_status_sees_it
         assert "out" in json.dumps(status["make"]), status
     finally:
         target.write_text("beta")
+
+
+def test_lock_stages_is_the_raw_stage_mapping_empty_before_the_first_repro(tmp_path: Path) -> None:
+    assert dl.lock_stages(tmp_path) == {}
+    body = {"cmd": "ecgpipe ingest", "outs": [{"path": "data/shards", "md5": "ab.dir", "size": 3}]}
+    (tmp_path / "dvc.lock").write_text(json.dumps({"schema": "2.0", "stages": {"ingest": body}}))
+    assert dl.lock_stages(tmp_path) == {"ingest": body}
+    (tmp_path / "dvc.lock").write_text("stages: [1, 2]\n")
+    with pytest.raises(dl.LockError, match="expected a mapping with 'stages'"):
+        dl.lock_stages(tmp_path)

@@ -13,7 +13,8 @@ from pipeline.ingest.run import commit, plan_ingest, run_batch
 from pipeline.signal.preprocess import SignalPlan
 from pipeline.sources.base import SourceReader
 from pipeline.sources.ucr import UcrReader
-from pipeline.store.local import ShardStore, StorageSpec, live_rows, read_strings
+from pipeline.store.local import ShardStore, StorageSpec, read_strings
+from pipeline.store.manifest import live_rows
 
 BEATS = SignalPlan(
     leads=("ECG",), lead_aliases=(), fs_hz=None, length=140, crop="start", baseline_hz=None, notch_hz=None,

@@ -24,7 +24,8 @@ from pipeline.ingest.report import profile_summary
 from pipeline.ingest.run import fingerprint
 from pipeline.signal.preprocess import process
 from pipeline.store.labels import read_labels
-from pipeline.store.local import ShardStore, live_rows, read_signal, read_strings
+from pipeline.store.local import ShardStore, read_signal, read_strings
+from pipeline.store.manifest import live_rows
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.shared_data, pytest.mark.prefect]

@@ -28,7 +28,8 @@ import pytest
 from pipeline.config import build_readers, load_params
 from pipeline.core.records import Provenance, ReadError, Record
 from pipeline.store.labels import read_labels
-from pipeline.store.local import ShardStore, live_rows, raw_labels_from_json, read_strings
+from pipeline.store.local import ShardStore, raw_labels_from_json, read_strings
+from pipeline.store.manifest import live_rows
 from tests.malformed_corpus import Corpus, build_corpus
 
 REPO = Path(__file__).resolve().parents[1]

@@ -22,7 +22,8 @@ from flows.cli import main
 from pipeline.config import ConfigError, load_params
 from pipeline.dataset.loader import make_loader
 from pipeline.store.local import ShardStore, tree_digest
-from pipeline.store.remote import RemoteShardStore, StoreRoot, open_store
+from pipeline.store.remote import RemoteShardStore, open_store
+from pipeline.store.root import StoreRoot
 from tests.pipeline_repo import tool_env
 from tests.s3_server import S3Server
 
@@ -255,14 +256,61 @@ def test_an_ingest_killed_mid_upload_leaves_its_lock_and_reruns_to_the_uninterru
         assert store.shard_digest(name)[0] == got["shards"][name]["sha256"]
 
 
-@pytest.mark.parametrize("command", [["verify"], ["lineage", "models/crnn/best.pt"], ["land", "--dry-run"]])
-def test_commands_that_read_store_folders_refuse_an_object_store_naming_the_key(
-    s3: S3Server, command: list[str], capsys: pytest.CaptureFixture[str]
+def test_land_refuses_an_object_store_naming_the_key(
+    s3: S3Server, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """Landing moves files into the local source roots and runs the local ingest flow: local only."""
     sets = ["--params", str(REPO / "params.yaml"), "--set", "ingest.object_store.url=s3://ecg-main/store"]
-    assert main([*command, *sets]) == 2
+    assert main(["land", "--dry-run", *sets]) == 2
     err = capsys.readouterr().err
     assert "ingest.object_store" in err and "local stores" in err
+
+
+def test_verify_checks_an_object_store_store_as_it_checks_a_local_one(
+    s3: S3Server, cinc: Path, local_store: Path, remote_bucket: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    assert (
+        main(["verify", "--profile", PROFILE, "--json", *_sets(cinc, f"ingest.store={local_store.parent}")])
+        == 0
+    )
+    local = json.loads(capsys.readouterr().out)[PROFILE]
+    assert main(["verify", "--profile", PROFILE, "--json", *_sets(cinc, *_remote(s3, remote_bucket))]) == 0
+    remote = json.loads(capsys.readouterr().out)[PROFILE]
+    assert remote["ok"] and remote["store"] == f"s3://{remote_bucket}/store/{PROFILE}"
+    assert remote["counts"] == local["counts"] and remote["counts"]["records_live"] == 24
+    assert remote["warnings"] == local["warnings"] == []
+
+
+def test_verify_finds_a_changed_shard_object_and_an_unlisted_one(
+    s3: S3Server, cinc: Path, remote_bucket: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    s3.make_bucket("ecg-verify")
+    fs = s3.filesystem()
+    fs.copy(f"{remote_bucket}/store", "ecg-verify/store", recursive=True)
+    store = _remote_store(s3, "ecg-verify")
+    first = sorted(store.load_manifest().shards)[0]
+    key = f"ecg-verify/store/{PROFILE}/shards/{first}/zarr.json"
+    fs.pipe_file(key, fs.cat_file(key) + b" ")
+    fs.pipe_file(f"ecg-verify/store/{PROFILE}/shards/part-999999-00/zarr.json", b"{}")
+    capsys.readouterr()
+    assert main(["verify", "--profile", PROFILE, "--json", *_sets(cinc, *_remote(s3, "ecg-verify"))]) == 1
+    found = {(p["check"], p["where"]) for p in json.loads(capsys.readouterr().out)[PROFILE]["problems"]}
+    assert ("shard_hash", f"shards/{first}") in found
+    assert ("shard_unlisted", "shards/part-999999-00") in found
+
+
+def test_lineage_follows_a_record_into_an_object_store_shard(
+    s3: S3Server, cinc: Path, remote_bucket: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = _remote_store(s3, remote_bucket)
+    capsys.readouterr()
+    args = ["lineage", "--record", "cinc2017:A00003", "--json", *_sets(cinc, *_remote(s3, remote_bucket))]
+    assert main(args) == 0
+    doc = json.loads(capsys.readouterr().out)
+    (occ,) = doc["occurrences"]
+    assert occ["shard_path"].startswith(f"s3://{remote_bucket}/store/{PROFILE}/shards/part-")
+    assert occ["shard_sha256"] == store.load_manifest().shards[occ["shard"]]["sha256"]
 
 
 def test_object_store_params_reject_local_paths_and_credentials() -> None:

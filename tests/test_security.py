@@ -44,7 +44,8 @@ from pipeline.sources.cinc2017 import Cinc2017Reader
 from pipeline.sources.code import LABEL_COLUMNS, CodeReader
 from pipeline.sources.ptbxl import PtbXlReader
 from pipeline.sources.wfdb_folder import WfdbFolderReader
-from pipeline.store.local import Manifest, ShardStore, StorageSpec
+from pipeline.store.local import ShardStore, StorageSpec
+from pipeline.store.manifest import Manifest
 from pipeline.training.checkpoint import CHECKPOINT_FORMAT, CheckpointError, load_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.store.local import Manifest, ShardStore
+from pipeline.store.local import ShardStore
+from pipeline.store.manifest import Manifest
 
 
 def test_remove_debris_deletes_temp_json_temp_label_stores_and_unlisted_shards(tmp_path: Path) -> None:

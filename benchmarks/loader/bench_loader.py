@@ -74,10 +74,11 @@ from benchmarks.ingest.bench_ingest import (  # noqa: E402
 from pipeline.config import load_params  # noqa: E402
 from pipeline.config.build import signal_plan  # noqa: E402
 from pipeline.core.records import Provenance, Record  # noqa: E402
-from pipeline.dataset.loader import BlockReader, describe_signal, make_loader  # noqa: E402
+from pipeline.dataset.loader import make_loader  # noqa: E402
 from pipeline.dataset.splits import index_from_store, write_index  # noqa: E402
 from pipeline.signal.preprocess import process  # noqa: E402
 from pipeline.sources.ptbxl import PtbXlReader  # noqa: E402
+from pipeline.store.blocks import BlockReader  # noqa: E402
 from pipeline.store.labels import read_labels, relabel  # noqa: E402
 from pipeline.store.local import ShardStore, read_signal  # noqa: E402
 
@@ -356,7 +357,7 @@ def decode_floor(inputs: Inputs, repeats: int) -> dict[str, Any]:
     """Records/s of Blosc decoding alone, every block once, on one thread: the ceiling for any
     reader of this store on one core."""
     store = ShardStore(inputs.store_base / PROFILE, PROFILE)
-    shards = [describe_signal(store, name) for name in sorted(store.load_manifest().shards)]
+    shards = [store.signal_blocks(name) for name in sorted(store.load_manifest().shards)]
     reader = BlockReader(shards, blosc_threads=1)
     best = 0.0
     try:

@@ -75,11 +75,14 @@ from benchmarks.ingest.bench_ingest import (  # noqa: E402
 from pipeline.config import Params, build_readers, load_params  # noqa: E402
 from pipeline.config.build import signal_plan  # noqa: E402
 from pipeline.core.records import Provenance, Record  # noqa: E402
-from pipeline.dataset.loader import BlockReader, ShardSignal, describe_signal, make_loader  # noqa: E402
+from pipeline.dataset.loader import make_loader  # noqa: E402
 from pipeline.dataset.splits import index_from_store, write_index  # noqa: E402
 from pipeline.signal.preprocess import SignalPlan, process  # noqa: E402
+from pipeline.store.base import Store  # noqa: E402
+from pipeline.store.blocks import BlockReader, ShardSignal  # noqa: E402
 from pipeline.store.local import ShardStore, tree_digest  # noqa: E402
-from pipeline.store.remote import StoreRoot, open_store  # noqa: E402
+from pipeline.store.remote import open_store  # noqa: E402
+from pipeline.store.root import StoreRoot  # noqa: E402
 from tests.dask_cluster import DaskCluster, local_cluster  # noqa: E402
 from tests.prefect_server import api_post, prefect_server, server_env  # noqa: E402
 from tests.s3_server import S3Server, moto_s3  # noqa: E402
@@ -235,18 +238,18 @@ def remove_store(root: StoreRoot, svc: Services) -> None:
         shutil.rmtree(root.url, ignore_errors=True)
 
 
-def shard_table(store: ShardStore) -> dict[str, list[Any]]:
+def shard_table(store: Store) -> dict[str, list[Any]]:
     """Shard name -> [sha256, bytes, records] as the store's manifest lists them."""
     shards = store.load_manifest().shards
     return {name: [e["sha256"], int(e["nbytes"]), int(e["n_records"])] for name, e in sorted(shards.items())}
 
 
-def stored_digests(store: ShardStore) -> dict[str, list[Any]]:
+def stored_digests(store: Store) -> dict[str, list[Any]]:
     """Shard name -> [sha256, bytes] of the bytes actually stored (re-read, or downloaded from S3)."""
     names = sorted(store.load_manifest().shards)
-    if store.is_remote:
-        return {n: list(store.shard_digest(n)) for n in names}  # type: ignore[attr-defined]
-    return {n: list(tree_digest(store.shard_path(n))) for n in names}
+    if isinstance(store, ShardStore):
+        return {n: list(tree_digest(store.shard_path(n))) for n in names}
+    return {n: list(store.shard_digest(n)) for n in names}
 
 
 # --------------------------------------------------------------------------- ingest runs
@@ -518,7 +521,7 @@ def summarise_ingest(configs: Sequence[Config], runs: Mapping[str, list[dict[str
 # --------------------------------------------------------------------------- reads
 
 
-def whole_store_index(store: ShardStore, path: Path) -> Path:
+def whole_store_index(store: Store, path: Path) -> Path:
     """A split index with one split, ``all``, holding every live record of the store (no folds)."""
     index = index_from_store(store, {SPLIT: 1.0}, seed=0, fold_map={}, fold_key=None)
     write_index(path, index.rows, index.header)
@@ -540,11 +543,11 @@ def loader_pass(root: StoreRoot, index: Path, digest: bool) -> tuple[float, floa
     return t1 - t0, time.perf_counter() - t1, n, h.hexdigest()
 
 
-def block_pass(store: ShardStore) -> tuple[float, float, int, int]:
+def block_pass(store: Store) -> tuple[float, float, int, int]:
     """Describe every shard's signal, then read every block raw (int16, no dequantising):
     (open s, read s, records, compressed bytes read)."""
     t0 = time.perf_counter()
-    shards = [describe_signal(store, name) for name in sorted(store.load_manifest().shards)]
+    shards = [store.signal_blocks(name) for name in sorted(store.load_manifest().shards)]
     t1 = time.perf_counter()
     reader = BlockReader(shards)
     n = 0

@@ -41,11 +41,8 @@ def add_arguments(command: str, p: argparse.ArgumentParser) -> None:
 
 def cmd_lineage(args: argparse.Namespace, params: Params) -> int:
     """Print the lineage of ``args.path`` or ``args.record``; 2 (and ``error: ...``) when unknown."""
-    from pipeline.config import require_local_store
     from pipeline.lineage.artifact import LineageError, artifact_lineage
     from pipeline.lineage.dvc_lock import LockError, find_project_root
-
-    require_local_store(params, "ecgpipe lineage")
     from pipeline.lineage.record import record_lineage
     from pipeline.lineage.render import render_artifact, render_record
 
@@ -66,11 +63,12 @@ def cmd_lineage(args: argparse.Namespace, params: Params) -> int:
 
 
 def store_layout(params: Params) -> StoreLayout:
-    """The paths lineage reads, from params: shard store, split indexes, source roots."""
+    """Where lineage reads, from params: shard store (local or object store), split indexes, source roots."""
+    from pipeline.config.build import store_root
     from pipeline.lineage.artifact import StoreLayout
 
     return StoreLayout(
-        store=params.ingest.store,
+        store=store_root(params.ingest),
         index_dir=params.split.out_dir,
         source_roots={name: src.root for name, src in params.sources.items()},
     )

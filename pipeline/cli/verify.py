@@ -30,9 +30,8 @@ def add_arguments(command: str, p: argparse.ArgumentParser) -> None:
 
 def cmd_verify(args: argparse.Namespace, params: Params) -> int:
     """Verify the named (or all) profiles' stores; print the report; 0 clean, 1 not clean."""
-    from pipeline.config import ConfigError, require_local_store
+    from pipeline.config import ConfigError
 
-    require_local_store(params, "ecgpipe verify")
     names = list(args.profile or params.profiles)
     unknown = [n for n in names if n not in params.profiles]
     if unknown:
@@ -52,13 +51,12 @@ def cmd_verify(args: argparse.Namespace, params: Params) -> int:
 def verify_profile(params: Params, name: str, smoke: bool = False) -> VerifyResult:
     """Verify one profile's store with its readers, preprocessing plan and label mapping."""
     from pipeline.config import ConfigError, build_readers
-    from pipeline.config.build import signal_plan
+    from pipeline.config.build import signal_plan, store_root
     from pipeline.ingest.verify import verify_store
     from pipeline.labels.mapping import LabelMapper, load_tables, table_paths
-    from pipeline.store.local import ShardStore
+    from pipeline.store.remote import open_store
 
     prof = params.profiles[name]
-    base = params.ingest.smoke_store if smoke else params.ingest.store
     try:
         mapper = LabelMapper(
             load_tables(table_paths(params.labels.tables_dir)),
@@ -71,7 +69,7 @@ def verify_profile(params: Params, name: str, smoke: bool = False) -> VerifyResu
     except ValueError as exc:  # LabelTableError and invalid mapper options: a config problem
         raise ConfigError(f"{params.labels.tables_dir}: {exc}") from None
     return verify_store(
-        ShardStore(base / name, name),
+        open_store(store_root(params.ingest, smoke), name),
         build_readers(params, prof.sources),
         plan_digest=signal_plan(prof).digest(),
         mapper_digest=mapper.digest,

@@ -16,7 +16,7 @@ from pipeline.config.profiles import Profile
 from pipeline.config.stages import IngestParams
 from pipeline.signal.preprocess import SignalPlan
 from pipeline.store.local import StorageSpec
-from pipeline.store.remote import StoreRoot
+from pipeline.store.root import StoreRoot
 
 
 def signal_plan(profile: Profile) -> SignalPlan:

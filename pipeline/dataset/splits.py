@@ -41,8 +41,9 @@ import numpy.typing as npt
 
 from pipeline.core.errors import PipelineError
 from pipeline.core.fs import write_atomic
+from pipeline.store.base import Store
 from pipeline.store.labels import read_labels
-from pipeline.store.local import ShardStore, read_strings
+from pipeline.store.local import read_strings
 
 INDEX_FORMAT = "ecgpipe-split-index/1"
 INDEX_COLUMNS = ("record_id", "shard", "row", "split", "group")
@@ -395,7 +396,7 @@ def _fold_of(meta_json: str, fold_key: str) -> int | None:
 
 
 def index_from_store(
-    store: ShardStore,
+    store: Store,
     fractions: Mapping[str, float] = DEFAULT_FRACTIONS,
     seed: int = 0,
     fold_map: Mapping[str, Sequence[int]] = PTBXL_FOLD_MAP,

@@ -7,11 +7,13 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
+from pipeline.store.base import Store
 from pipeline.store.labels import read_labels
-from pipeline.store.local import ShardStore, live_rows, raw_labels_from_json, read_strings
+from pipeline.store.local import raw_labels_from_json, read_strings
+from pipeline.store.manifest import live_rows
 
 
-def profile_summary(store: ShardStore) -> dict[str, Any]:
+def profile_summary(store: Store) -> dict[str, Any]:
     """Record count, per-source counts, unified and raw label counts, quarantine with reasons."""
     manifest = store.load_manifest()
     per_source: Counter[str] = Counter()

@@ -30,14 +30,9 @@ from pipeline.core.fs import sha256_file
 from pipeline.core.records import Discovery, InputUnit, Provenance, ReadError, Record, Rejection
 from pipeline.signal.preprocess import SignalPlan, process
 from pipeline.sources.base import SourceReader, confined_path, list_files
-from pipeline.store.local import (
-    Manifest,
-    ShardInfo,
-    ShardStore,
-    StorageSpec,
-    rows_for,
-    single_threaded_codecs,
-)
+from pipeline.store.base import Store
+from pipeline.store.local import ShardInfo, StorageSpec, rows_for, single_threaded_codecs
+from pipeline.store.manifest import Manifest
 
 
 @dataclass(frozen=True)
@@ -269,7 +264,7 @@ class _BatchWriter:
         batch: Batch,
         plan: SignalPlan,
         storage: StorageSpec,
-        store: ShardStore,
+        store: Store,
         attrs: Mapping[str, Any],
         max_records: int,
     ) -> None:
@@ -346,7 +341,7 @@ def run_batch(
     readers: Mapping[str, SourceReader],
     signal_plan: SignalPlan,
     storage: StorageSpec,
-    store: ShardStore,
+    store: Store,
     shard_attrs: Mapping[str, Any],
     max_records_per_shard: int = 2048,
 ) -> BatchResult:
@@ -388,7 +383,7 @@ def _drop_rows(manifest: Manifest, segments: Sequence[Sequence[Any]]) -> None:
 def commit(
     plan: IngestPlan,
     results: Sequence[BatchResult],
-    store: ShardStore,
+    store: Store,
     manifest: Manifest,
     run_info: Mapping[str, Any],
 ) -> dict[str, Any]:
@@ -464,7 +459,7 @@ def _report_state(report: Any) -> Any:
     return report
 
 
-def _stored_report(store: ShardStore) -> Any:
+def _stored_report(store: Store) -> Any:
     return store.read_json("ingest_report.json", None)
 
 

@@ -1,8 +1,9 @@
 """Check one profile's shard store against its manifest and against the raw inputs it came from.
 
-:func:`verify_store` reads a :class:`~pipeline.store.local.ShardStore` and the readers of the profile's
-sources (``pipeline.config.build_readers``) and never writes anything. Every finding names the
-file or key, what was expected and what was found, and has a *kind* that says what to do:
+:func:`verify_store` reads a :class:`~pipeline.store.base.Store` (local or object storage) and the
+readers of the profile's sources (``pipeline.config.build_readers``) and never writes anything.
+Every finding names the file or key, what was expected and what was found, and has a *kind* that
+says what to do:
 
 * ``corrupt``: published data contradicts the manifest (a shard missing, its bytes changed, record
   counts or array lengths wrong, a record id live twice, unit segments pointing at wrong rows).
@@ -21,6 +22,7 @@ The store is clean (``ok``) when there is no problem of any kind.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import re
@@ -34,18 +36,10 @@ from pipeline.core.fs import sha256_file
 from pipeline.core.records import InputUnit, ReadError
 from pipeline.ingest.run import SourceScan, fingerprint, scan_source
 from pipeline.sources.base import SourceReader, confined_path, list_files
+from pipeline.store.base import Store
 from pipeline.store.labels import labels_digest, read_labels
-from pipeline.store.local import (
-    FORMAT_VERSION,
-    STRING_FIELDS,
-    Manifest,
-    ShardStore,
-    StoreError,
-    array,
-    live_rows,
-    read_strings,
-    tree_digest,
-)
+from pipeline.store.local import STRING_FIELDS, array, read_strings
+from pipeline.store.manifest import FORMAT_VERSION, LABELS_DIR, SHARDS_DIR, Manifest, StoreError, live_rows
 
 NUMERIC_FIELDS = ("orig_fs", "orig_len", "valid_len", "clipped")
 _SHARD_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -137,7 +131,7 @@ class _ShardData:
 
 @dataclass
 class _Ctx:
-    store: ShardStore
+    store: Store
     result: VerifyResult
 
     def problem(self, check: str, kind: str, where: str, expected: str, found: str) -> None:
@@ -148,16 +142,9 @@ class _Ctx:
     def warn(self, check: str, where: str, found: str) -> None:
         self.result.warnings.append({"check": check, "where": where, "found": found})
 
-    def rel(self, path: Path) -> str:
-        """A path inside the store, relative to its root (what the reports name)."""
-        try:
-            return path.relative_to(self.store.root).as_posix()
-        except ValueError:
-            return str(path)
-
 
 def verify_store(
-    store: ShardStore,
+    store: Store,
     readers: Mapping[str, SourceReader],
     *,
     plan_digest: str | None = None,
@@ -169,7 +156,7 @@ def verify_store(
     (``LabelMapper.digest`` of the current tables) are optional: given, a store built with other
     preprocessing or label mapping is reported ``stale``. Raw files are re-hashed (sha256).
     """
-    ctx = _Ctx(store, VerifyResult(profile=store.profile, store=str(store.root)))
+    ctx = _Ctx(store, VerifyResult(profile=store.profile, store=store.location()))
     _check_lock(ctx)
     manifest = _check_manifest(ctx)
     if manifest is None:
@@ -200,33 +187,13 @@ def verify_store(
 
 
 def _check_lock(ctx: _Ctx) -> None:
-    holder = lock_holder(ctx.store.root / ".lock")
+    holder = ctx.store.lock_holder()
     if holder is not None:
         ctx.warn("lock", ".lock", f"an ingest holds the store's lock ({holder}): findings may be transient")
 
 
-def lock_holder(path: Path) -> str | None:
-    """The holder of an ingest's ``flock`` on ``path`` (from ``/proc/locks``), or None.
-
-    Read-only on purpose: taking even a shared lock to test it would make an ingest starting at
-    that moment fail with "another ingest is writing this store".
-    """
-    try:
-        st = path.stat()
-        table = Path("/proc/locks").read_text(encoding="ascii")
-    except OSError:
-        return None
-    ident = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
-    for line in table.splitlines():
-        parts = line.split()
-        if len(parts) >= 6 and parts[1] == "FLOCK" and parts[5] == ident:
-            return f"pid {parts[4]}"
-    return None
-
-
 def _check_manifest(ctx: _Ctx) -> Manifest | None:
-    path = ctx.store.manifest_path
-    if not path.exists():
+    if not ctx.store.has_manifest():
         ctx.problem(
             "manifest",
             "lagging",
@@ -254,13 +221,13 @@ def _check_shards(ctx: _Ctx, manifest: Manifest) -> dict[str, _ShardData]:
         if not _SHARD_NAME.fullmatch(name):  # never follow a manifest's path out of shards/
             ctx.problem("shard_name", "corrupt", f"manifest.json: shards[{name!r}]", "part-NNNNNN-NN", name)
             continue
-        where = ctx.rel(ctx.store.shard_path(name))
-        if not ctx.store.shard_path(name).is_dir():
+        where = f"{SHARDS_DIR}/{name}"
+        if not ctx.store.has_shard(name):
             ctx.problem(
                 "shard_missing", "corrupt", where, "a shard folder (listed in the manifest)", "missing"
             )
             continue
-        digest, nbytes = tree_digest(ctx.store.shard_path(name))
+        digest, nbytes = ctx.store.shard_digest(name)
         if digest != entry.get("sha256"):
             ctx.problem(
                 "shard_hash",
@@ -276,7 +243,7 @@ def _check_shards(ctx: _Ctx, manifest: Manifest) -> dict[str, _ShardData]:
 
 
 def _read_shard(ctx: _Ctx, name: str, entry: Mapping[str, Any]) -> _ShardData | None:
-    where = ctx.rel(ctx.store.shard_path(name))
+    where = f"{SHARDS_DIR}/{name}"
     n = int(entry.get("n_records", -1))
     try:
         group = ctx.store.open_shard(name)
@@ -310,20 +277,18 @@ def _read_shard(ctx: _Ctx, name: str, entry: Mapping[str, Any]) -> _ShardData | 
 
 
 def _check_unlisted(ctx: _Ctx, manifest: Manifest) -> None:
-    if not ctx.store.shard_dir.is_dir():
-        return
-    for p in sorted(ctx.store.shard_dir.iterdir()):
-        if p.name.startswith(".tmp-"):
+    for name in ctx.store.shard_names():
+        if name.startswith(".tmp-"):
             ctx.warn(
                 "debris",
-                ctx.rel(p),
+                f"{SHARDS_DIR}/{name}",
                 "temporary shard folder of an interrupted write (next ingest removes it)",
             )
-        elif p.name not in manifest.shards:
+        elif name not in manifest.shards:
             ctx.problem(
                 "shard_unlisted",
                 "lagging",
-                ctx.rel(p),
+                f"{SHARDS_DIR}/{name}",
                 "only shards the manifest lists",
                 "a shard the manifest does not list (left by an interrupted ingest, which the next "
                 "ingest removes, or added behind the manifest's back)",
@@ -540,10 +505,9 @@ def _check_quarantine(
     ctx: _Ctx, manifest: Manifest, scans: Mapping[str, SourceScan], readers: Mapping[str, SourceReader]
 ) -> list[dict[str, Any]]:
     """quarantine.json (and .csv) hold exactly the discovery and unit rejections; returns the JSON."""
-    path = ctx.store.root / "quarantine.json"
     try:
-        found: list[dict[str, Any]] = json.loads(path.read_text(encoding="utf-8"))
-        written_ns = path.stat().st_mtime_ns
+        found: list[dict[str, Any]] = json.loads(ctx.store.read_bytes("quarantine.json").decode("utf-8"))
+        written_ns = ctx.store.modified_ns("quarantine.json") or 0
     except (OSError, json.JSONDecodeError) as exc:
         ctx.problem("quarantine", "lagging", "quarantine.json", "the quarantine report", f"unreadable: {exc}")
         return []
@@ -604,9 +568,8 @@ def _quarantine_kind(entry: Mapping[str, Any], readers: Mapping[str, SourceReade
 
 
 def _check_quarantine_csv(ctx: _Ctx, n_entries: int) -> None:
-    path = ctx.store.root / "quarantine.csv"
     try:
-        n_rows = max(len(path.read_text(encoding="utf-8").splitlines()) - 1, 0)
+        n_rows = max(len(ctx.store.read_bytes("quarantine.csv").decode("utf-8").splitlines()) - 1, 0)
     except OSError:
         ctx.problem("quarantine", "lagging", "quarantine.csv", "the CSV copy of quarantine.json", "missing")
         return
@@ -793,9 +756,8 @@ def _check_report(
     ctx: _Ctx, manifest: Manifest, scans: Mapping[str, SourceScan], quarantine: Sequence[Mapping[str, Any]]
 ) -> None:
     """ingest_report.json agrees with the manifest, the quarantine report and the files on disk."""
-    path = ctx.store.root / "ingest_report.json"
     try:
-        report = json.loads(path.read_text(encoding="utf-8"))
+        report = json.loads(ctx.store.read_bytes("ingest_report.json").decode("utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         ctx.problem("report", "lagging", "ingest_report.json", "the ingest report", f"unreadable: {exc}")
         return
@@ -840,14 +802,13 @@ def _source_counts(manifest: Manifest, name: str, scan: SourceScan) -> dict[str,
 
 
 def _check_debris(ctx: _Ctx, manifest: Manifest) -> None:
-    for p in sorted(ctx.store.root.glob(".*.tmp")):
-        ctx.warn("debris", ctx.rel(p), "temporary file of an interrupted JSON/CSV write")
-    labels_dir = ctx.store.root / "labels"
+    for name in ctx.store.list_names():
+        if fnmatch.fnmatchcase(name, ".*.tmp"):
+            ctx.warn("debris", name, "temporary file of an interrupted JSON/CSV write")
     current = str(manifest.labels.get("path", ""))
-    if labels_dir.is_dir():
-        for p in sorted(labels_dir.iterdir()):
-            if ctx.rel(p) != current:
-                ctx.warn("debris", ctx.rel(p), "labels store the manifest does not reference")
+    for name in ctx.store.list_names(LABELS_DIR):
+        if f"{LABELS_DIR}/{name}" != current:
+            ctx.warn("debris", f"{LABELS_DIR}/{name}", "labels store the manifest does not reference")
 
 
 def _count_store(

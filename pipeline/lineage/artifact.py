@@ -39,7 +39,10 @@ import pathspec
 from pipeline.core.provenance import PROVENANCE_DIR, record_name
 from pipeline.dataset.splits import SplitError, read_index
 from pipeline.lineage import dvc_lock as dl
-from pipeline.store.local import Manifest, ShardStore, StoreError, live_rows, read_strings
+from pipeline.store.local import read_strings
+from pipeline.store.manifest import Manifest, StoreError, live_rows
+from pipeline.store.remote import list_profiles, open_store
+from pipeline.store.root import StoreRoot, is_url
 
 FORMAT = "ecgpipe.lineage.artifact/1"
 # A dep no stage produces is code when it lies under one of these folders or has a code suffix;
@@ -61,13 +64,14 @@ class LineageError(ValueError):
 
 @dataclass(frozen=True)
 class StoreLayout:
-    """Where the pipeline keeps what lineage reads (plain paths from params).
+    """Where the pipeline keeps what lineage reads (from params).
 
-    ``store``: the shard store root (``ingest.store``), one folder per profile; ``index_dir``:
-    split indexes (``split.out_dir``); ``source_roots``: source name → raw root (``sources.*.root``).
+    ``store``: the shard store root (``ingest.store``, or ``ingest.object_store``'s URL), one store
+    per profile; ``index_dir``: split indexes (``split.out_dir``); ``source_roots``: source name →
+    raw root (``sources.*.root``).
     """
 
-    store: Path
+    store: StoreRoot | Path
     index_dir: Path
     source_roots: Mapping[str, Path] = field(default_factory=dict)
 
@@ -364,20 +368,21 @@ class _Selection:
 def _data_lineage(
     ctx: _Context, rel: str, stage_names: Sequence[str], layout: StoreLayout
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    store_rel = _rel_or_none(ctx.root, layout.store)
+    root = StoreRoot.of(layout.store)
+    store_rel = None if root.is_remote else _rel_or_none(ctx.root, Path(root.url))
     scope, indexes, selections = _scope(ctx, rel, stage_names, layout, store_rel)
     items: list[dict[str, Any]] = []
     raw = _RawFiles(ctx.root, layout.source_roots)
     manifests: dict[str, Manifest] = {}
     for sel in selections:
-        item = _read_selection(ctx, layout.store, sel, manifests, raw)
+        item = _read_selection(ctx, root, sel, manifests, raw)
         if item is not None:
             items.append(item)
-    _check_labels_digest(ctx, indexes, layout.store, manifests)
+    _check_labels_digest(ctx, indexes, manifests)
     runs = sorted({i["flow_run_id"] for i in items if i.get("flow_run_id")})
     shards = {
         "scope": scope,
-        "store": dl.display_path(ctx.root, layout.store),
+        "store": shown_location(ctx.root, root.url),
         "indexes": indexes,
         "items": items,
         "flow_run_ids": runs,
@@ -412,7 +417,7 @@ def _scope(
         return (
             "every live record in the store",
             [],
-            _profile_selections(layout.store, _profiles(layout.store)),
+            _profile_selections(layout.store, list_profiles(layout.store)),
         )
     return "no shards feed this artifact", [], []
 
@@ -458,11 +463,11 @@ def _index_selection(ctx: _Context, rel: str) -> tuple[dict[str, Any], list[_Sel
 
 
 def _store_path_scope(
-    ctx: _Context, rel: str, store_rel: str, store: Path
+    ctx: _Context, rel: str, store_rel: str, store: StoreRoot | Path
 ) -> tuple[str, list[dict[str, Any]], list[_Selection]]:
     parts = PurePosixPath(rel).relative_to(store_rel).parts
     if not parts:
-        return "every live record in the store", [], _profile_selections(store, _profiles(store))
+        return "every live record in the store", [], _profile_selections(store, list_profiles(store))
     profile = parts[0]
     if len(parts) >= 3 and parts[1] == "shards":
         shard = parts[2]
@@ -478,30 +483,29 @@ def _chain_writes_store(lock: dl.DvcLock, stage_names: Sequence[str], store_rel:
     )
 
 
-def _profiles(store: Path) -> list[str]:
-    if not store.is_dir():
-        return []
-    return sorted(p.name for p in store.iterdir() if (p / "manifest.json").is_file())
+def shown_location(root: Path, location: str) -> str:
+    """A store location as lineage shows it: relative to the project when local, else the URL."""
+    return location if is_url(location) else dl.display_path(root, Path(location))
 
 
-def _profile_selections(store: Path, profiles: Iterable[str]) -> list[_Selection]:
+def _profile_selections(store: StoreRoot | Path, profiles: Iterable[str]) -> list[_Selection]:
     out: list[_Selection] = []
     for profile in profiles:
-        manifest = ShardStore(store / profile, profile).load_manifest()
+        manifest = open_store(store, profile).load_manifest()
         out.extend(_Selection(profile, name, None) for name in sorted(manifest.shards))
     return out
 
 
 def _read_selection(
-    ctx: _Context, store_root: Path, sel: _Selection, manifests: dict[str, Manifest], raw: _RawFiles
+    ctx: _Context, store_root: StoreRoot, sel: _Selection, manifests: dict[str, Manifest], raw: _RawFiles
 ) -> dict[str, Any] | None:
     """One shard's entry; its rows' raw files go into ``raw``. Whole arrays, one read each."""
-    store = ShardStore(store_root / sel.profile, sel.profile)
+    store = open_store(store_root, sel.profile)
     if sel.profile not in manifests:
         manifests[sel.profile] = store.load_manifest()
     entry = manifests[sel.profile].shards.get(sel.shard)
     where = f"{sel.profile}/{sel.shard}"
-    if entry is None or not store.shard_path(sel.shard).is_dir():
+    if entry is None or not store.has_shard(sel.shard):
         ctx.warnings.append(f"shard {where}: not in the store's manifest or not on disk")
         return None
     try:
@@ -520,7 +524,7 @@ def _read_selection(
     item: dict[str, Any] = {
         "profile": sel.profile,
         "shard": sel.shard,
-        "path": dl.display_path(ctx.root, store.shard_path(sel.shard)),
+        "path": shown_location(ctx.root, store.shard_location(sel.shard)),
         "sha256": entry.get("sha256"),
         "n_records": int(entry.get("n_records", len(ids))),
         "live_records": len(live),
@@ -556,7 +560,7 @@ def _check_rows(
 
 
 def _check_labels_digest(
-    ctx: _Context, indexes: Sequence[Mapping[str, Any]], store: Path, manifests: Mapping[str, Manifest]
+    ctx: _Context, indexes: Sequence[Mapping[str, Any]], manifests: Mapping[str, Manifest]
 ) -> None:
     for info in indexes:
         profile = info.get("profile")

@@ -18,7 +18,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -177,14 +177,30 @@ def display_path(root: Path, path: Path) -> str:
 def load_lock(root: Path) -> DvcLock:
     """Read ``<root>/dvc.lock``; a missing or malformed file raises :class:`LockError`."""
     path = Path(root) / LOCK_FILE
+    return parse_lock(_load_yaml(path), Path(root), str(path))
+
+
+def lock_stages(root: Path) -> dict[str, Any]:
+    """The raw ``stages`` mapping of ``<root>/dvc.lock`` as DVC wrote it (empty before the first
+    repro), for comparing entries before and after a run; malformed raises :class:`LockError`."""
+    path = Path(root) / LOCK_FILE
+    if not path.exists():
+        return {}
+    data = _load_yaml(path) or {}
+    stages = data.get("stages", {}) if isinstance(data, Mapping) else None
+    if not isinstance(stages, Mapping):
+        raise LockError(f"{path}: expected a mapping with 'stages' (dvc.lock schema 2.0)")
+    return dict(stages)
+
+
+def _load_yaml(path: Path) -> Any:
     try:
         # libyaml's loader when present: the pure-Python one takes ~0.3 s on a 3,000-line lock
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_SAFE_LOADER)  # noqa: S506 - safe loader
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=_SAFE_LOADER)  # noqa: S506 - safe loader
     except OSError as exc:
         raise LockError(f"{path}: cannot read ({exc.strerror}); run `dvc repro` first") from None
     except yaml.YAMLError as exc:
         raise LockError(f"{path}: not valid YAML: {exc}") from None
-    return parse_lock(data, Path(root), str(path))
 
 
 def parse_lock(data: Any, root: Path, origin: str = LOCK_FILE) -> DvcLock:
@@ -436,7 +452,3 @@ def nearby_outs(lock: DvcLock, path: str, limit: int = 8) -> list[str]:
     if best == 0:
         return outs[:limit]
     return [o for o in outs if shared(o) == best][:limit]
-
-
-def entries_json(entries: Sequence[LockEntry]) -> list[dict[str, Any]]:
-    return [e.to_json() for e in entries]

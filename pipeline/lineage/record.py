@@ -30,10 +30,14 @@ import numpy as np
 
 from pipeline.core.fs import sha256_file
 from pipeline.dataset.splits import SplitError, read_index
-from pipeline.lineage.artifact import LineageError, StoreLayout
+from pipeline.lineage.artifact import LineageError, StoreLayout, shown_location
 from pipeline.lineage.dvc_lock import display_path
+from pipeline.store.base import Store
 from pipeline.store.labels import read_labels
-from pipeline.store.local import ShardStore, live_rows, raw_labels_from_json, read_array, read_strings
+from pipeline.store.local import raw_labels_from_json, read_array, read_strings
+from pipeline.store.manifest import live_rows
+from pipeline.store.remote import open_store
+from pipeline.store.root import StoreRoot
 
 FORMAT = "ecgpipe.lineage.record/1"
 # Raw files larger than this are not re-hashed for a record query (a multi-GB HDF5 would dominate).
@@ -100,13 +104,15 @@ def record_lineage(
 # --------------------------------------------------------------------------- finding the record
 
 
-def _find(store_root: Path, record_id: str, profiles: Sequence[str]) -> tuple[list[_Hit], list[str]]:
+def _find(
+    store_root: StoreRoot | Path, record_id: str, profiles: Sequence[str]
+) -> tuple[list[_Hit], list[str]]:
     """The record's live rows in each profile, and every record id seen (for close matches)."""
     hits: list[_Hit] = []
     known: list[str] = []
     for profile in profiles:
-        store = ShardStore(store_root / profile, profile)
-        if not store.manifest_path.is_file():
+        store = open_store(store_root, profile)
+        if not store.has_manifest():
             continue
         labels = read_labels(store)
         if labels is not None:
@@ -129,7 +135,7 @@ def _find(store_root: Path, record_id: str, profiles: Sequence[str]) -> tuple[li
     return hits, known
 
 
-def _scan_shards(store: ShardStore, record_id: str, known: list[str]) -> list[_Hit]:
+def _scan_shards(store: Store, record_id: str, known: list[str]) -> list[_Hit]:
     """Live rows holding ``record_id`` when the store has no unified labels yet (record ids per shard)."""
     out: list[_Hit] = []
     for name, entry in sorted(store.load_manifest().shards.items()):
@@ -141,7 +147,9 @@ def _scan_shards(store: ShardStore, record_id: str, known: list[str]) -> list[_H
     return out
 
 
-def _unknown_message(record_id: str, known: Sequence[str], profiles: Sequence[str], store: Path) -> str:
+def _unknown_message(
+    record_id: str, known: Sequence[str], profiles: Sequence[str], store: StoreRoot | Path
+) -> str:
     ids = list(dict.fromkeys(known))
     # A bare local id ("00001") or another case is a common slip: offer those exact ids first.
     wanted = record_id.lower()
@@ -150,8 +158,8 @@ def _unknown_message(record_id: str, known: Sequence[str], profiles: Sequence[st
     hint = f"; close matches: {', '.join(close)}" if close else ""
     return (
         f"record {record_id!r} is not in any profile's store (searched {', '.join(profiles) or 'none'} "
-        f"under {store}; {len(known)} live records){hint}. Record ids are '<source>:<local id>', "
-        "e.g. 'ptbxl:00001'"
+        f"under {StoreRoot.of(store).url}; {len(known)} live records){hint}. Record ids are "
+        "'<source>:<local id>', e.g. 'ptbxl:00001'"
     )
 
 
@@ -161,7 +169,7 @@ def _unknown_message(record_id: str, known: Sequence[str], profiles: Sequence[st
 def _occurrence(
     root: Path, layout: StoreLayout, record_id: str, hit: _Hit, warnings: list[str]
 ) -> dict[str, Any]:
-    store = ShardStore(layout.store / hit.profile, hit.profile)
+    store = open_store(layout.store, hit.profile)
     entry = store.load_manifest().shards.get(hit.shard, {})
     group = store.open_shard(hit.shard)
     fields = {
@@ -179,7 +187,7 @@ def _occurrence(
         "profile": hit.profile,
         "shard": hit.shard,
         "row": hit.row,
-        "shard_path": display_path(root, store.shard_path(hit.shard)),
+        "shard_path": shown_location(root, store.shard_location(hit.shard)),
         "shard_sha256": entry.get("sha256"),
         "flow_run_id": entry.get("run"),
         "shard_created": entry.get("created"),

@@ -24,7 +24,9 @@ import numpy.typing as npt
 import zarr
 
 from pipeline.labels.mapping import LabelMapper, load_tables, table_paths
-from pipeline.store.local import ShardStore, live_rows, raw_labels_from_json, read_array, read_strings
+from pipeline.store.base import Store
+from pipeline.store.local import raw_labels_from_json, read_array, read_strings
+from pipeline.store.manifest import live_rows
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,7 @@ def labels_digest(mapper_digest: str, shards: Mapping[str, Any]) -> str:
 
 
 def relabel(
-    store: ShardStore,
+    store: Store,
     tables_dir: Path,
     vocabulary: Sequence[str],
     ptbxl_min_likelihood: float,
@@ -99,7 +101,7 @@ def relabel(
 
 
 def _map_store(
-    store: ShardStore, shards: Mapping[str, Any], mapper: LabelMapper
+    store: Store, shards: Mapping[str, Any], mapper: LabelMapper
 ) -> tuple[list[str], list[str], npt.NDArray[np.int64], npt.NDArray[np.uint8], Counter[str]]:
     ids: list[str] = []
     names: list[str] = []
@@ -155,7 +157,7 @@ def _write_labels(
     g.attrs.update({"vocabulary": list(vocabulary), "digest": digest})
 
 
-def read_labels(store: ShardStore) -> LabelSet | None:
+def read_labels(store: Store) -> LabelSet | None:
     """The store's current unified labels, or None before the first ingest."""
     manifest = store.load_manifest()
     rel = manifest.labels.get("path")

@@ -1,4 +1,4 @@
-"""The zarr v3 shard store: the only module that knows the on-disk layout.
+"""The zarr v3 shard store on local disk, and the shard group I/O both stores share.
 
 Layout of one profile's store ``<store>/<profile>/``::
 
@@ -29,7 +29,7 @@ import shutil
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -43,16 +43,19 @@ from pipeline.core.crashpoints import crash_point
 from pipeline.core.fs import LockHeldError, exclusive_lock, fsync_file, write_atomic
 from pipeline.core.records import RawLabel, Record
 from pipeline.signal import dsp as sig
+from pipeline.store.base import Store
+from pipeline.store.manifest import (
+    FILE_CACHE_NAME,
+    FORMAT_VERSION,
+    LOCK_NAME,
+    MANIFEST_NAME,
+    SHARDS_DIR,
+    Manifest,
+    StoreError,
+    json_bytes,
+)
 
-FORMAT_VERSION = 1
-FILE_CACHE_NAME = "file_cache.json"
-MANIFEST_NAME = "manifest.json"
-SHARDS_DIR = "shards"
 STRING_FIELDS = ("record_id", "source", "unit", "patient_id", "raw_labels", "meta", "provenance")
-
-
-class StoreError(RuntimeError):
-    """A store that is locked, corrupt or of another format version."""
 
 
 @dataclass(frozen=True)
@@ -84,31 +87,6 @@ class ShardInfo:
     n_records: int
     sha256: str
     nbytes: int
-
-
-@dataclass
-class Manifest:
-    profile: str
-    plan_digest: str = ""
-    shards: dict[str, dict[str, Any]] = field(default_factory=dict)
-    units: dict[str, dict[str, Any]] = field(default_factory=dict)
-    file_cache: dict[str, list[Any]] = field(default_factory=dict)
-    labels: dict[str, Any] = field(default_factory=dict)
-    next_seq: int = 0
-    runs: list[dict[str, Any]] = field(default_factory=list)
-    format: int = FORMAT_VERSION
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "format": self.format,
-            "profile": self.profile,
-            "plan_digest": self.plan_digest,
-            "next_seq": self.next_seq,
-            "shards": self.shards,
-            "units": self.units,
-            "labels": self.labels,
-            "runs": self.runs,
-        }
 
 
 def raw_labels_json(labels: Sequence[RawLabel]) -> str:
@@ -146,12 +124,12 @@ def rows_for(records: Sequence[Record], units: Sequence[str], valid_len: Sequenc
     )
 
 
-class ShardStore:
+class ShardStore(Store):
     """One profile's store folder on local disk (see the module docstring for the layout).
 
-    Everything outside this module and :mod:`pipeline.store.remote` reaches the store through the
-    methods below (``read_bytes``, ``write_json``, ``open_group``, ``location``, ...), so the same
-    ingest, split and training code runs on an object-store store (:class:`RemoteShardStore`).
+    Implements :class:`pipeline.store.base.Store`, through which everything outside ``pipeline.store``
+    reaches it; ``root``, ``shard_dir`` and ``manifest_path`` are for tests and tools that inspect
+    the folder itself.
     """
 
     is_remote = False
@@ -159,26 +137,34 @@ class ShardStore:
     def __init__(self, root: Path, profile: str) -> None:
         self.root = Path(root)
         self.profile = profile
-        self.shard_dir = self.root / "shards"
-        self.manifest_path = self.root / "manifest.json"
+        self.shard_dir = self.root / SHARDS_DIR
+        self.manifest_path = self.root / MANIFEST_NAME
         self.file_cache_path = self.root / FILE_CACHE_NAME
 
-    # --- primitives (overridden by the object-store subclass) -----------------------------
+    # --- primitives -----------------------------------------------------------------------
 
     def location(self, rel: str = "") -> str:
-        """Where ``rel`` lives, for messages and lineage (a path here, a URL on object storage)."""
         return str(self.root / rel) if rel else str(self.root)
 
     def has(self, rel: str) -> bool:
         return (self.root / rel).exists()
 
     def read_bytes(self, rel: str) -> bytes:
-        """The bytes of ``rel``; FileNotFoundError when there is none."""
         return (self.root / rel).read_bytes()
 
     def write_bytes(self, rel: str, data: bytes) -> None:
         """Replace ``rel`` atomically (readers see the old bytes or the new, never a mix)."""
         write_atomic(self.root / rel, data, crash_at="json.before_replace")
+
+    def list_names(self, rel: str = "") -> list[str]:
+        folder = self.root / rel
+        return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+
+    def modified_ns(self, rel: str) -> int | None:
+        try:
+            return (self.root / rel).stat().st_mtime_ns
+        except FileNotFoundError:
+            return None
 
     def new_tree(self, rel: str) -> Path:
         """A fresh local folder to write ``rel`` into before :meth:`publish_tree` (beside it, so
@@ -201,63 +187,6 @@ class ShardStore:
     def open_group(self, rel: str) -> zarr.Group:
         return zarr.open_group(str(self.root / rel), mode="r", zarr_format=3)
 
-    # --- manifest ---------------------------------------------------------------------------
-
-    def read_json(self, rel: str, default: Any) -> Any:
-        """JSON at ``rel``; ``default`` when it is missing or unreadable."""
-        try:
-            return json.loads(self.read_bytes(rel))
-        except (OSError, json.JSONDecodeError):
-            return default
-
-    def write_json(self, rel: str, data: Any) -> None:
-        self.write_bytes(rel, json_bytes(data))
-
-    def has_manifest(self) -> bool:
-        return self.has(MANIFEST_NAME)
-
-    def manifest_sha256(self) -> str:
-        return hashlib.sha256(self.read_bytes(MANIFEST_NAME)).hexdigest()
-
-    def load_manifest(self) -> Manifest:
-        where = self.location(MANIFEST_NAME)
-        try:
-            raw = self.read_bytes(MANIFEST_NAME)
-        except FileNotFoundError:
-            return Manifest(profile=self.profile)
-        try:
-            data = json.loads(raw)
-        except (OSError, json.JSONDecodeError) as exc:
-            raise StoreError(f"{where}: unreadable manifest: {exc}") from exc
-        if data.get("format") != FORMAT_VERSION:
-            raise StoreError(
-                f"{where}: store format {data.get('format')}, this code reads {FORMAT_VERSION}; "
-                "delete the store folder and re-run ingest"
-            )
-        return Manifest(
-            profile=data["profile"],
-            plan_digest=data.get("plan_digest", ""),
-            shards=data.get("shards", {}),
-            units=data.get("units", {}),
-            file_cache=self._load_file_cache(data.get("file_cache", {})),
-            labels=data.get("labels", {}),
-            next_seq=int(data.get("next_seq", 0)),
-            runs=data.get("runs", []),
-        )
-
-    def save_manifest(self, manifest: Manifest) -> None:
-        self.write_json(MANIFEST_NAME, manifest.to_json())
-
-    def _load_file_cache(self, legacy: dict[str, list[Any]]) -> dict[str, list[Any]]:
-        """The stat cache (beside the manifest; older stores kept it inside)."""
-        cache = self.read_json(FILE_CACHE_NAME, None)
-        # a missing or torn cache only costs re-hashing
-        return dict(legacy) if not isinstance(cache, dict) else cache
-
-    def save_file_cache(self, cache: dict[str, list[Any]]) -> None:
-        if self._load_file_cache({}) != cache:
-            self.write_json(FILE_CACHE_NAME, cache)
-
     # --- lock -------------------------------------------------------------------------------
 
     @contextmanager
@@ -271,13 +200,19 @@ class ShardStore:
                 f"{self.root}: another ingest is writing this store (holder: {exc.holder})"
             ) from None
 
+    def lock_holder(self) -> str | None:
+        return flock_holder(self.root / LOCK_NAME)
+
     # --- shards -----------------------------------------------------------------------------
 
     def shard_path(self, name: str) -> Path:
         return self.shard_dir / name
 
-    def shard_location(self, name: str) -> str:
-        return self.location(f"{SHARDS_DIR}/{name}")
+    def has_shard(self, name: str) -> bool:
+        return self.shard_path(name).is_dir()
+
+    def shard_digest(self, name: str) -> tuple[str, int]:
+        return tree_digest(self.shard_path(name))
 
     def write_shard(
         self,
@@ -320,8 +255,24 @@ class ShardStore:
             removed.append(p.relative_to(self.root).as_posix() if p.parent != self.shard_dir else p.name)
         return removed
 
-    def open_shard(self, name: str) -> zarr.Group:
-        return self.open_group(f"{SHARDS_DIR}/{name}")
+
+def flock_holder(path: Path) -> str | None:
+    """The holder of an ingest's ``flock`` on ``path`` (from ``/proc/locks``), or None.
+
+    Read-only on purpose: taking even a shared lock to test it would make an ingest starting at
+    that moment fail with "another ingest is writing this store".
+    """
+    try:
+        st = path.stat()
+        table = Path("/proc/locks").read_text(encoding="ascii")
+    except OSError:
+        return None
+    ident = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    for line in table.splitlines():
+        parts = line.split()
+        if len(parts) >= 6 and parts[1] == "FLOCK" and parts[5] == ident:
+            return f"pid {parts[4]}"
+    return None
 
 
 def write_group(
@@ -456,21 +407,7 @@ def _fsync_tree(path: Path) -> None:
             fsync_file(p)
 
 
-def json_bytes(data: Any) -> bytes:
-    """The one JSON encoding of store files (so a local and an object-store store hold the same bytes)."""
-    return json.dumps(data, indent=1, sort_keys=False, default=str).encode("utf-8")
-
-
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON to ``path`` atomically (:func:`pipeline.core.fs.write_atomic`; readers never see half),
     reaching the ``json.before_replace`` crash point between the fsync and the rename."""
     write_atomic(path, json_bytes(data), crash_at="json.before_replace")
-
-
-def live_rows(entry: dict[str, Any]) -> npt.NDArray[np.int64]:
-    """Row indices of a manifest shard entry that are not superseded."""
-    keep = np.ones(int(entry["n_records"]), dtype=bool)
-    dropped = entry.get("dropped_rows", [])
-    if dropped:
-        keep[np.asarray(dropped, dtype=np.int64)] = False
-    return np.flatnonzero(keep)

@@ -25,75 +25,32 @@ import os
 import shutil
 import socket
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import fsspec
 import zarr
-from fsspec.core import url_to_fs
 from zarr.storage import FsspecStore
 
 from pipeline.core.crashpoints import crash_point
 from pipeline.signal import dsp as sig
+from pipeline.store.base import Store
 from pipeline.store.local import (
-    SHARDS_DIR,
-    Manifest,
     ShardInfo,
     ShardRows,
     ShardStore,
     StorageSpec,
-    StoreError,
     files_digest,
     tree_digest,
     write_group,
 )
-
-LOCK_NAME = ".lock"
-_LOCAL_ONLY = frozenset({"root", "shard_dir", "manifest_path", "file_cache_path"})
-
-
-@dataclass(frozen=True)
-class StoreRoot:
-    """Where every profile's store lives: a local folder, or an object-store URL (``s3://bucket/prefix``)
-    with its fsspec options (``endpoint_url``, ``client_kwargs``, ...). Picklable, so it travels to
-    Dask workers and DataLoader workers, which open their own connections."""
-
-    url: str
-    options: tuple[tuple[str, Any], ...] = ()
-
-    @classmethod
-    def of(cls, root: StoreRoot | Path | str, options: Mapping[str, Any] | None = None) -> StoreRoot:
-        if isinstance(root, StoreRoot):
-            return root
-        return cls(str(root), tuple(sorted((options or {}).items())))
-
-    @property
-    def is_remote(self) -> bool:
-        return is_url(self.url)
-
-    def child(self, name: str) -> StoreRoot:
-        """The root one level down (e.g. the smoke store under the main one)."""
-        if self.is_remote:
-            return StoreRoot(f"{self.url.rstrip('/')}/{name}", self.options)
-        return StoreRoot(str(Path(self.url) / name), self.options)
-
-    def filesystem(self) -> tuple[fsspec.AbstractFileSystem, str]:
-        """``(filesystem, path inside it)``; listings are not cached, since other processes write."""
-        fs, path = url_to_fs(self.url, use_listings_cache=False, **dict(self.options))
-        return fs, str(path).rstrip("/")
+from pipeline.store.manifest import LABELS_DIR, LOCK_NAME, MANIFEST_NAME, SHARDS_DIR, Manifest, StoreError
+from pipeline.store.root import StoreRoot
 
 
-def is_url(root: str | Path) -> bool:
-    """True for ``scheme://...`` other than ``file://`` (which is a local folder)."""
-    text = str(root)
-    return "://" in text and not text.startswith("file://")
-
-
-def open_store(root: StoreRoot | Path | str, profile: str) -> ShardStore:
+def open_store(root: StoreRoot | Path | str, profile: str) -> Store:
     """Profile ``profile``'s store under ``root``: local folder or object store."""
     r = StoreRoot.of(root)
     if not r.is_remote:
@@ -101,24 +58,34 @@ def open_store(root: StoreRoot | Path | str, profile: str) -> ShardStore:
     return RemoteShardStore(r, profile)
 
 
-class RemoteShardStore(ShardStore):
+def list_profiles(root: StoreRoot | Path | str) -> list[str]:
+    """Names of the profile stores under ``root`` that have a manifest, sorted."""
+    r = StoreRoot.of(root)
+    if not r.is_remote:
+        folder = Path(r.url.removeprefix("file://"))
+        return (
+            sorted(p.name for p in folder.iterdir() if (p / MANIFEST_NAME).is_file())
+            if folder.is_dir()
+            else []
+        )
+    fs, base = r.filesystem()
+    if not fs.exists(base):
+        return []
+    names = (Path(str(entry)).name for entry in fs.ls(base, detail=False))
+    return sorted(n for n in names if fs.exists(f"{base}/{n}/{MANIFEST_NAME}"))
+
+
+class RemoteShardStore(Store):
     """A profile's store on object storage; see the module docstring for how it publishes."""
 
     is_remote = True
 
-    def __init__(self, root: StoreRoot, profile: str) -> None:  # no local folder: no super().__init__
+    def __init__(self, root: StoreRoot, profile: str) -> None:
         self.spec = root.child(profile)
+        self.remote = self.spec
         self.profile = profile
         self.url = self.spec.url.rstrip("/")
         self.fs, self.base = self.spec.filesystem()
-
-    def __getattr__(self, name: str) -> Any:
-        if name in _LOCAL_ONLY:
-            raise StoreError(
-                f"{self.url}: '{name}' exists only for a store on local disk; this command "
-                "does not support an object-store store (ingest.object_store)"
-            )
-        raise AttributeError(name)
 
     def _key(self, rel: str) -> str:
         return f"{self.base}/{rel}" if rel else self.base
@@ -156,6 +123,22 @@ class RemoteShardStore(ShardStore):
     def write_bytes(self, rel: str, data: bytes) -> None:
         with self._reaching(rel):
             self.fs.pipe_file(self._key(rel), data)
+
+    def list_names(self, rel: str = "") -> list[str]:
+        key = self._key(rel)
+        with self._reaching(rel):
+            if not self.fs.isdir(key):
+                return []
+            return sorted(Path(str(entry)).name for entry in self.fs.ls(key, detail=False))
+
+    def modified_ns(self, rel: str) -> int | None:
+        try:
+            with self._reaching(rel):
+                info = self.fs.info(self._key(rel))
+        except FileNotFoundError:
+            return None
+        stamp = info.get("LastModified")
+        return int(stamp.timestamp() * 1e9) if isinstance(stamp, datetime) else None
 
     def new_tree(self, rel: str) -> Path:
         return Path(tempfile.mkdtemp(prefix="ecgpipe-upload-")) / Path(rel).name
@@ -201,10 +184,13 @@ class RemoteShardStore(ShardStore):
         finally:
             self.fs.rm_file(key)
 
-    # --- shards -----------------------------------------------------------------------------
+    def lock_holder(self) -> str | None:
+        try:
+            return self.read_bytes(LOCK_NAME).decode(errors="replace").strip() or "unknown"
+        except FileNotFoundError:
+            return None
 
-    def shard_path(self, name: str) -> Path:
-        raise StoreError(f"{self.shard_location(name)}: a shard on object storage has no local path")
+    # --- shards -----------------------------------------------------------------------------
 
     def write_shard(
         self, name: str, signal: sig.F32, rows: ShardRows, storage: StorageSpec, attrs: dict[str, Any]
@@ -260,7 +246,7 @@ class RemoteShardStore(ShardStore):
         relabel. Names are relative to the store, as for a local store."""
         removed: list[str] = []
         keep_labels = manifest.labels.get("path")
-        for folder, keep in ((SHARDS_DIR, set(manifest.shards)), ("labels", {Path(str(keep_labels)).name})):
+        for folder, keep in ((SHARDS_DIR, set(manifest.shards)), (LABELS_DIR, {Path(str(keep_labels)).name})):
             key = self._key(folder)
             if not self.fs.exists(key):
                 continue

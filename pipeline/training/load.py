@@ -10,7 +10,7 @@ from torch import nn
 
 from pipeline.dataset.loader import ShardLoader, make_loader
 from pipeline.models.card import ModelCard, card_from_checkpoint
-from pipeline.store.remote import StoreRoot
+from pipeline.store.root import StoreRoot
 from pipeline.training.checkpoint import load_checkpoint
 from pipeline.training.loop import BEST, LATEST
 

@@ -24,7 +24,8 @@ from pipeline.evaluation.metrics import macro_auroc, roc_auc
 from pipeline.evaluation.task_reports import multiclass_report
 from pipeline.models.card import ModelCard
 from pipeline.signal.preprocess import SignalPlan
-from pipeline.store.remote import StoreRoot, open_store
+from pipeline.store.remote import open_store
+from pipeline.store.root import StoreRoot
 from pipeline.training.loop import fit
 from pipeline.training.optim import class_weights_from_labels, pos_weight_from_labels
 from pipeline.training.options import TrainConfig, TrainResult
