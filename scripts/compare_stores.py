@@ -5,7 +5,9 @@
 Every file under the two store roots is hashed (sha256) and compared by relative path. The
 ``manifest.json`` of each profile is compared as JSON with its run bookkeeping left out (the flow-run id
 and the start time of each run, and the ``run``/``created`` fields of each shard entry), because those
-name *when and by which run* a shard was written, not what it holds. ``.lock`` files are skipped.
+name *when and by which run* a shard was written, not what it holds. ``ingest_report.json`` is compared
+without the absolute source roots it names (the same raw tree read from another folder). Skipped:
+``.lock`` files and ``file_cache.json`` (a cache of raw-file hashes keyed by absolute path and mtime).
 
 Exit status 0 when the stores hold the same bytes (manifests: the same apart from run bookkeeping), 1
 otherwise; the differences are printed one per line. Used to show that a refactor leaves stored data
@@ -23,8 +25,13 @@ from typing import Any
 _RUN_FIELDS = ("run", "created")
 
 
+_SKIPPED = (".lock", "file_cache.json")
+
+
 def _files(root: Path) -> dict[str, Path]:
-    return {str(p.relative_to(root)): p for p in sorted(root.rglob("*")) if p.is_file() and p.name != ".lock"}
+    return {
+        str(p.relative_to(root)): p for p in sorted(root.rglob("*")) if p.is_file() and p.name not in _SKIPPED
+    }
 
 
 def _digest(path: Path) -> str:
@@ -40,6 +47,17 @@ def _manifest_without_runs(path: Path) -> dict[str, Any]:
     return doc
 
 
+def _report_without_roots(path: Path) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(path.read_text())
+    for source in doc.get("sources", {}).values():
+        if isinstance(source, dict):
+            source.pop("root", None)
+    return doc
+
+
+_AS_JSON = {"manifest.json": _manifest_without_runs, "ingest_report.json": _report_without_roots}
+
+
 def compare(a: Path, b: Path) -> list[str]:
     """The differences between the stores at ``a`` and ``b``, one line each (empty: the same data)."""
     fa, fb = _files(a), _files(b)
@@ -47,8 +65,9 @@ def compare(a: Path, b: Path) -> list[str]:
     out += [f"only in {b}: {k}" for k in sorted(fb.keys() - fa.keys())]
     same = 0
     for key in sorted(fa.keys() & fb.keys()):
-        if Path(key).name == "manifest.json":
-            equal = _manifest_without_runs(fa[key]) == _manifest_without_runs(fb[key])
+        as_json = _AS_JSON.get(Path(key).name)
+        if as_json is not None:
+            equal = as_json(fa[key]) == as_json(fb[key])
         else:
             equal = _digest(fa[key]) == _digest(fb[key])
         if equal:
