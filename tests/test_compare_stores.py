@@ -1,4 +1,4 @@
-"""scripts/compare_stores.py: the same data compares equal despite run bookkeeping; any data change does not."""
+"""scripts/compare_stores.py: the same data compares equal despite run bookkeeping; a data change does not."""
 
 from __future__ import annotations
 
