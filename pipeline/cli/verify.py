@@ -58,7 +58,8 @@ def verify_profile(params: Params, name: str, smoke: bool = False) -> VerifyResu
     """Verify one profile's store with its readers, preprocessing plan and label mapping."""
     from pipeline.config import ConfigError, build_readers, signal_plan
     from pipeline.ingest.verify import verify_store
-    from pipeline.labels.mapping import LabelMapper, load_tables, table_paths
+    from pipeline.labels.mapping import LabelMapper
+    from pipeline.labels.tables import load_tables, table_paths
     from pipeline.store.local import ShardStore
 
     prof = params.profiles[name]
