@@ -147,7 +147,7 @@ def test_sigkill_during_a_checkpoint_write_leaves_the_previous_file_loadable(tmp
     with (tmp_path / "stderr.txt").open("wb") as err:
         proc = subprocess.Popen([sys.executable, "-c", _WRITER, str(path)], cwd=REPO, stderr=err)
         try:
-            temps = _wait_for_temp(tmp_path, proc)
+            temps = _wait_for_second_temp(path, proc)
             os.kill(proc.pid, signal.SIGKILL)
             assert proc.wait(timeout=30) == -signal.SIGKILL
         finally:
@@ -162,13 +162,22 @@ def test_sigkill_during_a_checkpoint_write_leaves_the_previous_file_loadable(tmp
     assert load_checkpoint(path)["tag"] == "after"
 
 
-def _wait_for_temp(folder: Path, proc: subprocess.Popen[bytes]) -> list[Path]:
+def _wait_for_second_temp(path: Path, proc: subprocess.Popen[bytes]) -> list[Path]:
+    """The temporary file of the writer's second save, once it holds data.
+
+    The first save's temporary file is renamed to ``path``; a kill while only that one exists
+    would leave no previous file at all. So wait for ``path`` first: from then on the first
+    temporary file is gone (the rename removed its name), and any temporary file with data is
+    the second save's, paused half-written.
+    """
     deadline = time.monotonic() + 60
+    log = path.parent / "stderr.txt"
     while time.monotonic() < deadline:
-        temps = sorted(folder.glob(f".*{TEMP_SUFFIX}"))
-        if temps and temps[0].stat().st_size > 0:
-            return temps
-        assert proc.poll() is None, (folder / "stderr.txt").read_text()
+        if path.exists():
+            temps = sorted(path.parent.glob(f".*{TEMP_SUFFIX}"))
+            if temps and temps[0].stat().st_size > 0:
+                return temps
+        assert proc.poll() is None, log.read_text()
         time.sleep(0.02)
     raise AssertionError("the writer never started its second checkpoint")
 
