@@ -17,15 +17,9 @@ import pytest
 import wfdb
 
 from pipeline.core.records import RawLabel
-from pipeline.labels.mapping import (
-    LabelMapper,
-    LabelTableError,
-    LabelTables,
-    UnknownSourceError,
-    load_tables,
-    table_paths,
-    tables_digest,
-)
+from pipeline.labels.digest import tables_digest
+from pipeline.labels.mapping import LabelMapper, UnknownSourceError
+from pipeline.labels.tables import LabelTableError, LabelTables, load_tables, table_paths
 
 REPO = Path(__file__).resolve().parents[1]
 LABEL_DIR = REPO / "data" / "labels"

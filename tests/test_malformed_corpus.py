@@ -1,4 +1,4 @@
-"""The malformed input corpus (tests/malformed_corpus.py) through the readers and the real ingest.
+"""The malformed input corpus (tests/malformed/) through the readers and the real ingest.
 
 One ingest of the whole corpus (every profile, through ``pipeline.cli.main.main`` in a child process
 with a temporary Prefect server) must exit 0, reconcile every source, quarantine every broken
@@ -30,7 +30,7 @@ from pipeline.core.records import Provenance, ReadError, Record
 from pipeline.store.labels import read_labels
 from pipeline.store.local import ShardStore, raw_labels_from_json, read_strings
 from pipeline.store.manifest import live_rows
-from tests.malformed_corpus import Corpus, build_corpus
+from tests.malformed import Corpus, build_corpus
 
 REPO = Path(__file__).resolve().parents[1]
 PARAMS = REPO / "params.yaml"

@@ -53,7 +53,8 @@ def verify_profile(params: Params, name: str, smoke: bool = False) -> VerifyResu
     from pipeline.config import ConfigError, build_readers
     from pipeline.config.build import signal_plan, store_root
     from pipeline.ingest.verify import verify_store
-    from pipeline.labels.mapping import LabelMapper, load_tables, table_paths
+    from pipeline.labels.mapping import LabelMapper
+    from pipeline.labels.tables import load_tables, table_paths
     from pipeline.store.remote import open_store
 
     prof = params.profiles[name]

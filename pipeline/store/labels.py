@@ -23,7 +23,8 @@ import numpy as np
 import numpy.typing as npt
 import zarr
 
-from pipeline.labels.mapping import LabelMapper, load_tables, table_paths
+from pipeline.labels.mapping import LabelMapper
+from pipeline.labels.tables import load_tables, table_paths
 from pipeline.store.base import Store
 from pipeline.store.local import raw_labels_from_json, read_array, read_strings
 from pipeline.store.manifest import live_rows
