@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F  # noqa: N812  (the conventional alias)
 from torch import Tensor, nn
 
-from pipeline.ckernel.lib import DEFAULT_LIB, REPO_ROOT, CKernels, RnnWeights
+from pipeline.ckernel.abi import DEFAULT_LIB, REPO_ROOT
+from pipeline.ckernel.lib import CKernels, RnnWeights
 
 F32 = npt.NDArray[np.float32]
 ATOL = 1e-5
