@@ -1,4 +1,5 @@
-"""The C layer kernels (ckernels/, through pipeline.ckernel.lib) against torch on randomized shapes.
+"""The C layer kernels (ckernels/, through pipeline.ckernel.lib) against torch on randomized shapes:
+convolutions, linear and element-wise kernels (pooling, RNNs, sizes, checks: test_ckernels_layers.py).
 
 The library is built once per session with ``make -C ckernels``. Every case draws its shapes and values
 from a seeded numpy RNG and must satisfy the parity rule ``|c - t| <= 1e-5 + 1e-4 |t|`` element-wise.
@@ -6,60 +7,24 @@ from a seeded numpy RNG and must satisfy the parity rule ``|c - t| <= 1e-5 + 1e-
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import numpy as np
-import numpy.typing as npt
 import pytest
 import torch
 import torch.nn.functional as F  # noqa: N812  (the conventional alias)
-from torch import Tensor, nn
+from torch import Tensor
 
-from pipeline.ckernel.lib import DEFAULT_LIB, REPO_ROOT, CKernels, RnnWeights
-
-F32 = npt.NDArray[np.float32]
-ATOL = 1e-5
-RTOL = 1e-4
+from pipeline.ckernel.lib import CKernels
+from tests.ckernel_parity import F32, assert_close, built_kernels, maybe_bias, randn, t_
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ck() -> Iterator[CKernels]:
-    """The freshly built kernels (make's output shown when the build fails)."""
-    proc = subprocess.run(
-        ["make", "-C", str(REPO_ROOT / "ckernels")], capture_output=True, text=True, check=False
-    )
-    if proc.returncode != 0:
-        pytest.fail(f"make -C ckernels failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     before = torch.get_num_threads()
     torch.set_num_threads(1)  # the reference is cheap; extra threads only fight other workers
-    yield CKernels(DEFAULT_LIB)
+    yield built_kernels()
     torch.set_num_threads(before)
-
-
-def assert_close(c: F32, t: Tensor | F32, what: str) -> None:
-    """Parity rule, with the worst element named on failure."""
-    ref = t.detach().numpy() if isinstance(t, Tensor) else t
-    assert c.shape == ref.shape, f"{what}: shape {c.shape} vs torch {ref.shape}"
-    err = np.abs(c.astype(np.float64) - ref)
-    bad = ~((err <= ATOL + RTOL * np.abs(ref)) | (c == ref))
-    if bad.any():
-        i = np.unravel_index(int(np.argmax(np.where(bad, err, -1.0))), c.shape)
-        pytest.fail(f"{what}: {int(bad.sum())} elements off, worst at {i}: c={c[i]!r} torch={ref[i]!r}")
-
-
-def randn(rng: np.random.Generator, *shape: int, scale: float = 1.0) -> F32:
-    out: F32 = (rng.standard_normal(shape) * scale).astype(np.float32)
-    return out
-
-
-def t_(a: F32) -> Tensor:
-    return torch.from_numpy(a)
-
-
-def maybe_bias(rng: np.random.Generator, n: int) -> F32 | None:
-    return randn(rng, n) if rng.random() < 0.7 else None
 
 
 # ---------------------------------------------------------------- convolutions
@@ -264,162 +229,3 @@ def test_log_power_matches_the_models_spectrogram_formula(ck: CKernels) -> None:
         spec[:, 0] = 0.0  # zero power: log(eps)
         re, im = t_(spec)[:n_freq], t_(spec)[n_freq:]
         assert_close(ck.log_power(spec, 1e-6), torch.log(re * re + im * im + 1e-6), f"{n_freq}x{n_frames}")
-
-
-# ---------------------------------------------------------------- pooling and resampling
-
-
-def _pool_args(rng: np.random.Generator) -> tuple[int, int, int, int, bool]:
-    """Pooling geometry; the input may be shorter than the window (ceil mode can still give one output)."""
-    k = int(rng.integers(1, 8))
-    s = int(rng.integers(1, 5))
-    pad = int(rng.integers(0, k // 2 + 1))
-    return int(rng.integers(1, 30)), k, s, pad, bool(rng.random() < 0.5)
-
-
-def test_max_and_avg_pool1d_match_torch_with_ceil_mode_and_padding(ck: CKernels) -> None:
-    rng = np.random.default_rng(60)
-    ceil_seen = set()
-    done = 0
-    while done < 80:
-        t_in, k, s, pad, ceil = _pool_args(rng)
-        if ck.pool_out_len(t_in, k, s, pad, ceil) < 1:
-            continue  # torch refuses these too (see the out_len test)
-        x = randn(rng, 3, t_in)
-        i, done = done, done + 1
-        what = f"case {i}: t_in={t_in} k={k} s={s} pad={pad} ceil={ceil}"
-        ref = F.max_pool1d(t_(x)[None], k, s, pad, ceil_mode=ceil)[0]
-        assert_close(ck.maxpool1d(x, k, s, pad, ceil), ref, "max " + what)
-        for cip in (False, True):
-            ref_a = F.avg_pool1d(t_(x)[None], k, s, pad, ceil_mode=ceil, count_include_pad=cip)[0]
-            assert_close(ck.avgpool1d(x, k, s, pad, ceil, cip), ref_a, f"avg cip={cip} " + what)
-        ceil_seen.add(ceil)
-    assert ceil_seen == {False, True}
-
-
-def test_adaptive_avgpool1d_matches_torch_when_lengths_do_not_divide(ck: CKernels) -> None:
-    rng = np.random.default_rng(61)
-    for _ in range(60):
-        t_in, t_out = int(rng.integers(1, 80)), int(rng.integers(1, 30))
-        x = randn(rng, 2, t_in)
-        assert_close(
-            ck.adaptive_avgpool1d(x, t_out), F.adaptive_avg_pool1d(t_(x)[None], t_out)[0], f"{t_in}->{t_out}"
-        )
-
-
-def test_maxpool2d_matches_torch_with_ceil_mode(ck: CKernels) -> None:
-    rng = np.random.default_rng(62)
-    for _ in range(50):
-        kh, kw, sh, sw = (int(v) for v in rng.integers(1, 4, size=4))
-        h, w = kh + int(rng.integers(0, 10)), kw + int(rng.integers(0, 10))
-        ceil = bool(rng.random() < 0.5)
-        x = randn(rng, 3, h, w)
-        ref = F.max_pool2d(t_(x)[None], (kh, kw), (sh, sw), 0, ceil_mode=ceil)[0]
-        assert_close(
-            ck.maxpool2d(x, (kh, kw), (sh, sw), ceil), ref, f"{h}x{w} k{kh},{kw} s{sh},{sw} ceil={ceil}"
-        )
-
-
-def test_upsample_nearest_matches_torch_for_up_and_down_sizes(ck: CKernels) -> None:
-    rng = np.random.default_rng(63)
-    for _ in range(60):
-        t_in, t_out = int(rng.integers(1, 60)), int(rng.integers(1, 150))
-        x = randn(rng, 2, t_in)
-        ref = F.interpolate(t_(x)[None], size=t_out, mode="nearest")[0]
-        assert_close(ck.upsample_nearest1d(x, t_out), ref, f"{t_in}->{t_out}")
-
-
-def test_mean_axis1_and_transpose_match_numpy(ck: CKernels) -> None:
-    rng = np.random.default_rng(64)
-    for _ in range(10):
-        c, f, n = (int(v) for v in rng.integers(1, 20, size=3))
-        x = randn(rng, c, f, n)
-        assert_close(ck.mean_axis1(x), t_(x).mean(1), "mean_axis1")
-        m = randn(rng, c, n)
-        np.testing.assert_array_equal(ck.transpose(m), m.T)
-
-
-# ---------------------------------------------------------------- recurrent layers
-
-
-def _weights(module: nn.GRU | nn.LSTM, suffix: str) -> RnnWeights:
-    def get(name: str) -> F32:
-        out: F32 = getattr(module, f"{name}_l0{suffix}").detach().numpy()
-        return out
-
-    return RnnWeights(get("weight_ih"), get("weight_hh"), get("bias_ih"), get("bias_hh"))
-
-
-@pytest.mark.parametrize("kind", ["gru", "lstm"])
-def test_rnn_matches_torch_forward_reverse_and_bidirectional(ck: CKernels, kind: str) -> None:
-    rng = np.random.default_rng(70 if kind == "gru" else 71)
-    torch.manual_seed(70)
-    for _ in range(25):
-        t, n_in, hidden = int(rng.integers(1, 30)), int(rng.integers(1, 40)), int(rng.integers(1, 40))
-        cls = nn.GRU if kind == "gru" else nn.LSTM
-        module = cls(n_in, hidden, batch_first=True, bidirectional=True).eval()
-        x = randn(rng, t, n_in)
-        with torch.no_grad():
-            ref = module(t_(x)[None])[0][0]
-        fw, bw = _weights(module, ""), _weights(module, "_reverse")
-        one, both = (ck.gru, ck.gru_bidirectional) if kind == "gru" else (ck.lstm, ck.lstm_bidirectional)
-        assert_close(one(x, fw), ref[:, :hidden], f"{kind} forward t={t} n_in={n_in} h={hidden}")
-        assert_close(one(x, bw, reverse=True), ref[:, hidden:], f"{kind} reverse t={t}")
-        assert_close(both(x, fw, bw), ref, f"{kind} bidirectional (row stride 2 hidden) t={t}")
-
-
-# ---------------------------------------------------------------- output sizes and argument checks
-
-
-def _torch_len(fn: Callable[[], Tensor]) -> int:
-    """Output length of a torch call, -1 when torch refuses the arguments."""
-    try:
-        return int(fn().shape[-1])
-    except RuntimeError:
-        return -1
-
-
-def test_out_len_helpers_agree_with_torch_and_return_minus_1_when_torch_refuses(ck: CKernels) -> None:
-    rng = np.random.default_rng(80)
-    impossible = 0
-    for _ in range(150):
-        t_in, k, s, pad, d = (int(v) for v in rng.integers([1, 1, 1, 0, 1], [20, 10, 5, 8, 4]))
-        x = torch.zeros(1, 1, t_in)
-        want = _torch_len(lambda: F.conv1d(x, torch.zeros(1, 1, k), None, s, pad, d))  # noqa: B023
-        assert ck.conv_out_len(t_in, k, s, pad, d) == want, (t_in, k, s, pad, d)
-        op = int(rng.integers(0, 5))
-        want_t = _torch_len(lambda: F.conv_transpose1d(x, torch.zeros(1, 1, k), None, s, pad, op, 1, d))  # noqa: B023
-        assert ck.conv_transpose_out_len(t_in, k, s, pad, op, d) == want_t, (t_in, k, s, pad, op, d)
-        for ceil in (False, True):
-            want_p = _torch_len(lambda: F.max_pool1d(x, k, s, pad, ceil_mode=ceil))  # noqa: B023
-            assert ck.pool_out_len(t_in, k, s, pad, ceil) == want_p, (t_in, k, s, pad, ceil)
-            impossible += want_p == -1
-        impossible += (want == -1) + (want_t == -1)
-    assert impossible >= 30  # the draw exercises the -1 branch of every helper, not just the happy path
-    assert ck.conv_out_len(5, 3, 0, 0, 1) == -1  # stride 0
-    assert ck.conv_out_len(0, 1, 1, 0, 1) == -1  # empty input
-
-
-def test_wrappers_reject_wrong_dtype_layout_and_shape_naming_the_argument(ck: CKernels) -> None:
-    x = np.zeros((2, 10), np.float32)
-    w = np.zeros((3, 2, 3), np.float32)
-    with pytest.raises(ValueError, match="x: expected dtype float32"):
-        ck.conv1d(x.astype(np.float64), w)
-    with pytest.raises(ValueError, match="x: expected a C-contiguous"):
-        ck.conv1d(np.zeros((10, 2), np.float32).T, w)
-    with pytest.raises(ValueError, match="w: shape"):
-        ck.conv1d(x, np.zeros((3, 1, 3), np.float32))
-    with pytest.raises(ValueError, match=r"b: expected shape \(3,\)"):
-        ck.conv1d(x, w, np.zeros(4, np.float32))
-    with pytest.raises(ValueError, match="conv1d: impossible arguments"):
-        ck.conv1d(x, np.zeros((3, 2, 30), np.float32))
-    with pytest.raises(ValueError, match="maxpool1d: impossible arguments"):
-        ck.maxpool1d(x, 2, 2, pad=2)
-    with pytest.raises(ValueError, match="conv1d: impossible arguments"):
-        ck.conv1d(x, w, pad=2**32)  # ctypes alone would wrap it to pad 0 and succeed
-    assert ck.conv_out_len(2**32 + 5, 3) == -1
-
-
-def test_missing_library_error_says_to_run_make(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match=r"run `make -C ckernels`"):
-        CKernels(tmp_path / "libecgk.so")

@@ -25,7 +25,7 @@ import torch
 from pipeline.cli.main import main
 from pipeline.training.checkpoint import TEMP_SUFFIX, TEST_PAUSE_ENV, CheckpointError, load_checkpoint
 from tests.conftest import sigkill_when
-from tests.test_evaluate_stage import REPO, build_demo_store, cli_args
+from tests.model_stages import REPO, build_demo_store, cli_args
 
 EPOCHS = 4
 TRAIN = [

@@ -37,7 +37,8 @@ from pipeline.ckernel.weights import model_weights, write_weights  # noqa: E402
 from pipeline.cli.models import targets_for  # noqa: E402
 from pipeline.config import load_params  # noqa: E402
 from pipeline.config.build import signal_plan  # noqa: E402
-from pipeline.export.onnx import OnnxRunner, export_onnx, measure_latency, torch_runner  # noqa: E402
+from pipeline.export.onnx import export_onnx  # noqa: E402
+from pipeline.export.runtime import OnnxRunner, measure_latency, torch_runner  # noqa: E402
 from pipeline.training.stage import make_card  # noqa: E402
 
 RUNNER = REPO / "ckernels" / "build" / "ecgk-run"

@@ -1,70 +1,34 @@
 """ctypes bindings of the C layer kernels (``ckernels/include/ecgk_kernels.h``), for tests and benchmarks.
 
 :class:`CKernels` loads ``ckernels/build/libecgk.so`` (built by ``make -C ckernels``) and wraps every kernel
-in a typed numpy function. The C kernels trust their arguments (the model planner validates everything
-before running), so the wrappers do that job here: every array must be float32, C-contiguous and of the
-shape the header states, otherwise a ``ValueError`` names the argument. Output sizes come from the C
-helpers (``ecgk_*_out_len``), so Python and C can never disagree on them, and every wrapper returns a new
-array. Activations are ``(C, T)`` for 1D and ``(C, H, W)`` for 2D, one sample at a time, as in C; values
-are whatever the model computes on (mV for signals).
+in a typed numpy function. The arguments are checked first (:mod:`pipeline.ckernel.abi`): every array must
+be float32, C-contiguous and of the shape the header states, otherwise a ``ValueError`` names the argument.
+Output sizes come from the C helpers (``ecgk_*_out_len``), so Python and C can never disagree on them, and
+every wrapper returns a new array. Activations are ``(C, T)`` for 1D and ``(C, H, W)`` for 2D, one sample
+at a time, as in C; values are whatever the model computes on (mV for signals).
 """
 
 from __future__ import annotations
 
-import ctypes
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-import numpy.typing as npt
 
-F32 = npt.NDArray[np.float32]
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_LIB = REPO_ROOT / "ckernels" / "build" / "libecgk.so"
-INT_MAX = 2**31 - 1
-
-_P = ctypes.c_void_p
-_I = ctypes.c_int
-# name -> (restype, argtypes), in the header's order; pointers are passed as addresses (None is NULL)
-_SIGNATURES: dict[str, tuple[type | None, list[type]]] = {
-    "ecgk_conv_out_len": (_I, [_I] * 5),
-    "ecgk_conv_transpose_out_len": (_I, [_I] * 6),
-    "ecgk_pool_out_len": (_I, [_I] * 5),
-    "ecgk_conv1d": (None, [_P] * 4 + [_I] * 9),
-    "ecgk_conv_transpose1d": (None, [_P] * 4 + [_I] * 9),
-    "ecgk_conv2d": (None, [_P] * 4 + [_I] * 11),
-    "ecgk_linear": (None, [_P] * 4 + [_I] * 3),
-    "ecgk_relu": (None, [_P] * 2 + [_I]),
-    "ecgk_gelu": (None, [_P] * 2 + [_I]),
-    "ecgk_sigmoid": (None, [_P] * 2 + [_I]),
-    "ecgk_tanh": (None, [_P] * 2 + [_I]),
-    "ecgk_add": (None, [_P] * 3 + [_I]),
-    "ecgk_channel_affine": (None, [_P] * 4 + [_I] * 2),
-    "ecgk_softmax": (None, [_P] * 2 + [_I]),
-    "ecgk_maxpool1d": (None, [_P] * 2 + [_I] * 6),
-    "ecgk_avgpool1d": (None, [_P] * 2 + [_I] * 7),
-    "ecgk_adaptive_avgpool1d": (None, [_P] * 2 + [_I] * 3),
-    "ecgk_maxpool2d": (None, [_P] * 2 + [_I] * 8),
-    "ecgk_upsample_nearest1d": (None, [_P] * 2 + [_I] * 3),
-    "ecgk_mean_axis1": (None, [_P] * 2 + [_I] * 3),
-    "ecgk_transpose": (None, [_P] * 2 + [_I] * 2),
-    "ecgk_log_power": (None, [_P] * 2 + [_I] * 2 + [ctypes.c_float]),
-    "ecgk_gru": (None, [_P] * 7 + [_I] * 5),
-    "ecgk_lstm": (None, [_P] * 7 + [_I] * 5),
-}
-
-
-def open_library(path: Path | str | None = None) -> ctypes.CDLL:
-    """``ckernels/build/libecgk.so`` (or ``path``), with a message that says how to build it if missing."""
-    lib = Path(path) if path is not None else DEFAULT_LIB
-    if not lib.is_file():
-        raise FileNotFoundError(
-            f"{lib}: the C kernel library is not built; run `make -C ckernels` in {REPO_ROOT}"
-        )
-    return ctypes.CDLL(str(lib))
+from pipeline.ckernel.abi import (
+    DEFAULT_LIB,
+    F32,
+    INT_MAX,
+    SIGNATURES,
+    addr,
+    check_array,
+    check_bias,
+    check_c_ints,
+    open_library,
+    out_size,
+)
 
 
 @dataclass(frozen=True)
@@ -78,38 +42,6 @@ class RnnWeights:
     b_hh: F32
 
 
-def _addr(a: F32 | None) -> int | None:
-    return None if a is None else int(a.ctypes.data)
-
-
-def _check(name: str, a: object, shape: tuple[int, ...] | None = None, ndim: int | None = None) -> F32:
-    """``a`` as a float32 C-contiguous array of the given shape (or rank), else ValueError naming it."""
-    if not isinstance(a, np.ndarray):
-        raise ValueError(f"{name}: expected a numpy array, got {type(a).__name__}")
-    if a.dtype != np.float32:
-        raise ValueError(f"{name}: expected dtype float32, got {a.dtype}")
-    if not a.flags.c_contiguous:
-        raise ValueError(f"{name}: expected a C-contiguous array (use np.ascontiguousarray)")
-    if ndim is not None and a.ndim != ndim:
-        raise ValueError(f"{name}: expected {ndim} dimensions, got shape {a.shape}")
-    if shape is not None and a.shape != shape:
-        raise ValueError(f"{name}: expected shape {shape}, got {a.shape}")
-    if any(d < 1 or d > INT_MAX for d in a.shape) or a.size > INT_MAX:
-        raise ValueError(f"{name}: every dimension must be in [1, 2**31 - 1], got shape {a.shape}")
-    return a
-
-
-def _check_bias(name: str, b: F32 | None, n: int) -> F32 | None:
-    return None if b is None else _check(name, b, (n,))
-
-
-def _size(what: str, n: int, args: dict[str, int]) -> int:
-    if n < 1:
-        detail = ", ".join(f"{k}={v}" for k, v in args.items())
-        raise ValueError(f"{what}: impossible arguments ({detail})")
-    return n
-
-
 def _act(relu: bool) -> int:
     return 1 if relu else 0
 
@@ -121,7 +53,7 @@ class CKernels:
     def __init__(self, path: Path | str | None = None) -> None:
         self.path = Path(path) if path is not None else DEFAULT_LIB
         self._lib = open_library(self.path)
-        for name, (restype, argtypes) in _SIGNATURES.items():
+        for name, (restype, argtypes) in SIGNATURES.items():
             fn = getattr(self._lib, name)
             fn.restype = restype
             fn.argtypes = argtypes
@@ -133,16 +65,23 @@ class CKernels:
     def raw(self, name: str) -> Callable[..., None]:
         """The bare ctypes function ``ecgk_<name>`` (argument types set, arrays passed as addresses,
         nothing checked): for benchmarks that must not time the wrappers' validation."""
-        if f"ecgk_{name}" not in _SIGNATURES:
+        if f"ecgk_{name}" not in SIGNATURES:
             raise ValueError(f"name: no kernel ecgk_{name} in ecgk_kernels.h")
         return self._fn(f"ecgk_{name}")
 
     def _call(self, name: str, *args: int | float | None) -> None:
-        """Calls ``name``; ctypes would silently wrap an int outside C's int range, so that is refused."""
-        for v, argtype in zip(args, _SIGNATURES[name][1], strict=True):
-            if argtype is _I and isinstance(v, int) and not -INT_MAX - 1 <= v <= INT_MAX:
-                raise ValueError(f"{name}: argument {v} is outside the range of a C int")
+        """Calls ``name`` once its int arguments are known to fit a C int."""
+        check_c_ints(name, args)
         self._fn(name)(*args)
+
+    def _out(
+        self, name: str, shape: tuple[int, ...], arrays: Sequence[F32 | None], *ints: int | float
+    ) -> F32:
+        """A new float32 array of ``shape``, written by ``name`` from ``arrays`` (in the header's order)
+        and the scalar arguments ``ints``."""
+        y = np.empty(shape, np.float32)
+        self._call(name, addr(y), *(addr(a) for a in arrays), *ints)
+        return y
 
     def _len(self, name: str, *args: int) -> int:
         if any(not -INT_MAX - 1 <= v <= INT_MAX for v in args):
@@ -182,19 +121,17 @@ class CKernels:
     ) -> F32:
         """torch Conv1d: ``x`` (c_in, t_in), ``w`` (c_out, c_in / groups, k), ``b`` (c_out)
         → (c_out, t_out)."""
-        x = _check("x", x, ndim=2)
-        w = _check("w", w, ndim=3)
+        x = check_array("x", x, ndim=2)
+        w = check_array("w", w, ndim=3)
         (c_in, t_in), (c_out, cig, k) = x.shape, w.shape
         if groups < 1 or c_in % groups or c_out % groups or cig != c_in // groups:
             raise ValueError(f"w: shape {w.shape} does not fit c_in={c_in} with groups={groups}")
-        b = _check_bias("b", b, c_out)
-        t_out = _size(
+        b = check_bias("b", b, c_out)
+        t_out = out_size(
             "conv1d", self.conv_out_len(t_in, k, stride, pad, dilation), dict(t_in=t_in, k=k, stride=stride)
         )
-        y = np.empty((c_out, t_out), np.float32)
         args = (c_in, t_in, c_out, k, stride, pad, dilation, groups, _act(relu))
-        self._call("ecgk_conv1d", _addr(y), _addr(x), _addr(w), _addr(b), *args)
-        return y
+        return self._out("ecgk_conv1d", (c_out, t_out), (x, w, b), *args)
 
     def conv_transpose1d(
         self,
@@ -209,18 +146,16 @@ class CKernels:
         relu: bool = False,
     ) -> F32:
         """torch ConvTranspose1d (groups 1): ``x`` (c_in, t_in), ``w`` (c_in, c_out, k) → (c_out, t_out)."""
-        x = _check("x", x, ndim=2)
-        w = _check("w", w, ndim=3)
+        x = check_array("x", x, ndim=2)
+        w = check_array("w", w, ndim=3)
         (c_in, t_in), (wc_in, c_out, k) = x.shape, w.shape
         if wc_in != c_in:
             raise ValueError(f"w: expected (c_in={c_in}, c_out, k), got {w.shape}")
-        b = _check_bias("b", b, c_out)
+        b = check_bias("b", b, c_out)
         n = self.conv_transpose_out_len(t_in, k, stride, pad, output_padding, dilation)
-        t_out = _size("conv_transpose1d", n, dict(t_in=t_in, k=k, stride=stride, pad=pad))
-        y = np.empty((c_out, t_out), np.float32)
+        t_out = out_size("conv_transpose1d", n, dict(t_in=t_in, k=k, stride=stride, pad=pad))
         args = (c_in, t_in, c_out, k, stride, pad, output_padding, dilation, _act(relu))
-        self._call("ecgk_conv_transpose1d", _addr(y), _addr(x), _addr(w), _addr(b), *args)
-        return y
+        return self._out("ecgk_conv_transpose1d", (c_out, t_out), (x, w, b), *args)
 
     def conv2d(
         self,
@@ -234,38 +169,32 @@ class CKernels:
     ) -> F32:
         """torch Conv2d (dilation 1, groups 1): ``x`` (c_in, h, w), ``w`` (c_out, c_in, kh, kw)
         → (c_out, h_out, w_out)."""
-        x = _check("x", x, ndim=3)
-        w = _check("w", w, ndim=4)
+        x = check_array("x", x, ndim=3)
+        w = check_array("w", w, ndim=4)
         (c_in, h, wd), (c_out, wc_in, kh, kw) = x.shape, w.shape
         if wc_in != c_in:
             raise ValueError(f"w: expected (c_out, c_in={c_in}, kh, kw), got {w.shape}")
-        b = _check_bias("b", b, c_out)
-        h_out = _size("conv2d rows", self.conv_out_len(h, kh, stride[0], pad[0]), dict(h=h, kh=kh))
-        w_out = _size("conv2d columns", self.conv_out_len(wd, kw, stride[1], pad[1]), dict(w=wd, kw=kw))
-        y = np.empty((c_out, h_out, w_out), np.float32)
+        b = check_bias("b", b, c_out)
+        h_out = out_size("conv2d rows", self.conv_out_len(h, kh, stride[0], pad[0]), dict(h=h, kh=kh))
+        w_out = out_size("conv2d columns", self.conv_out_len(wd, kw, stride[1], pad[1]), dict(w=wd, kw=kw))
         args = (c_in, h, wd, c_out, kh, kw, stride[0], stride[1], pad[0], pad[1], _act(relu))
-        self._call("ecgk_conv2d", _addr(y), _addr(x), _addr(w), _addr(b), *args)
-        return y
+        return self._out("ecgk_conv2d", (c_out, h_out, w_out), (x, w, b), *args)
 
     def linear(self, x: F32, w: F32, b: F32 | None = None, *, relu: bool = False) -> F32:
         """torch Linear: ``x`` (n_in), ``w`` (n_out, n_in), ``b`` (n_out) → (n_out)."""
-        x = _check("x", x, ndim=1)
-        w = _check("w", w, ndim=2)
+        x = check_array("x", x, ndim=1)
+        w = check_array("w", w, ndim=2)
         n_out, n_in = w.shape
         if n_in != x.shape[0]:
             raise ValueError(f"w: expected (n_out, n_in={x.shape[0]}), got {w.shape}")
-        b = _check_bias("b", b, n_out)
-        y = np.empty(n_out, np.float32)
-        self._call("ecgk_linear", _addr(y), _addr(x), _addr(w), _addr(b), n_in, n_out, _act(relu))
-        return y
+        b = check_bias("b", b, n_out)
+        return self._out("ecgk_linear", (n_out,), (x, w, b), n_in, n_out, _act(relu))
 
     # ---- element-wise (any shape)
 
     def _unary(self, name: str, x: F32) -> F32:
-        x = _check("x", x)
-        y = np.empty_like(x)
-        self._call(name, _addr(y), _addr(x), x.size)
-        return y
+        x = check_array("x", x)
+        return self._out(name, x.shape, (x,), x.size)
 
     def relu(self, x: F32) -> F32:
         """max(x, 0), NaN kept; any shape."""
@@ -285,28 +214,22 @@ class CKernels:
 
     def add(self, a: F32, b: F32) -> F32:
         """a + b, same shapes (no broadcasting)."""
-        a = _check("a", a)
-        b = _check("b", b, a.shape)
-        y = np.empty_like(a)
-        self._call("ecgk_add", _addr(y), _addr(a), _addr(b), a.size)
-        return y
+        a = check_array("a", a)
+        b = check_array("b", b, a.shape)
+        return self._out("ecgk_add", a.shape, (a, b), a.size)
 
     def channel_affine(self, x: F32, scale: F32, shift: F32) -> F32:
         """``x`` (c, t) · ``scale`` (c) + ``shift`` (c), per channel (eval-mode batch norm)."""
-        x = _check("x", x, ndim=2)
+        x = check_array("x", x, ndim=2)
         c, t = x.shape
-        scale = _check("scale", scale, (c,))
-        shift = _check("shift", shift, (c,))
-        y = np.empty_like(x)
-        self._call("ecgk_channel_affine", _addr(y), _addr(x), _addr(scale), _addr(shift), c, t)
-        return y
+        scale = check_array("scale", scale, (c,))
+        shift = check_array("shift", shift, (c,))
+        return self._out("ecgk_channel_affine", x.shape, (x, scale, shift), c, t)
 
     def softmax(self, x: F32) -> F32:
         """Stable softmax of one row ``x`` (n)."""
-        x = _check("x", x, ndim=1)
-        y = np.empty_like(x)
-        self._call("ecgk_softmax", _addr(y), _addr(x), x.shape[0])
-        return y
+        x = check_array("x", x, ndim=1)
+        return self._out("ecgk_softmax", x.shape, (x,), x.shape[0])
 
     # ---- pooling and resampling
 
@@ -314,15 +237,7 @@ class CKernels:
         self, x: F32, k: int, stride: int | None = None, pad: int = 0, ceil_mode: bool = False
     ) -> F32:
         """torch MaxPool1d(k, stride (default k), pad, ceil_mode): ``x`` (c, t_in) → (c, t_out)."""
-        x = _check("x", x, ndim=2)
-        s = k if stride is None else stride
-        c, t_in = x.shape
-        t_out = _size(
-            "maxpool1d", self.pool_out_len(t_in, k, s, pad, ceil_mode), dict(t_in=t_in, k=k, pad=pad)
-        )
-        y = np.empty((c, t_out), np.float32)
-        self._call("ecgk_maxpool1d", _addr(y), _addr(x), c, t_in, k, s, pad, int(ceil_mode))
-        return y
+        return self._pool1d("ecgk_maxpool1d", x, k, stride, pad, ceil_mode)
 
     def avgpool1d(
         self,
@@ -335,74 +250,68 @@ class CKernels:
     ) -> F32:
         """torch AvgPool1d(k, stride (default k), pad, ceil_mode, count_include_pad):
         ``x`` (c, t_in) → (c, t_out)."""
-        x = _check("x", x, ndim=2)
+        return self._pool1d("ecgk_avgpool1d", x, k, stride, pad, ceil_mode, int(count_include_pad))
+
+    def _pool1d(
+        self, name: str, x: F32, k: int, stride: int | None, pad: int, ceil_mode: bool, *extra: int
+    ) -> F32:
+        """Max or average pooling of ``x`` (c, t_in) → (c, t_out); ``extra``: the kernel's last arguments."""
+        x = check_array("x", x, ndim=2)
         s = k if stride is None else stride
         c, t_in = x.shape
-        t_out = _size(
-            "avgpool1d", self.pool_out_len(t_in, k, s, pad, ceil_mode), dict(t_in=t_in, k=k, pad=pad)
-        )
-        y = np.empty((c, t_out), np.float32)
-        args = (c, t_in, k, s, pad, int(ceil_mode), int(count_include_pad))
-        self._call("ecgk_avgpool1d", _addr(y), _addr(x), *args)
-        return y
+        n = self.pool_out_len(t_in, k, s, pad, ceil_mode)
+        t_out = out_size(name.removeprefix("ecgk_"), n, dict(t_in=t_in, k=k, pad=pad))
+        return self._out(name, (c, t_out), (x,), c, t_in, k, s, pad, int(ceil_mode), *extra)
 
     def adaptive_avgpool1d(self, x: F32, t_out: int) -> F32:
         """torch AdaptiveAvgPool1d(t_out): ``x`` (c, t_in) → (c, t_out)."""
-        x = _check("x", x, ndim=2)
+        x = check_array("x", x, ndim=2)
         c, t_in = x.shape
-        _size("adaptive_avgpool1d", t_out, dict(t_out=t_out))
-        y = np.empty((c, t_out), np.float32)
-        self._call("ecgk_adaptive_avgpool1d", _addr(y), _addr(x), c, t_in, t_out)
-        return y
+        out_size("adaptive_avgpool1d", t_out, dict(t_out=t_out))
+        return self._out("ecgk_adaptive_avgpool1d", (c, t_out), (x,), c, t_in, t_out)
 
     def maxpool2d(
         self, x: F32, k: tuple[int, int], stride: tuple[int, int] | None = None, ceil_mode: bool = False
     ) -> F32:
         """torch MaxPool2d(k, stride (default k), padding 0, ceil_mode): (c, h, w) → (c, h_out, w_out)."""
-        x = _check("x", x, ndim=3)
+        x = check_array("x", x, ndim=3)
         sh, sw = k if stride is None else stride
         c, h, w = x.shape
-        h_out = _size("maxpool2d rows", self.pool_out_len(h, k[0], sh, 0, ceil_mode), dict(h=h, kh=k[0]))
-        w_out = _size("maxpool2d columns", self.pool_out_len(w, k[1], sw, 0, ceil_mode), dict(w=w, kw=k[1]))
-        y = np.empty((c, h_out, w_out), np.float32)
-        self._call("ecgk_maxpool2d", _addr(y), _addr(x), c, h, w, k[0], k[1], sh, sw, int(ceil_mode))
-        return y
+        h_out = out_size("maxpool2d rows", self.pool_out_len(h, k[0], sh, 0, ceil_mode), dict(h=h, kh=k[0]))
+        w_out = out_size(
+            "maxpool2d columns", self.pool_out_len(w, k[1], sw, 0, ceil_mode), dict(w=w, kw=k[1])
+        )
+        return self._out(
+            "ecgk_maxpool2d", (c, h_out, w_out), (x,), c, h, w, k[0], k[1], sh, sw, int(ceil_mode)
+        )
 
     def upsample_nearest1d(self, x: F32, t_out: int) -> F32:
         """torch Upsample(size=t_out, mode="nearest"): ``x`` (c, t_in) → (c, t_out)."""
-        x = _check("x", x, ndim=2)
+        x = check_array("x", x, ndim=2)
         c, t_in = x.shape
-        _size("upsample_nearest1d", t_out, dict(t_out=t_out))
-        y = np.empty((c, t_out), np.float32)
-        self._call("ecgk_upsample_nearest1d", _addr(y), _addr(x), c, t_in, t_out)
-        return y
+        out_size("upsample_nearest1d", t_out, dict(t_out=t_out))
+        return self._out("ecgk_upsample_nearest1d", (c, t_out), (x,), c, t_in, t_out)
 
     def mean_axis1(self, x: F32) -> F32:
         """``x`` (c, f, n).mean(axis=1) → (c, n)."""
-        x = _check("x", x, ndim=3)
+        x = check_array("x", x, ndim=3)
         c, f, n = x.shape
-        y = np.empty((c, n), np.float32)
-        self._call("ecgk_mean_axis1", _addr(y), _addr(x), c, f, n)
-        return y
+        return self._out("ecgk_mean_axis1", (c, n), (x,), c, f, n)
 
     def transpose(self, x: F32) -> F32:
         """``x`` (rows, cols) → (cols, rows)."""
-        x = _check("x", x, ndim=2)
+        x = check_array("x", x, ndim=2)
         rows, cols = x.shape
-        y = np.empty((cols, rows), np.float32)
-        self._call("ecgk_transpose", _addr(y), _addr(x), rows, cols)
-        return y
+        return self._out("ecgk_transpose", (cols, rows), (x,), rows, cols)
 
     def log_power(self, spec: F32, eps: float) -> F32:
         """``spec`` (2 n_freq, n_frames), real rows then imaginary rows → log(re² + im² + eps)
         (n_freq, n_frames)."""
-        spec = _check("spec", spec, ndim=2)
+        spec = check_array("spec", spec, ndim=2)
         rows, n_frames = spec.shape
         if rows % 2:
             raise ValueError(f"spec: expected an even number of rows (real then imaginary), got {spec.shape}")
-        y = np.empty((rows // 2, n_frames), np.float32)
-        self._call("ecgk_log_power", _addr(y), _addr(spec), rows // 2, n_frames, eps)
-        return y
+        return self._out("ecgk_log_power", (rows // 2, n_frames), (spec,), rows // 2, n_frames, eps)
 
     # ---- recurrent layers
 
@@ -410,23 +319,23 @@ class CKernels:
         """One direction into columns [col, col + hidden) of ``out`` (t, out_cols): the C row stride is
         out_cols, so two directions interleave into one buffer as in a bidirectional torch layer."""
         t, n_in = x.shape
-        w_ih = _check("w_ih", wts.w_ih, ndim=2)
+        w_ih = check_array("w_ih", wts.w_ih, ndim=2)
         hidden = w_ih.shape[0] // gates
         if hidden < 1 or w_ih.shape != (gates * hidden, n_in):
             raise ValueError(f"w_ih: expected ({gates}·hidden, n_in={n_in}), got {w_ih.shape}")
-        w_hh = _check("w_hh", wts.w_hh, (gates * hidden, hidden))
-        b_ih = _check("b_ih", wts.b_ih, (gates * hidden,))
-        b_hh = _check("b_hh", wts.b_hh, (gates * hidden,))
+        w_hh = check_array("w_hh", wts.w_hh, (gates * hidden, hidden))
+        b_ih = check_array("b_ih", wts.b_ih, (gates * hidden,))
+        b_hh = check_array("b_hh", wts.b_hh, (gates * hidden,))
         if out.shape[1] < col + hidden:
             raise ValueError(f"w_hh: hidden={hidden} differs between the two directions")
         scratch = np.empty((6 if gates == 3 else 10) * hidden, np.float32)  # the header's work space
         h_seq = int(out.ctypes.data) + col * out.itemsize
-        ptrs = (_addr(scratch), _addr(x), _addr(w_ih), _addr(w_hh), _addr(b_ih), _addr(b_hh))
+        ptrs = (addr(scratch), addr(x), addr(w_ih), addr(w_hh), addr(b_ih), addr(b_hh))
         self._call(name, h_seq, *ptrs, t, n_in, hidden, out.shape[1], int(reverse))
 
     def _rnn_run(self, name: str, gates: int, x: F32, dirs: list[tuple[RnnWeights, bool]]) -> F32:
-        x = _check("x", x, ndim=2)
-        hidden = _check("w_hh", dirs[0][0].w_hh, ndim=2).shape[1]
+        x = check_array("x", x, ndim=2)
+        hidden = check_array("w_hh", dirs[0][0].w_hh, ndim=2).shape[1]
         out = np.empty((x.shape[0], len(dirs) * hidden), np.float32)
         for i, (wts, reverse) in enumerate(dirs):
             self._rnn(name, gates, x, wts, out, i * hidden, reverse)

@@ -15,7 +15,7 @@ from types import TracebackType
 import numpy as np
 import numpy.typing as npt
 
-from pipeline.ckernel.lib import open_library
+from pipeline.ckernel.abi import open_library
 from pipeline.core.errors import PipelineError
 
 F32 = npt.NDArray[np.float32]

@@ -206,21 +206,22 @@ def cmd_evaluate(args: argparse.Namespace, params: Params) -> int:
 def cmd_export(args: argparse.Namespace, params: Params) -> int:
     from pipeline.config.build import store_root
     from pipeline.evaluation.evaluate import torch_runner
-    from pipeline.export import onnx as export
+    from pipeline.export import onnx, quantize, runtime
+    from pipeline.export import report as export_report
     from pipeline.training.load import calibration_batches, load_trained
 
     model_params(params, args.model)
     ex = params.export
     model, card, _ = load_trained(checkpoint_dir(params, args.model))
     out = params.export.out_dir / args.model
-    fp32 = export.export_onnx(model, card.input_shape, out / "model_fp32.onnx", ex.opset)
+    fp32 = onnx.export_onnx(model, card.input_shape, out / "model_fp32.onnx", ex.opset)
     calib = calibration_batches(store_root(params.ingest), card.profile, index_path(params, args.model),
                                 ex.calibration_records, params.evaluate.batch_size)  # fmt: skip
-    int8 = export.quantize_int8(fp32, calib, out / "model_int8.onnx")
+    int8 = quantize.quantize_int8(fp32, calib, out / "model_int8.onnx")
     runners: dict[str, tuple[Any, Any]] = {
-        "pytorch_fp32": (torch_runner(model), export.torch_runner(model, threads=1)),
-        "onnx_fp32": (export.OnnxRunner(fp32, threads=1),) * 2,
-        "onnx_int8": (export.OnnxRunner(int8, threads=1),) * 2,
+        "pytorch_fp32": (torch_runner(model), runtime.torch_runner(model, threads=1)),
+        "onnx_fp32": (runtime.OnnxRunner(fp32, threads=1),) * 2,
+        "onnx_int8": (runtime.OnnxRunner(int8, threads=1),) * 2,
     }
     settings = _settings(params, args.model)
     metrics, latency = {}, {}
@@ -229,15 +230,15 @@ def cmd_export(args: argparse.Namespace, params: Params) -> int:
         result, test, _ = _evaluate_runner(params, args.model, card, run, settings)
         metrics[variant] = result.headline
         x1 = test.x[:1] if x1 is None else x1
-        latency[variant] = export.measure_latency(
+        latency[variant] = runtime.measure_latency(
             timed, x1, warmup=ex.latency_warmup, repeats=ex.latency_repeats
         )
         print(f"{args.model} {variant}: {latency[variant].median_ms:.2f} ms batch-1 median")
-    sizes = {"pytorch_fp32": export.state_dict_nbytes(model), "onnx_fp32": fp32.stat().st_size,
+    sizes = {"pytorch_fp32": runtime.state_dict_nbytes(model), "onnx_fp32": fp32.stat().st_size,
              "onnx_int8": int8.stat().st_size}  # fmt: skip
-    report = export.build_report(args.model, metrics, latency, sizes)
-    export.write_report(report, out / "report.json", out / "report.md", out / "metrics.json")
-    print(export.report_markdown(report))
+    report = export_report.build_report(args.model, metrics, latency, sizes)
+    export_report.write_report(report, out / "report.json", out / "report.md", out / "metrics.json")
+    print(export_report.report_markdown(report))
     return 0
 
 
