@@ -42,7 +42,6 @@ _EXAMPLE_BATCH = 2
 _DYNAMO_MIN_OPSET = 18
 
 
-
 def export_onnx(
     model: nn.Module,
     input_shape: tuple[int, int],
