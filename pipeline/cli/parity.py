@@ -13,6 +13,7 @@ import numpy as np
 
 from pipeline.cli.models import checkpoint_dir, eval_dir, index_path, model_params
 from pipeline.config import Params
+from pipeline.config.feed import from_params
 
 
 def add_arguments(command: str, p: argparse.ArgumentParser) -> None:
@@ -78,7 +79,7 @@ def cmd_parity(args: argparse.Namespace, params: Params) -> int:
 
     _check_model(params, args.model)
     p = params.parity
-    tol = parity.Tolerance(atol=p.atol, rtol=p.rtol, metric_atol=p.metric_atol)
+    tol = from_params(parity.Tolerance, p.model_dump())
     model, card, _ = load_trained(checkpoint_dir(params, args.model))
     weights = weights_path(params, args.model)
     with CModel(weights, p.library) as c_model:
