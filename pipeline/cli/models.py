@@ -16,10 +16,8 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.config import FILLED_MODEL_KWARGS, ConfigError, ModelTrainParams, Params
-from pipeline.config.feed import from_params
-
-if TYPE_CHECKING:  # importing them loads torch: only the model commands pay for that
+if TYPE_CHECKING:  # config loads pydantic, the rest torch: `ecgpipe train --help` needs neither
+    from pipeline.config import ModelTrainParams, Params
     from pipeline.dataset.targets import Targets
     from pipeline.evaluation.evaluate import EvalSettings
     from pipeline.training.options import TrainConfig
@@ -46,6 +44,8 @@ def eval_dir(params: Params, model: str) -> Path:
 
 def model_params(params: Params, model: str) -> ModelTrainParams:
     """Model ``model``'s train section, its constructor arguments checked (:func:`check_model_args`)."""
+    from pipeline.config import ConfigError
+
     if model not in params.train.models:
         known = ", ".join(params.train.models) or "none"
         raise ConfigError(f"model {model!r} is not in train.models (known: {known})")
@@ -59,6 +59,7 @@ def check_model_args(params: Params, model: str) -> None:
     Checked here, by the commands that build models, rather than when params load: the constructor
     signatures are only known by importing the models (torch), which the other commands never do.
     """
+    from pipeline.config import FILLED_MODEL_KWARGS, ConfigError
     from pipeline.models import constructor_kwargs
 
     m = params.train.models[model]
@@ -152,6 +153,7 @@ def cmd_train(args: argparse.Namespace, params: Params) -> int:
 
 def train_config(m: ModelTrainParams) -> TrainConfig:
     """The model section's :class:`TrainConfig`; ``log_every`` (progress-bar updates) is not a param."""
+    from pipeline.config.feed import from_params
     from pipeline.training.options import EarlyStopping, TrainConfig
 
     values = m.model_dump()
@@ -161,6 +163,7 @@ def train_config(m: ModelTrainParams) -> TrainConfig:
 
 def loader_settings(m: ModelTrainParams) -> LoaderSettings:
     """How the train stage reads shards: the model section's batch size, workers and shuffle buffer."""
+    from pipeline.config.feed import from_params
     from pipeline.training.stage import LoaderSettings
 
     return from_params(LoaderSettings, m.model_dump())
@@ -169,6 +172,7 @@ def loader_settings(m: ModelTrainParams) -> LoaderSettings:
 def eval_settings(params: Params, model: str) -> EvalSettings:
     """The ``evaluate`` section (``anomaly_threshold.<k>`` is ``EvalSettings.anomaly_<k>``) plus the
     model's ``f1_classes``; ``keep_examples`` is left at the library default (score_split is told its own)."""
+    from pipeline.config.feed import from_params
     from pipeline.evaluation.evaluate import EvalSettings
 
     ev = params.evaluate.model_dump()
