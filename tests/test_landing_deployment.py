@@ -99,12 +99,16 @@ def _no_overlap(runs: list[dict[str, Any]]) -> None:
         assert end <= start, f"two runs of the deployment overlapped: one ended {end}, the next began {start}"
 
 
-def test_scheduled_run_takes_a_completed_record_ingests_it_and_retrains_and_lineage_finds_it(
-    project: Path, api: tuple[str, Path], shared_data: Path
-) -> None:
-    url, home = api
-    since = datetime.now(UTC).isoformat()
-    lock_before = yaml.safe_load((project / "dvc.lock").read_text())["stages"]
+def _lock_stages(repo: Path) -> dict[str, Any]:
+    stages: dict[str, Any] = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+    return stages
+
+
+def _serve_until_taken(
+    project: Path, url: str, home: Path, shared_data: Path, lock_before: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any], bytes]:
+    """``ecgpipe serve`` while RECORD lands half-written (a run leaves it, changing nothing), then
+    complete (a later run takes it): the deployment, the finished run that took it, the ``.mat`` bytes."""
     served = home / "serve.log"
     log = open(served, "w")  # noqa: SIM115 - closed in finally
     serve = subprocess.Popen(
@@ -127,7 +131,7 @@ def test_scheduled_run_takes_a_completed_record_ingests_it_and_retrains_and_line
         wait_for(lambda: _finished(url, left["flow_run_id"]), 300, "the run that left it", served)
         assert _shard_and_row(project, RECORD_ID) is None
         # a run that took nothing changed nothing: no stage re-ran
-        assert yaml.safe_load((project / "dvc.lock").read_text())["stages"] == lock_before
+        assert _lock_stages(project) == lock_before
         (landing / f"{RECORD}.mat").write_bytes(src_mat)
 
         taken = wait_for(lambda: _report_where(project, "taken"), 300, "a run taking the record", served)
@@ -136,9 +140,31 @@ def test_scheduled_run_takes_a_completed_record_ingests_it_and_retrains_and_line
     finally:
         stop_group(serve)
         log.close()
+    return dep, done, src_mat
+
+
+def _check_asset_events(url: str, since: str, project: Path, shard: str) -> None:
+    """Materialisation events for the shard (upstream: the raw root) and the retrained model."""
+    shard_key = (project / "data" / "shards" / "ecg12" / "shards" / shard).resolve().as_uri()
+    model_key = (project / "models" / "resnet" / "best.pt").resolve().as_uri()
+    evs = events(url, "prefect.asset.materialization.succeeded", since, [shard_key, model_key])
+    keys = {e["resource"]["prefect.resource.id"]: e for e in evs}
+    assert shard_key in keys and model_key in keys, sorted(keys)
+    related = {r["prefect.resource.id"] for r in keys[model_key]["related"]}
+    assert shard_key in related
+
+
+def test_scheduled_run_takes_a_completed_record_ingests_it_and_retrains_and_lineage_finds_it(
+    project: Path, api: tuple[str, Path], shared_data: Path
+) -> None:
+    url, home = api
+    since = datetime.now(UTC).isoformat()
+    lock_before = _lock_stages(project)
+    dep, done, src_mat = _serve_until_taken(project, url, home, shared_data, lock_before)
 
     # the record, byte-identical, moved into the raw tree; nothing half-taken left behind
     raw = project / "data" / "raw" / "cinc2021"
+    landing = project / "data" / "landing" / "cinc2021"
     assert (raw / f"{RECORD}.mat").read_bytes() == src_mat and not any(landing.iterdir())
     found = _shard_and_row(project, RECORD_ID)
     assert found is not None, "the taken record is not in the ecg12 shards"
@@ -148,7 +174,7 @@ def test_scheduled_run_takes_a_completed_record_ingests_it_and_retrains_and_line
     assert api_get(url, f"/flow_runs/{writer}")["parent_task_run_id"] is not None  # the ingest subflow
 
     # dvc repro ran in the flow: the ResNet retrained on the new shards, the pipeline is up to date
-    lock_after = yaml.safe_load((project / "dvc.lock").read_text())["stages"]
+    lock_after = _lock_stages(project)
     assert lock_after["train@resnet"] != lock_before["train@resnet"]
     assert lock_after["train@crnn"] == lock_before["train@crnn"]  # lead1_af shards did not change
     assert "up to date" in run(["dvc", "status"], project).stdout
@@ -160,15 +186,7 @@ def test_scheduled_run_takes_a_completed_record_ingests_it_and_retrains_and_line
     text = json.dumps(lin)
     assert shard in text and f"{RECORD}.mat" in text and "models/resnet" in text
 
-    # asset materialisation events: the shard (upstream: the raw root) and the retrained model
-    shard_key = (project / "data" / "shards" / "ecg12" / "shards" / shard).resolve().as_uri()
-    model_key = (project / "models" / "resnet" / "best.pt").resolve().as_uri()
-    evs = events(url, "prefect.asset.materialization.succeeded", since, [shard_key, model_key])
-    keys = {e["resource"]["prefect.resource.id"]: e for e in evs}
-    assert shard_key in keys and model_key in keys, sorted(keys)
-    related = {r["prefect.resource.id"] for r in keys[model_key]["related"]}
-    assert shard_key in related
-
+    _check_asset_events(url, since, project, shard)
     # the deployment's concurrency limit held: no two of its runs overlapped
     _no_overlap(flow_runs(url, dep["id"]))
 

@@ -1,6 +1,8 @@
 """``ecgpipe split | train | evaluate <model>``: the model-side DVC stages.
 
-Each command turns its params section into plain arguments for the library. Paths:
+Each command turns its params section into arguments for the library; the library's settings objects
+(``TrainConfig``, ``LoaderSettings``, ``EvalSettings``) are built from the section's dump by
+:func:`pipeline.config.feed.from_params`, never copied field by field. Paths:
 ``<split.out_dir>/<model>.csv`` (index), ``<train.out_dir>/<model>/`` (checkpoints),
 ``<train.live_dir>/<model>/`` (per-epoch metrics and plots, kept apart from the checkpoints so DVC can
 track them as metrics and plots), ``<evaluate.out_dir>/<model>/`` (metrics, report, rule, plots).
@@ -14,10 +16,12 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.config import FILLED_MODEL_KWARGS, ConfigError, ModelTrainParams, Params
-
-if TYPE_CHECKING:  # importing it loads torch: only the model commands pay for that
+if TYPE_CHECKING:  # config loads pydantic, the rest torch: `ecgpipe train --help` needs neither
+    from pipeline.config import ModelTrainParams, Params
     from pipeline.dataset.targets import Targets
+    from pipeline.evaluation.evaluate import EvalSettings
+    from pipeline.training.options import TrainConfig
+    from pipeline.training.stage import LoaderSettings
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +44,8 @@ def eval_dir(params: Params, model: str) -> Path:
 
 def model_params(params: Params, model: str) -> ModelTrainParams:
     """Model ``model``'s train section, its constructor arguments checked (:func:`check_model_args`)."""
+    from pipeline.config import ConfigError
+
     if model not in params.train.models:
         known = ", ".join(params.train.models) or "none"
         raise ConfigError(f"model {model!r} is not in train.models (known: {known})")
@@ -53,6 +59,7 @@ def check_model_args(params: Params, model: str) -> None:
     Checked here, by the commands that build models, rather than when params load: the constructor
     signatures are only known by importing the models (torch), which the other commands never do.
     """
+    from pipeline.config import FILLED_MODEL_KWARGS, ConfigError
     from pipeline.models import constructor_kwargs
 
     m = params.train.models[model]
@@ -112,24 +119,18 @@ def cmd_split(args: argparse.Namespace, params: Params) -> int:
 
 def cmd_train(args: argparse.Namespace, params: Params) -> int:
     from pipeline.config.build import signal_plan, store_root
-    from pipeline.training.options import ResumeMismatch, TrainConfig
-    from pipeline.training.stage import LoaderSettings, train_model
+    from pipeline.training.options import ResumeMismatch
+    from pipeline.training.stage import train_model
 
     m = model_params(params, args.model)
-    cfg = TrainConfig(
-        task=m.task, epochs=m.epochs, lr=m.lr, weight_decay=m.weight_decay,
-        accumulation_steps=m.accumulation_steps, warmup_epochs=m.warmup_epochs, min_lr_ratio=m.min_lr_ratio,
-        grad_clip=m.grad_clip, amp=m.amp, seed=m.seed, device=m.device, deterministic=m.deterministic,
-        early_stopping=_stopping(m),
-    )  # fmt: skip
     profile = params.profiles[m.profile]
     kwargs: dict[str, Any] = {
         "name": args.model, "kind": m.kind, "model_kwargs": m.model,
         "targets": targets_for(params, args.model), "store_root": store_root(params.ingest),
         "profile": m.profile,
         "plan": signal_plan(profile), "index_path": index_path(params, args.model),
-        "out_dir": checkpoint_dir(params, args.model), "cfg": cfg,
-        "settings": LoaderSettings(m.batch_size, m.num_workers, m.shuffle_buffer),
+        "out_dir": checkpoint_dir(params, args.model), "cfg": train_config(m),
+        "settings": loader_settings(m),
         "use_class_weights": m.class_weights, "class_weight_power": m.class_weight_power,
         "f1_classes": m.f1_classes,
         "params": {"train": m.model_dump(mode="json"), "profile": profile.model_dump(mode="json")},
@@ -147,22 +148,40 @@ def cmd_train(args: argparse.Namespace, params: Params) -> int:
     return 0
 
 
-def _stopping(m: ModelTrainParams) -> Any:
-    from pipeline.training.options import EarlyStopping
-
-    s = m.early_stopping
-    return EarlyStopping(metric=s.metric, mode=s.mode, patience=s.patience, min_delta=s.min_delta)
+# --- params sections → the library's settings objects (one constructor call each, every field fed) ---
 
 
-def _settings(params: Params, model: str) -> Any:
+def train_config(m: ModelTrainParams) -> TrainConfig:
+    """The model section's :class:`TrainConfig`; ``log_every`` (progress-bar updates) is not a param."""
+    from pipeline.config.feed import from_params
+    from pipeline.training.options import EarlyStopping, TrainConfig
+
+    values = m.model_dump()
+    values["early_stopping"] = from_params(EarlyStopping, values["early_stopping"])
+    return from_params(TrainConfig, values, library_default=("log_every",))
+
+
+def loader_settings(m: ModelTrainParams) -> LoaderSettings:
+    """How the train stage reads shards: the model section's batch size, workers and shuffle buffer."""
+    from pipeline.config.feed import from_params
+    from pipeline.training.stage import LoaderSettings
+
+    return from_params(LoaderSettings, m.model_dump())
+
+
+def eval_settings(params: Params, model: str) -> EvalSettings:
+    """The ``evaluate`` section (``anomaly_threshold.<k>`` is ``EvalSettings.anomaly_<k>``) plus the
+    model's ``f1_classes``; ``keep_examples`` is left at the library default (score_split is told its own)."""
+    from pipeline.config.feed import from_params
     from pipeline.evaluation.evaluate import EvalSettings
 
-    ev_p = params.evaluate
-    return EvalSettings(
-        bootstrap=ev_p.bootstrap, ci_level=ev_p.ci_level, seed=ev_p.seed,
-        anomaly_method=ev_p.anomaly_threshold.method, anomaly_p=ev_p.anomaly_threshold.p,
-        anomaly_k=ev_p.anomaly_threshold.k, f1_classes=model_params(params, model).f1_classes,
-    )  # fmt: skip
+    ev = params.evaluate.model_dump()
+    values = {
+        **ev,
+        **{f"anomaly_{k}": v for k, v in ev["anomaly_threshold"].items()},
+        "f1_classes": model_params(params, model).f1_classes,
+    }
+    return from_params(EvalSettings, values, library_default=("keep_examples",))
 
 
 def _evaluate_runner(params: Params, model: str, card: Any, run: Any, settings: Any) -> tuple[Any, Any, Any]:
@@ -192,7 +211,7 @@ def cmd_evaluate(args: argparse.Namespace, params: Params) -> int:
     model_params(params, args.model)
     model, card, ckpt_path = load_trained(checkpoint_dir(params, args.model))
     result, test, train = _evaluate_runner(
-        params, args.model, card, torch_runner(model), _settings(params, args.model)
+        params, args.model, card, torch_runner(model), eval_settings(params, args.model)
     )
     rule = dataclasses.replace(result.rule, checkpoint_sha256=sha256_file(ckpt_path))
     result = dataclasses.replace(result, rule=rule)
@@ -223,7 +242,7 @@ def cmd_export(args: argparse.Namespace, params: Params) -> int:
         "onnx_fp32": (runtime.OnnxRunner(fp32, threads=1),) * 2,
         "onnx_int8": (runtime.OnnxRunner(int8, threads=1),) * 2,
     }
-    settings = _settings(params, args.model)
+    settings = eval_settings(params, args.model)
     metrics, latency = {}, {}
     x1 = None
     for variant, (run, timed) in runners.items():

@@ -7,12 +7,12 @@ import argparse
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from pipeline.cli.models import checkpoint_dir, eval_dir, index_path, model_params
-from pipeline.config import Params
+
+if TYPE_CHECKING:  # pydantic: `ecgpipe parity --help` does not load it (nor numpy, imported where used)
+    from pipeline.config import Params
 
 
 def add_arguments(command: str, p: argparse.ArgumentParser) -> None:
@@ -50,6 +50,8 @@ def _test_batches(
 ) -> Iterator[tuple[list[str], Any]]:
     """(record ids, (B, C, T) float32) of the test split in index order, up to ``parity.max_records``;
     each batch's vocabulary labels (B, V) are appended to ``labels`` as it goes (one read of the split)."""
+    import numpy as np
+
     from pipeline.config.build import store_root
     from pipeline.training.load import split_loader
 
@@ -68,17 +70,20 @@ def _test_batches(
 
 
 def cmd_parity(args: argparse.Namespace, params: Params) -> int:
+    import numpy as np
+
     from pipeline.ckernel import parity
     from pipeline.ckernel import report as parity_report
     from pipeline.ckernel.model import CModel
     from pipeline.ckernel.weights import KIND_CODES
+    from pipeline.config.feed import from_params
     from pipeline.dataset.targets import Targets
     from pipeline.evaluation.decisions import read_rule
     from pipeline.training.load import load_trained
 
     _check_model(params, args.model)
     p = params.parity
-    tol = parity.Tolerance(atol=p.atol, rtol=p.rtol, metric_atol=p.metric_atol)
+    tol = from_params(parity.Tolerance, p.model_dump())
     model, card, _ = load_trained(checkpoint_dir(params, args.model))
     weights = weights_path(params, args.model)
     with CModel(weights, p.library) as c_model:

@@ -8,9 +8,11 @@ the whole file (:mod:`.params`), reading it (:mod:`.load`).
 
 Loading params imports only pydantic and yaml. :mod:`pipeline.config.build` turns params into the
 library's objects (SignalPlan, StorageSpec, StoreRoot) and is imported only by the commands that
-need them. Checks that need other packages run where those packages are used: a model section's
-constructor arguments in the model commands (pipeline.cli.models), which source kinds can land in
-``ecgpipe land``/``serve`` (flows.landing).
+need them; every library settings object is built by :func:`pipeline.config.feed.from_params` (one
+constructor call from a section's dump, failing when params do not feed one of its fields). Checks
+that need other packages run where those packages are used: a model section's constructor arguments
+in the model commands (pipeline.cli.models), which source kinds can land in ``ecgpipe land``/``serve``
+(flows.landing).
 
 May import: pydantic, yaml; ``build`` also ``pipeline.signal`` and ``pipeline.store``; ``sources`` lazily
 ``pipeline.sources``. Never the stage packages above it in the layering.

@@ -1,17 +1,18 @@
 """Params → the library's own objects: a profile's ``SignalPlan`` and ``StorageSpec``, the ``StoreRoot``.
 
-Each is built with one constructor call from the params model's dump (no field-by-field copies), so a
-new setting is declared once, in the params model and the library dataclass. Kept apart from the
-rest of ``pipeline.config`` because it imports the signal and store code: loading params does not.
+Each is built with one constructor call from the params model's dump (no field-by-field copies,
+:func:`pipeline.config.feed.from_params`), so a new setting is declared once, in the params model and
+the library dataclass. Kept apart from the rest of ``pipeline.config`` because it imports the signal
+and store code: loading params does not.
 
 May import: ``pipeline.signal``, ``pipeline.store``.
 """
 
 from __future__ import annotations
 
-from dataclasses import fields
 from typing import Any
 
+from pipeline.config.feed import from_params
 from pipeline.config.profiles import Profile
 from pipeline.config.stages import IngestParams
 from pipeline.signal.preprocess import SignalPlan
@@ -30,12 +31,12 @@ def signal_plan(profile: Profile) -> SignalPlan:
         "lead_aliases": tuple(sorted((k, tuple(v)) for k, v in profile.lead_aliases.items())),
         "notch_hz": float(profile.notch_hz) if profile.notch_hz is not None else None,
     }
-    return SignalPlan(**{f.name: values[f.name] for f in fields(SignalPlan)})
+    return from_params(SignalPlan, values)
 
 
 def storage_spec(profile: Profile) -> StorageSpec:
     """How the profile's signals are stored (dtype, scale, records per chunk)."""
-    return StorageSpec(**profile.storage.model_dump())
+    return from_params(StorageSpec, profile.storage.model_dump())
 
 
 def store_root(cfg: IngestParams, smoke: bool = False) -> StoreRoot:
