@@ -15,7 +15,8 @@ in the model commands (pipeline.cli.models), which source kinds can land in ``ec
 (flows.landing).
 
 May import: pydantic, yaml; ``build`` also ``pipeline.signal`` and ``pipeline.store``; ``sources`` lazily
-``pipeline.sources``. Never the stage packages above it in the layering.
+``pipeline.sources``. It sits above the stage packages (it may import them) but imports none today:
+params stay plain values that the CLI hands to them.
 """
 
 from __future__ import annotations
