@@ -88,7 +88,15 @@ def _conv1d_case(
     b = _randn(rng, c_out) if bias else None
     y = F.conv1d(_t(x)[None], _t(w), None if b is None else _t(b), stride, pad, dilation, groups)[0]
     y = torch.relu(y) if relu else y
-    ints = dict(c_in=c_in, t_in=t_in, c_out=c_out, k=k, stride=stride, pad=pad, dilation=dilation)
+    ints = {
+        "c_in": c_in,
+        "t_in": t_in,
+        "c_out": c_out,
+        "k": k,
+        "stride": stride,
+        "pad": pad,
+        "dilation": dilation,
+    }
     ints.update(groups=groups, relu=int(relu))
     tensors = {"x": x, "w": w, "y": _np(y)}
     if b is not None:
@@ -137,7 +145,16 @@ def conv_transpose1d_cases(rng: np.random.Generator) -> list[Case]:
         b = _randn(rng, c_out) if bias else None
         y = F.conv_transpose1d(_t(x)[None], _t(w), None if b is None else _t(b), s, p, op, 1, d)[0]
         y = torch.relu(y) if relu else y
-        ints = dict(c_in=c_in, t_in=t_in, c_out=c_out, k=k, stride=s, pad=p, output_padding=op, dilation=d)
+        ints = {
+            "c_in": c_in,
+            "t_in": t_in,
+            "c_out": c_out,
+            "k": k,
+            "stride": s,
+            "pad": p,
+            "output_padding": op,
+            "dilation": d,
+        }
         ints["relu"] = int(relu)
         tensors = {"x": x, "w": w, "y": _np(y)}
         if b is not None:
@@ -164,9 +181,19 @@ def conv2d_cases(rng: np.random.Generator) -> list[Case]:
         b = _randn(rng, c_out) if bias else None
         y = F.conv2d(_t(x)[None], _t(wt), None if b is None else _t(b), (sh, sw), (ph, pw))[0]
         y = torch.relu(y) if relu else y
-        ints = dict(
-            c_in=c_in, h=h, w=w, c_out=c_out, kh=kh, kw=kw, sh=sh, sw=sw, ph=ph, pw=pw, relu=int(relu)
-        )
+        ints = {
+            "c_in": c_in,
+            "h": h,
+            "w": w,
+            "c_out": c_out,
+            "kh": kh,
+            "kw": kw,
+            "sh": sh,
+            "sw": sw,
+            "ph": ph,
+            "pw": pw,
+            "relu": int(relu),
+        }
         tensors = {"x": x, "wt": wt, "y": _np(y)}
         if b is not None:
             tensors["b"] = b
@@ -191,7 +218,7 @@ def linear_cases(rng: np.random.Generator) -> list[Case]:
         tensors = {"x": x, "w": w, "y": _np(y)}
         if b is not None:
             tensors["b"] = b
-        cases.append(Case(name, "linear", dict(n_in=n_in, n_out=n_out, relu=int(relu)), {}, tensors))
+        cases.append(Case(name, "linear", {"n_in": n_in, "n_out": n_out, "relu": int(relu)}, {}, tensors))
     return cases
 
 
@@ -252,7 +279,7 @@ def pool_cases(rng: np.random.Generator) -> list[Case]:
     ]:
         x = _randn(rng, 3, t_in)
         y = F.max_pool1d(_t(x)[None], k, s, p, ceil_mode=bool(ceil))[0]
-        ints = dict(c=3, t_in=t_in, k=k, stride=s, pad=p, ceil_mode=ceil)
+        ints = {"c": 3, "t_in": t_in, "k": k, "stride": s, "pad": p, "ceil_mode": ceil}
         cases.append(Case(name, "maxpool1d", ints, {}, {"x": x, "y": _np(y)}))
         for cip in (0, 1):
             ya = F.avg_pool1d(_t(x)[None], k, s, p, ceil_mode=bool(ceil), count_include_pad=bool(cip))[0]
@@ -261,7 +288,7 @@ def pool_cases(rng: np.random.Generator) -> list[Case]:
     for t_in, t_out in [(313, 1), (10, 4), (7, 7), (5, 8)]:
         x = _randn(rng, 2, t_in)
         y = F.adaptive_avg_pool1d(_t(x)[None], t_out)[0]
-        ints = dict(c=2, t_in=t_in, t_out=t_out)
+        ints = {"c": 2, "t_in": t_in, "t_out": t_out}
         cases.append(Case(f"{t_in}_to_{t_out}", "adaptive_avgpool1d", ints, {}, {"x": x, "y": _np(y)}))
     for name, h, w, kh, kw, sh, sw, ceil in [
         ("crnn_2x2_ceil_odd", 9, 11, 2, 2, 2, 2, 1),
@@ -270,18 +297,20 @@ def pool_cases(rng: np.random.Generator) -> list[Case]:
     ]:
         x = _randn(rng, 2, h, w)
         y = F.max_pool2d(_t(x)[None], (kh, kw), (sh, sw), 0, ceil_mode=bool(ceil))[0]
-        ints = dict(c=2, h=h, w=w, kh=kh, kw=kw, sh=sh, sw=sw, ceil_mode=ceil)
+        ints = {"c": 2, "h": h, "w": w, "kh": kh, "kw": kw, "sh": sh, "sw": sw, "ceil_mode": ceil}
         cases.append(Case(name, "maxpool2d", ints, {}, {"x": x, "y": _np(y)}))
     # 6 -> 74: torch's float index 37 * (6 / 74) rounds to just below 3 and picks sample 2
     for t_in, t_out in [(9, 18), (7, 10), (10, 4), (3, 3), (6, 74)]:
         x = _randn(rng, 2, t_in)
         y = F.interpolate(_t(x)[None], size=t_out, mode="nearest")[0]
-        ints = dict(c=2, t_in=t_in, t_out=t_out)
+        ints = {"c": 2, "t_in": t_in, "t_out": t_out}
         cases.append(Case(f"{t_in}_to_{t_out}", "upsample_nearest1d", ints, {}, {"x": x, "y": _np(y)}))
     x3 = _randn(rng, 4, 5, 6)
-    cases.append(Case("c4_f5_n6", "mean_axis1", dict(c=4, f=5, n=6), {}, {"x": x3, "y": _np(_t(x3).mean(1))}))
+    cases.append(
+        Case("c4_f5_n6", "mean_axis1", {"c": 4, "f": 5, "n": 6}, {}, {"x": x3, "y": _np(_t(x3).mean(1))})
+    )
     x2 = _randn(rng, 5, 7)
-    cases.append(Case("5x7", "transpose", dict(rows=5, cols=7), {}, {"x": x2, "y": _np(_t(x2).T)}))
+    cases.append(Case("5x7", "transpose", {"rows": 5, "cols": 7}, {}, {"x": x2, "y": _np(_t(x2).T)}))
     return cases
 
 
@@ -306,7 +335,7 @@ def _rnn_case(name: str, kind: str, t: int, n_in: int, hidden: int, bidirectiona
             torch_name = f"{'weight' if part[0] == 'w' else 'bias'}_{part[2:]}_l0{suffix}"
             tensors[part + suffix] = _np(getattr(module, torch_name))
     tensors["h"] = _np(out)
-    ints = dict(t=t, n_in=n_in, hidden=hidden, directions=2 if bidirectional else 1)
+    ints = {"t": t, "n_in": n_in, "hidden": hidden, "directions": 2 if bidirectional else 1}
     return Case(name, kind, ints, {}, tensors)
 
 

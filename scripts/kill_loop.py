@@ -52,7 +52,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -225,10 +225,8 @@ def _wait_or_kill(
                 os.killpg(proc.pid, signal.SIGKILL)
         return proc.wait(timeout=RUN_TIMEOUT_S)
     finally:
-        try:
+        with suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         if proc.poll() is None:
             proc.wait()
 
@@ -512,10 +510,7 @@ class KillLoop:
             kp = KillPoint("random", delay_s=round(self.rng.uniform(0.0, kp.delay_s or 0.0), 3))
 
     def _kill_once(self, index: int, kp: KillPoint, store: Path) -> Run:
-        if kp.profile:
-            profiles = PROFILES[PROFILES.index(kp.profile) :]
-        else:
-            profiles = PROFILES
+        profiles = PROFILES[PROFILES.index(kp.profile) :] if kp.profile else PROFILES
         spec = f"{kp.point}:{kp.n}" if kp.kind == "named" else None
         run = self.h.run(store, profiles, crash_at=spec, kill_after_s=kp.delay_s)
         kinds = self._kinds_after_kill(store)

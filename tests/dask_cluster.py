@@ -29,7 +29,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -136,10 +136,8 @@ def _stop(procs: Sequence[_Proc], grace_s: float) -> None:
         for p in stage:
             _signal_group(p.popen.pid, signal.SIGTERM)
         for p in stage:
-            try:
+            with suppress(subprocess.TimeoutExpired):
                 p.popen.wait(timeout=max(deadline - time.monotonic(), 0.1))
-            except subprocess.TimeoutExpired:
-                pass
     for p in procs:
         # children a nanny spawned may outlive their parent: kill the whole group regardless
         _signal_group(p.popen.pid, signal.SIGKILL)
@@ -148,10 +146,8 @@ def _stop(procs: Sequence[_Proc], grace_s: float) -> None:
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    try:
+    with suppress(ProcessLookupError):
         os.killpg(pgid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def group_members(pgids: Sequence[int]) -> list[int]:

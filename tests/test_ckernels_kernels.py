@@ -40,7 +40,16 @@ def _conv1d_args(rng: np.random.Generator) -> dict[str, int]:
     t_in = t_min if rng.random() < 0.2 else t_min + int(rng.integers(0, 90))
     c_in = groups * int(rng.integers(1, 6))
     c_out = groups * int(rng.integers(1, 12))
-    return dict(c_in=c_in, c_out=c_out, t_in=t_in, k=k, stride=s, pad=pad, dilation=d, groups=groups)
+    return {
+        "c_in": c_in,
+        "c_out": c_out,
+        "t_in": t_in,
+        "k": k,
+        "stride": s,
+        "pad": pad,
+        "dilation": d,
+        "groups": groups,
+    }
 
 
 def test_conv1d_matches_torch_over_random_stride_padding_dilation_groups_and_lengths(ck: CKernels) -> None:

@@ -246,7 +246,7 @@ def test_copy_path_when_hard_links_are_impossible(zone: Zone, monkeypatch: pytes
     zone.drop(PTB)
     assert keys(zone.take(PTB).taken) == ["patient001/s0010_re"]
     assert_taken_intact(zone, PTB)
-    assert not [p for p in zone.dest(PTB).rglob(".*")], "no temporary files left"
+    assert not list(zone.dest(PTB).rglob(".*")), "no temporary files left"
     landed_mtime = NOW - 3600
     assert (zone.dest(PTB) / "patient001" / "s0010_re.hea").stat().st_mtime == pytest.approx(landed_mtime)
 

@@ -35,7 +35,7 @@ def _raw_files(stage: Stage, model: str, record_ids: Sequence[str]) -> tuple[lis
     if model == "crnn":
         locals_ = [rid.split(":", 1)[1] for rid in record_ids]
         files = [raw / "cinc2017" / "training2017" / f"{n}.hea" for n in locals_]
-        return files, {n: rid for n, rid in zip(locals_, record_ids, strict=True)}
+        return files, dict(zip(locals_, record_ids, strict=True))
     if model == "resnet":
         files, ids = [], {}
         for rid in record_ids:

@@ -24,23 +24,23 @@ from tests.signal_strategies import F32, FAST, REAL_RATES, SLOW, ecg_arrays, rat
 
 
 def _plan(**kw: object) -> SignalPlan:
-    base: dict[str, object] = dict(
-        leads=("I", "II"),
-        lead_aliases=(("II", ("MLII",)),),
-        fs_hz=250.0,
-        length=500,
-        crop="start",
-        baseline_hz=0.5,
-        notch_hz=50.0,
-        notch_q=30.0,
-        bandpass_hz=None,
-        filter_order=2,
-        normalise="none",
-        max_nan_fraction=0.05,
-        flat_ptp_mv=0.02,
-        reject_flat=True,
-        min_duration_s=0.0,
-    )
+    base: dict[str, object] = {
+        "leads": ("I", "II"),
+        "lead_aliases": (("II", ("MLII",)),),
+        "fs_hz": 250.0,
+        "length": 500,
+        "crop": "start",
+        "baseline_hz": 0.5,
+        "notch_hz": 50.0,
+        "notch_q": 30.0,
+        "bandpass_hz": None,
+        "filter_order": 2,
+        "normalise": "none",
+        "max_nan_fraction": 0.05,
+        "flat_ptp_mv": 0.02,
+        "reject_flat": True,
+        "min_duration_s": 0.0,
+    }
     base.update(kw)
     return SignalPlan(**base)  # type: ignore[arg-type]
 

@@ -11,9 +11,14 @@ from pipeline.signal import dsp as sig
 
 
 def _spec(fs: float, **kw: object) -> sig.FilterSpec:
-    base: dict[str, object] = dict(
-        fs_hz=fs, baseline_hz=0.5, notch_hz=50.0, notch_q=30.0, bandpass_hz=None, order=2
-    )
+    base: dict[str, object] = {
+        "fs_hz": fs,
+        "baseline_hz": 0.5,
+        "notch_hz": 50.0,
+        "notch_q": 30.0,
+        "bandpass_hz": None,
+        "order": 2,
+    }
     base.update(kw)
     return sig.FilterSpec(**base)  # type: ignore[arg-type]
 

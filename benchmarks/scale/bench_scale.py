@@ -298,7 +298,7 @@ def roles(cluster: DaskCluster | None, svc: Services) -> dict[int, str]:
     out = {os.getpid(): "flow", svc.s3.pid: "s3_server"}
     if cluster is not None:
         out[cluster.scheduler_pid] = "scheduler"
-        out.update({pid: "workers" for pid in cluster.worker_pids})
+        out.update(dict.fromkeys(cluster.worker_pids, "workers"))
     return out
 
 

@@ -128,7 +128,9 @@ class CKernels:
             raise ValueError(f"w: shape {w.shape} does not fit c_in={c_in} with groups={groups}")
         b = check_bias("b", b, c_out)
         t_out = out_size(
-            "conv1d", self.conv_out_len(t_in, k, stride, pad, dilation), dict(t_in=t_in, k=k, stride=stride)
+            "conv1d",
+            self.conv_out_len(t_in, k, stride, pad, dilation),
+            {"t_in": t_in, "k": k, "stride": stride},
         )
         args = (c_in, t_in, c_out, k, stride, pad, dilation, groups, _act(relu))
         return self._out("ecgk_conv1d", (c_out, t_out), (x, w, b), *args)
@@ -153,7 +155,7 @@ class CKernels:
             raise ValueError(f"w: expected (c_in={c_in}, c_out, k), got {w.shape}")
         b = check_bias("b", b, c_out)
         n = self.conv_transpose_out_len(t_in, k, stride, pad, output_padding, dilation)
-        t_out = out_size("conv_transpose1d", n, dict(t_in=t_in, k=k, stride=stride, pad=pad))
+        t_out = out_size("conv_transpose1d", n, {"t_in": t_in, "k": k, "stride": stride, "pad": pad})
         args = (c_in, t_in, c_out, k, stride, pad, output_padding, dilation, _act(relu))
         return self._out("ecgk_conv_transpose1d", (c_out, t_out), (x, w, b), *args)
 
@@ -175,8 +177,8 @@ class CKernels:
         if wc_in != c_in:
             raise ValueError(f"w: expected (c_out, c_in={c_in}, kh, kw), got {w.shape}")
         b = check_bias("b", b, c_out)
-        h_out = out_size("conv2d rows", self.conv_out_len(h, kh, stride[0], pad[0]), dict(h=h, kh=kh))
-        w_out = out_size("conv2d columns", self.conv_out_len(wd, kw, stride[1], pad[1]), dict(w=wd, kw=kw))
+        h_out = out_size("conv2d rows", self.conv_out_len(h, kh, stride[0], pad[0]), {"h": h, "kh": kh})
+        w_out = out_size("conv2d columns", self.conv_out_len(wd, kw, stride[1], pad[1]), {"w": wd, "kw": kw})
         args = (c_in, h, wd, c_out, kh, kw, stride[0], stride[1], pad[0], pad[1], _act(relu))
         return self._out("ecgk_conv2d", (c_out, h_out, w_out), (x, w, b), *args)
 
@@ -260,14 +262,14 @@ class CKernels:
         s = k if stride is None else stride
         c, t_in = x.shape
         n = self.pool_out_len(t_in, k, s, pad, ceil_mode)
-        t_out = out_size(name.removeprefix("ecgk_"), n, dict(t_in=t_in, k=k, pad=pad))
+        t_out = out_size(name.removeprefix("ecgk_"), n, {"t_in": t_in, "k": k, "pad": pad})
         return self._out(name, (c, t_out), (x,), c, t_in, k, s, pad, int(ceil_mode), *extra)
 
     def adaptive_avgpool1d(self, x: F32, t_out: int) -> F32:
         """torch AdaptiveAvgPool1d(t_out): ``x`` (c, t_in) → (c, t_out)."""
         x = check_array("x", x, ndim=2)
         c, t_in = x.shape
-        out_size("adaptive_avgpool1d", t_out, dict(t_out=t_out))
+        out_size("adaptive_avgpool1d", t_out, {"t_out": t_out})
         return self._out("ecgk_adaptive_avgpool1d", (c, t_out), (x,), c, t_in, t_out)
 
     def maxpool2d(
@@ -277,9 +279,9 @@ class CKernels:
         x = check_array("x", x, ndim=3)
         sh, sw = k if stride is None else stride
         c, h, w = x.shape
-        h_out = out_size("maxpool2d rows", self.pool_out_len(h, k[0], sh, 0, ceil_mode), dict(h=h, kh=k[0]))
+        h_out = out_size("maxpool2d rows", self.pool_out_len(h, k[0], sh, 0, ceil_mode), {"h": h, "kh": k[0]})
         w_out = out_size(
-            "maxpool2d columns", self.pool_out_len(w, k[1], sw, 0, ceil_mode), dict(w=w, kw=k[1])
+            "maxpool2d columns", self.pool_out_len(w, k[1], sw, 0, ceil_mode), {"w": w, "kw": k[1]}
         )
         return self._out(
             "ecgk_maxpool2d", (c, h_out, w_out), (x,), c, h, w, k[0], k[1], sh, sw, int(ceil_mode)
@@ -289,7 +291,7 @@ class CKernels:
         """torch Upsample(size=t_out, mode="nearest"): ``x`` (c, t_in) → (c, t_out)."""
         x = check_array("x", x, ndim=2)
         c, t_in = x.shape
-        out_size("upsample_nearest1d", t_out, dict(t_out=t_out))
+        out_size("upsample_nearest1d", t_out, {"t_out": t_out})
         return self._out("ecgk_upsample_nearest1d", (c, t_out), (x,), c, t_in, t_out)
 
     def mean_axis1(self, x: F32) -> F32:

@@ -93,7 +93,7 @@ def _reached(name: str) -> None:
                 os.write(fd, f"{name} {time.time():.6f}\n".encode())
             finally:
                 os.close(fd)
-        if _TARGET == (name, n):
+        if (name, n) == _TARGET:
             os.kill(os.getpid(), signal.SIGKILL)
 
 

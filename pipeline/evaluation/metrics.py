@@ -270,7 +270,7 @@ def _averages(
 def _empty_prf(k: int, zd: float) -> PRF:
     """No records: every ratio is 0/0 (scikit-learn refuses empty input)."""
     nan = np.full(k, zd)
-    avg = {name: {m: zd if k else math.nan for m in ("precision", "recall", "f1")} for name in AVERAGES}
+    avg = {name: dict.fromkeys(("precision", "recall", "f1"), zd if k else math.nan) for name in AVERAGES}
     return PRF(nan, nan.copy(), nan.copy(), np.zeros(k, dtype=np.int64), avg)
 
 

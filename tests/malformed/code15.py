@@ -48,7 +48,7 @@ def write_part(path: Path, exam_ids: Sequence[int], tracings: npt.NDArray[np.flo
 
 
 def _exam_row(exam_id: int | str, **labels: str) -> dict[str, str]:
-    row = {c: "0" for c in CODE_COLUMNS}
+    row = dict.fromkeys(CODE_COLUMNS, "0")
     row.update(
         exam_id=str(exam_id), age="61", is_male="True", nn_predicted_age="58.2", patient_id=f"p{exam_id}"
     )
