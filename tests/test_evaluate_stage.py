@@ -35,7 +35,9 @@ from pipeline.demo.raw_tree import write_demo_data
 from pipeline.evaluation.decisions import read_rule
 from pipeline.evaluation.evaluate import EvalSettings, SplitScores, evaluate, score_split, torch_runner
 from pipeline.evaluation.thresholds import ScoredSplit, choose_thresholds, ids_digest
-from pipeline.ingest.run import commit, plan_ingest, run_batch
+from pipeline.ingest.batch import run_batch
+from pipeline.ingest.commit import commit
+from pipeline.ingest.plan import plan_ingest
 from pipeline.models.card import ModelCard, card_from_checkpoint
 from pipeline.store.labels import read_labels, relabel
 from pipeline.store.local import ShardStore, read_signal, read_strings

@@ -37,7 +37,8 @@ import zarr
 
 from pipeline.cli.main import main
 from pipeline.core.records import Discovery, Provenance, ReadError, Record, Rejection
-from pipeline.ingest.run import plan_ingest, run_batch
+from pipeline.ingest.batch import run_batch
+from pipeline.ingest.plan import plan_ingest
 from pipeline.signal.preprocess import SignalPlan
 from pipeline.sources.base import SourceReader
 from pipeline.sources.cinc2017 import Cinc2017Reader

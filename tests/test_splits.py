@@ -23,7 +23,9 @@ from pipeline.dataset.splits import (
     split_counts,
     write_index,
 )
-from pipeline.ingest.run import commit, plan_ingest, run_batch
+from pipeline.ingest.batch import run_batch
+from pipeline.ingest.commit import commit
+from pipeline.ingest.plan import plan_ingest
 from pipeline.signal.preprocess import SignalPlan
 from pipeline.sources.base import SourceReader
 from pipeline.store.labels import read_labels, relabel
