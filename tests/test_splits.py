@@ -13,16 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.core.records import Discovery, InputUnit, Provenance, RawLabel, Record
-from pipeline.dataset.splits import (
-    IndexRow,
-    SplitError,
-    group_keys,
-    index_from_store,
-    make_splits,
-    read_index,
-    split_counts,
-    write_index,
-)
+from pipeline.dataset.splits import IndexRow, SplitError, index_from_store, read_index, write_index
+from pipeline.dataset.stratify import group_keys, make_splits, split_counts
 from pipeline.ingest.batch import run_batch
 from pipeline.ingest.commit import commit
 from pipeline.ingest.plan import plan_ingest
