@@ -23,8 +23,10 @@ from tqdm import tqdm
 from flows.assets import file_asset, publish
 from pipeline.config import IngestParams, Params, build_readers, load_params
 from pipeline.config.build import signal_plan, storage_spec, store_root
+from pipeline.ingest.batch import BatchResult, run_batch
+from pipeline.ingest.commit import commit
+from pipeline.ingest.plan import Batch, IngestPlan, plan_ingest
 from pipeline.ingest.report import ingest_markdown
-from pipeline.ingest.run import Batch, BatchResult, IngestPlan, commit, plan_ingest, run_batch
 from pipeline.signal.preprocess import SignalPlan
 from pipeline.sources.base import SourceReader
 from pipeline.store.base import Store

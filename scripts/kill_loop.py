@@ -70,7 +70,7 @@ from pipeline.store.manifest import live_rows  # noqa: E402
 PROFILES = ("ecg12", "lead1_af", "holter")
 UNUSED_SOURCES = ("cinc2021", "ptb_diagnostic", "code", "ucr", "cpsc2021")
 NUMERIC_FIELDS = ("orig_fs", "orig_len", "valid_len", "clipped")
-# Report fields that describe one run, not the store (pipeline.ingest.run leaves them out too).
+# Report fields that describe one run, not the store (pipeline.ingest.commit leaves them out too).
 PER_RUN_FIELDS = frozenset(
     {"records_processed_this_run", "units_processed_this_run", "units_unchanged", "root"}
 )

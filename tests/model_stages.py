@@ -18,7 +18,9 @@ from pipeline.config import Params, build_readers, load_params
 from pipeline.config.build import signal_plan, storage_spec
 from pipeline.dataset.splits import IndexRow, read_index
 from pipeline.demo.raw_tree import write_demo_data
-from pipeline.ingest.run import commit, plan_ingest, run_batch
+from pipeline.ingest.batch import run_batch
+from pipeline.ingest.commit import commit
+from pipeline.ingest.plan import plan_ingest
 from pipeline.models.card import ModelCard, card_from_checkpoint
 from pipeline.store.labels import read_labels, relabel
 from pipeline.store.local import ShardStore, read_signal, read_strings

@@ -1,5 +1,5 @@
-"""pipeline.lineage.dvc_lock: parsing dvc.lock, finding the stage that produced a path, and the cheap on-disk
-check, compared with what real DVC records and reports on a tiny project."""
+"""pipeline.lineage.dvc_lock and .lock_check: parsing dvc.lock, finding the stage that produced a path,
+and the cheap on-disk check, compared with what real DVC records and reports on a tiny project."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from pipeline.lineage import dvc_lock as dl
+from pipeline.lineage import lock_check as lc
 from tests.pipeline_repo import run
 
 LOCK: dict[str, Any] = {
@@ -109,13 +110,13 @@ def test_malformed_or_missing_lock_is_a_clear_error(tmp_path: Path) -> None:
 def test_check_file_compares_size_then_md5(tmp_path: Path) -> None:
     f = tmp_path / "m.json"
     f.write_text('{"a": 1}')
-    md5 = dl.md5_file(f)
-    assert dl.check_file(f, md5, 8).status == "unchanged"
+    md5 = lc.md5_file(f)
+    assert lc.check_file(f, md5, 8).status == "unchanged"
     f.write_text('{"a": 2}')  # same size: only the md5 sees it
-    state = dl.check_file(f, md5, 8)
+    state = lc.check_file(f, md5, 8)
     assert (state.status, state.method) == ("modified", "md5")
     f.write_text('{"a": 22}')
-    assert (dl.check_file(f, md5, 8).status, dl.check_file(f, md5, 8).method) == ("modified", "size")
+    assert (lc.check_file(f, md5, 8).status, lc.check_file(f, md5, 8).method) == ("modified", "size")
 
 
 def test_folder_check_counts_files_like_dvc_honouring_dvcignore(tmp_path: Path) -> None:
@@ -125,13 +126,13 @@ def test_folder_check_counts_files_like_dvc_honouring_dvcignore(tmp_path: Path) 
     (out / "p" / ".lock").write_text("pid 1")
     (tmp_path / ".dvcignore").write_text("# writer locks\n.lock\n")
     entry = dl.LockEntry("store", "0" * 32 + ".dir", 5, 1, "md5")
-    ignore = dl.load_ignore(tmp_path)
-    assert dl.check_entry(tmp_path, entry, ignore).status == "unchanged"
-    assert dl.check_entry(tmp_path, entry, None).status == "modified"  # the .lock would count
+    ignore = lc.load_ignore(tmp_path)
+    assert lc.check_entry(tmp_path, entry, ignore).status == "unchanged"
+    assert lc.check_entry(tmp_path, entry, None).status == "modified"  # the .lock would count
     (out / "p" / "b.bin").write_bytes(b"")
-    state = dl.check_entry(tmp_path, entry, ignore)
+    state = lc.check_entry(tmp_path, entry, ignore)
     assert state.status == "modified" and state.nfiles == 2 and "now 2 files" in state.detail
-    assert dl.check_entry(tmp_path, dl.LockEntry("gone", None, None, None, "md5"), ignore).status == "missing"
+    assert lc.check_entry(tmp_path, dl.LockEntry("gone", None, None, None, "md5"), ignore).status == "missing"
 
 
 MAKE = """\
@@ -172,14 +173,14 @@ def test_a_real_dvc_lock_reads_back_and_matches_the_disk(dvc_project: Path) -> N
     lock = dl.load_lock(dvc_project)
     make = lock.stage("make")
     assert [o.path for o in make.outs] == ["m.json", "out"] and make.out("out") is not None
-    ignore = dl.load_ignore(dvc_project)
-    assert [dl.check_entry(dvc_project, o, ignore).status for o in make.outs] == ["unchanged", "unchanged"]
+    ignore = lc.load_ignore(dvc_project)
+    assert [lc.check_entry(dvc_project, o, ignore).status for o in make.outs] == ["unchanged", "unchanged"]
     out = make.out("out")
     assert out is not None and out.nfiles == 2  # DVC did not count the ignored .lock either
-    listing = dl.dir_listing(dvc_project, out.md5 or "")
+    listing = lc.dir_listing(dvc_project, out.md5 or "")
     assert listing is not None and set(listing) == {"a.txt", "sub/b.txt"}
-    assert dl.check_inside(dvc_project, out, "out/sub/b.txt").status == "unchanged"
-    assert dl.check_inside(dvc_project, out, "out/sub").status == "unchanged"
+    assert lc.check_inside(dvc_project, out, "out/sub/b.txt").status == "unchanged"
+    assert lc.check_inside(dvc_project, out, "out/sub").status == "unchanged"
 
 
 @pytest.mark.slow
@@ -190,10 +191,10 @@ def test_an_in_place_edit_inside_a_cached_folder_is_seen_like_dvc_status_sees_it
     target = dvc_project / "out" / "sub" / "b.txt"
     target.write_text("BETA")  # same size and file count: the cheap folder check cannot tell
     try:
-        assert dl.check_entry(dvc_project, out, dl.load_ignore(dvc_project)).status == "unchanged"
-        state = dl.check_inside(dvc_project, out, "out/sub/b.txt")
+        assert lc.check_entry(dvc_project, out, lc.load_ignore(dvc_project)).status == "unchanged"
+        state = lc.check_inside(dvc_project, out, "out/sub/b.txt")
         assert (state.status, state.method) == ("modified", "md5")
-        assert dl.check_inside(dvc_project, out, "out/sub").status == "modified"
+        assert lc.check_inside(dvc_project, out, "out/sub").status == "modified"
         status = json.loads(run(["dvc", "status", "--json"], dvc_project).stdout)
         assert "out" in json.dumps(status["make"]), status
     finally:

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 from pipeline.core.records import Discovery, InputUnit, Provenance, RawLabel, ReadError, Record, Rejection
-from pipeline.ingest.run import commit, plan_ingest, run_batch
+from pipeline.ingest.batch import run_batch
+from pipeline.ingest.commit import commit
+from pipeline.ingest.plan import plan_ingest
 from pipeline.signal.preprocess import SignalPlan
 from pipeline.sources.base import SourceReader
 from pipeline.sources.ucr import UcrReader

@@ -65,8 +65,8 @@ def _write_part(path: Path, exam_ids: Sequence[int], tracings: Array) -> None:
 def _exam_row(
     exam_id: int, patient: int, labels: Sequence[str] = (), part: str = "exams_part0.hdf5"
 ) -> dict[str, str]:
-    row = {c: "False" for c in ("1dAVb", "RBBB", "LBBB", "SB", "ST", "AF")}
-    row.update({label: "True" for label in labels})
+    row = dict.fromkeys(("1dAVb", "RBBB", "LBBB", "SB", "ST", "AF"), "False")
+    row.update(dict.fromkeys(labels, "True"))
     row.update(
         exam_id=str(exam_id),
         age=str(40 + exam_id % 50),
@@ -388,8 +388,8 @@ SUBSET_COLUMNS = ["id_exam", "id_patient", "age", "sex", "1dAVb", "RBBB", "LBBB"
 
 
 def _subset_row(exam_id: int, patient: int, sex: str, labels: Sequence[str] = ()) -> dict[str, str]:
-    row = {c: "0" for c in ("1dAVb", "RBBB", "LBBB", "SB", "AF", "ST")}
-    row.update({label: "1" for label in labels})
+    row = dict.fromkeys(("1dAVb", "RBBB", "LBBB", "SB", "AF", "ST"), "0")
+    row.update(dict.fromkeys(labels, "1"))
     row.update(id_exam=str(exam_id), id_patient=str(patient), age="63", sex=sex)
     return row
 

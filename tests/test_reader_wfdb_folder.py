@@ -475,17 +475,17 @@ def test_patient_regex_without_match_gives_no_patient(tmp_path: Path) -> None:
 
 def test_invalid_options_are_refused() -> None:
     with pytest.raises(ValueError, match="exactly one group"):
-        WfdbFolderReader("x", Path("."), patient_regex=r"data_\d+")
+        WfdbFolderReader("x", Path(), patient_regex=r"data_\d+")
     with pytest.raises(ValueError, match="not a valid regular expression"):
-        WfdbFolderReader("x", Path("."), patient_regex=r"(")
+        WfdbFolderReader("x", Path(), patient_regex=r"(")
     with pytest.raises(ValueError, match="needs window_s"):
-        WfdbFolderReader("x", Path("."), hop_s=1.0)
+        WfdbFolderReader("x", Path(), hop_s=1.0)
     with pytest.raises(ValueError, match="positive"):
-        WfdbFolderReader("x", Path("."), window_s=0.0)
+        WfdbFolderReader("x", Path(), window_s=0.0)
     with pytest.raises(ValueError, match="relative to the root"):
-        WfdbFolderReader("x", Path("."), pattern="../**/*.hea")
+        WfdbFolderReader("x", Path(), pattern="../**/*.hea")
     with pytest.raises(ValueError, match="bare extension"):
-        WfdbFolderReader("x", Path("."), annotation_ext="../atr")
+        WfdbFolderReader("x", Path(), annotation_ext="../atr")
 
 
 def test_reader_is_picklable_with_its_options(tmp_path: Path) -> None:

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.core.records import ReadError
-from pipeline.ingest.run import plan_ingest, run_batch
+from pipeline.ingest.batch import run_batch
+from pipeline.ingest.plan import plan_ingest
 from pipeline.signal.preprocess import SignalPlan
 from pipeline.sources.base import SourceReader
 from pipeline.sources.cinc2017 import Cinc2017Reader

@@ -13,17 +13,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.core.records import Discovery, InputUnit, Provenance, RawLabel, Record
-from pipeline.dataset.splits import (
-    IndexRow,
-    SplitError,
-    group_keys,
-    index_from_store,
-    make_splits,
-    read_index,
-    split_counts,
-    write_index,
-)
-from pipeline.ingest.run import commit, plan_ingest, run_batch
+from pipeline.dataset.splits import IndexRow, SplitError, index_from_store, read_index, write_index
+from pipeline.dataset.stratify import group_keys, make_splits, split_counts
+from pipeline.ingest.batch import run_batch
+from pipeline.ingest.commit import commit
+from pipeline.ingest.plan import plan_ingest
 from pipeline.signal.preprocess import SignalPlan
 from pipeline.sources.base import SourceReader
 from pipeline.store.labels import read_labels, relabel
@@ -238,7 +232,7 @@ def test_records_with_a_fold_follow_the_fold_map_and_their_patient_follows_them(
     pids[0:3] = ["x", "x", "x"]
     folds[0:3] = [None, 10, None]
     splits = make_splits(ids, pids, y, seed=0, folds=folds)
-    expected = {f: "train" for f in range(1, 9)} | {9: "val", 10: "test"}
+    expected = dict.fromkeys(range(1, 9), "train") | {9: "val", 10: "test"}
     for s, f in zip(splits, folds, strict=True):
         if f is not None:
             assert s == expected[f]
@@ -349,7 +343,7 @@ def test_index_from_store_splits_the_live_records_by_patient_and_fold(tmp_path: 
     assert [r.record_id for r in index.rows] == list(labels.record_id)
     assert [(r.shard, r.row) for r in index.rows] == list(zip(labels.shard, labels.row.tolist(), strict=True))
     assert_no_group_in_two_splits([r.group for r in index.rows], [r.split for r in index.rows])
-    fold_split = {f: "train" for f in range(1, 9)} | {9: "val", 10: "test"}
+    fold_split = dict.fromkeys(range(1, 9), "train") | {9: "val", 10: "test"}
     by_id = {r.record_id: r for r in index.rows}
     for i, spec in enumerate(specs):
         row = by_id[f"ptbxl:r-{i:05d}"]

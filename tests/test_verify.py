@@ -19,7 +19,9 @@ import pytest
 from pipeline.cli.main import main
 from pipeline.config import Params, build_readers
 from pipeline.config.build import signal_plan, storage_spec
-from pipeline.ingest.run import commit, plan_ingest, run_batch
+from pipeline.ingest.batch import run_batch
+from pipeline.ingest.commit import commit
+from pipeline.ingest.plan import plan_ingest
 from pipeline.ingest.verify import VerifyResult, verify_store
 from pipeline.store.labels import relabel
 from pipeline.store.local import ShardStore, tree_digest, write_json_atomic

@@ -58,7 +58,9 @@ from pipeline.config import build_readers, load_params
 from pipeline.config.build import signal_plan, storage_spec
 from pipeline.core.leads import canonical_leads
 from pipeline.core.records import Provenance, Record
-from pipeline.ingest.run import Batch, BatchResult, IngestPlan, commit, plan_ingest, run_batch
+from pipeline.ingest.batch import BatchResult, run_batch
+from pipeline.ingest.commit import commit
+from pipeline.ingest.plan import Batch, IngestPlan, plan_ingest
 from pipeline.signal.dsp import design_sos
 from pipeline.signal.preprocess import SignalPlan, process
 from pipeline.sources.base import SourceReader

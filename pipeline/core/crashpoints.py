@@ -31,13 +31,13 @@ CRASH_LOG_ENV = "ECGPIPE_TEST_CRASH_LOG"
 
 # Every point ingest calls, in the order a run reaches them (the kill loop covers each one).
 POINTS = (
-    "batch.read_unit",  # pipeline.ingest.run.run_batch: before each unit of a batch is read
+    "batch.read_unit",  # pipeline.ingest.batch.run_batch: before each unit of a batch is read
     "shard.write",  # pipeline.store.local.write_group: the signal array written, the rest not yet
     "shard.before_rename",  # pipeline.store.local.ShardStore.write_shard: temp folder complete, not renamed
     "shard.after_rename",  # ... renamed into shards/, the manifest does not list it yet
-    "commit.before_manifest",  # pipeline.ingest.run.commit: every shard published, manifest not written
+    "commit.before_manifest",  # pipeline.ingest.commit.commit: every shard published, manifest not written
     "json.before_replace",  # pipeline.core.fs.atomic_writer for store files: temp fsynced, not renamed
-    "commit.after_manifest",  # pipeline.ingest.run.commit: manifest written, stat cache/quarantine/report not
+    "commit.after_manifest",  # ingest.commit.commit: manifest written, stat cache/quarantine/report not
     "commit.before_report",  # ... quarantine written, ingest_report.json not
     "commit.done",  # ... everything of commit written; unified labels not yet re-derived
 )

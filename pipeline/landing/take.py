@@ -170,7 +170,7 @@ class LandingReport:
     def counts(self) -> dict[str, int]:
         """Records/files per outcome: ``taken``, ``already_taken`` and every left category."""
         out = {"taken": len(self.taken), "already_taken": len(self.already_taken)}
-        out.update({c: 0 for c in CATEGORIES})
+        out.update(dict.fromkeys(CATEGORIES, 0))
         for item in self.left:
             out[item.category] = out.get(item.category, 0) + 1
         return out

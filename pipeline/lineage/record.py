@@ -30,8 +30,8 @@ import numpy as np
 
 from pipeline.core.fs import sha256_file
 from pipeline.dataset.splits import SplitError, read_index
-from pipeline.lineage.artifact import LineageError, StoreLayout, shown_location
 from pipeline.lineage.dvc_lock import display_path
+from pipeline.lineage.query import LineageError, StoreLayout, shown_location
 from pipeline.store.base import Store
 from pipeline.store.labels import read_labels
 from pipeline.store.local import raw_labels_from_json, read_array, read_strings

@@ -236,10 +236,10 @@ def _decode_group(
     if rows == list(range(rows[0], rows[0] + len(rows))):
         target = slice(rows[0], rows[0] + len(rows))
         digital[target] = frames.T
-        invalid[target] = frames.T == INVALID_SAMPLE[group.fmt]
+        invalid[target] = INVALID_SAMPLE[group.fmt] == frames.T
     else:
         digital[rows] = frames.T
-        invalid[rows] = frames.T == INVALID_SAMPLE[group.fmt]
+        invalid[rows] = INVALID_SAMPLE[group.fmt] == frames.T
 
 
 def _scales(header: WfdbHeader) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:

@@ -1,0 +1,187 @@
+"""Ingest step 2, one batch: hash (if new), read, preprocess and write its units into its own shards.
+
+:func:`run_batch` runs in a worker (one writer per shard file). Nothing a bad input does escapes
+it: errors become quarantine entries (:func:`rejection_entry`), and the :class:`BatchResult` says
+what happened to each unit for :func:`pipeline.ingest.commit.commit`.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline.core.crashpoints import crash_point
+from pipeline.core.records import Provenance, ReadError, Record, Rejection
+from pipeline.ingest.plan import Batch, UnitTask, fingerprint, hash_files
+from pipeline.signal.preprocess import SignalPlan, process
+from pipeline.sources.base import SourceReader
+from pipeline.store.base import Store
+from pipeline.store.local import ShardInfo, StorageSpec, rows_for, single_threaded_codecs
+
+
+@dataclass(frozen=True)
+class UnitOutcome:
+    uid: str
+    fingerprint: str
+    status: str  # "ingested" | "quarantined"
+    segments: tuple[tuple[str, int, int], ...]  # (shard, start row, stop row)
+    rejections: tuple[dict[str, Any], ...]
+    file_cache: Mapping[str, list[Any]] = field(default_factory=dict)  # new (size, mtime, sha256) entries
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    seq: int
+    shards: tuple[ShardInfo, ...]
+    outcomes: tuple[UnitOutcome, ...]
+    n_records: int
+    seconds: float
+    writer: str = ""  # "<host>:<pid>" of the process that wrote the shards (for cluster runs' reports)
+
+
+def rejection_entry(rej: Rejection, source: str, stage: str) -> dict[str, Any]:
+    return {
+        "source": source,
+        "item": rej.item,
+        "files": list(rej.files),
+        "reason": rej.reason,
+        "category": rej.category,
+        "stage": stage,
+    }
+
+
+def hashed(task: UnitTask, reader: SourceReader, plan_digest: str) -> tuple[UnitTask, dict[str, list[Any]]]:
+    """The task with its file hashes and fingerprint filled in, and the new hash-cache entries."""
+    if task.file_hashes is not None and task.fingerprint is not None:
+        return task, {}
+    cache: dict[str, list[Any]] = {}
+    hashes = hash_files(reader.root, task.unit.files, cache)
+    fp = fingerprint(reader.reader_id, hashes, task.unit.extra, plan_digest)
+    return UnitTask(task.source, task.unit, hashes, fp), cache
+
+
+def _unexpected(exc: Exception) -> str:
+    tb = traceback.extract_tb(exc.__traceback__)[-1]
+    return f"unexpected {type(exc).__name__}: {exc} (at {Path(tb.filename).name}:{tb.lineno})"
+
+
+class _BatchWriter:
+    """Streams a batch's records into shards of at most ``max_records`` records.
+
+    Records are preprocessed and written per shard, so memory is bounded by one shard even for
+    a unit with tens of thousands of records; such a unit simply spans several shards.
+    """
+
+    def __init__(
+        self,
+        batch: Batch,
+        plan: SignalPlan,
+        storage: StorageSpec,
+        store: Store,
+        attrs: Mapping[str, Any],
+        max_records: int,
+    ) -> None:
+        self.batch, self.plan, self.storage, self.store = batch, plan, storage, store
+        self.attrs, self.max_records = dict(attrs), max_records
+        self.pending: list[tuple[str, Record]] = []
+        self.shards: list[ShardInfo] = []
+        self.segments: dict[str, list[tuple[str, int, int]]] = {}
+        self.rejections: dict[str, list[dict[str, Any]]] = {}
+
+    def reject(self, uid: str, source: str, rej: Rejection, stage: str) -> None:
+        self.rejections.setdefault(uid, []).append(rejection_entry(rej, source, stage))
+
+    def read_unit(self, reader: SourceReader, task: UnitTask) -> None:
+        """Stream one unit's records in; bad input becomes rejections, never an exception."""
+        assert task.file_hashes is not None
+        files = tuple(task.unit.files)
+        missing = [f for f, h in task.file_hashes if h == "missing"]
+        if missing:
+            reason = f"file(s) disappeared before reading: {', '.join(missing)}"
+            self.reject(task.uid, task.source, Rejection(task.uid, files, reason), "read")
+            return
+        n = 0
+        try:
+            for item in reader.read(task.unit, Provenance(files=task.file_hashes, reader=reader.reader_id)):
+                if isinstance(item, Rejection):
+                    self.reject(task.uid, task.source, item, "read")
+                    continue
+                self.pending.append((task.uid, item))
+                n += 1
+                if len(self.pending) >= self.max_records:
+                    self.flush()
+        except Exception as exc:  # noqa: BLE001 - one bad file must not lose the batch
+            reason = str(exc) if isinstance(exc, ReadError) else _unexpected(exc)
+            if n:
+                reason = f"reading stopped after {n} record(s): {reason}"
+            self.reject(task.uid, task.source, Rejection(task.uid, files, reason), "read")
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        uids = {r.record_id: uid for uid, r in self.pending}
+        processed, rejected = process([r for _, r in self.pending], self.plan)
+        self.pending = []
+        for rej in rejected:
+            uid = uids[rej.item]
+            self.reject(uid, uid.split("/", 1)[0], rej, "preprocess")
+        if not processed.records:
+            return
+        name = f"part-{self.batch.seq:06d}-{len(self.shards):02d}"
+        units = [uids[r.record_id] for r in processed.records]
+        rows = rows_for(processed.records, units, processed.valid_len)
+        self.shards.append(self.store.write_shard(name, processed.signal, rows, self.storage, self.attrs))
+        start = 0
+        for i in range(1, len(units) + 1):
+            if i == len(units) or units[i] != units[start]:
+                self.segments.setdefault(units[start], []).append((name, start, i))
+                start = i
+
+    def outcome(self, task: UnitTask, file_cache: Mapping[str, list[Any]]) -> UnitOutcome:
+        segs = tuple(self.segments.get(task.uid, ()))
+        return UnitOutcome(
+            uid=task.uid,
+            fingerprint=str(task.fingerprint),
+            status="ingested" if segs else "quarantined",
+            segments=segs,
+            rejections=tuple(self.rejections.get(task.uid, ())),
+            file_cache=file_cache,
+        )
+
+
+def run_batch(
+    batch: Batch,
+    readers: Mapping[str, SourceReader],
+    signal_plan: SignalPlan,
+    storage: StorageSpec,
+    store: Store,
+    shard_attrs: Mapping[str, Any],
+    max_records_per_shard: int = 2048,
+) -> BatchResult:
+    """Hash (if new), read, preprocess and write the units of one batch into its own shard files.
+
+    Returns what happened to each unit. Nothing a bad input does escapes: it is a rejection.
+    """
+    t0 = time.perf_counter()
+    single_threaded_codecs()
+    writer = _BatchWriter(batch, signal_plan, storage, store, shard_attrs, max_records_per_shard)
+    digest = signal_plan.digest()
+    tasks: list[tuple[UnitTask, dict[str, list[Any]]]] = []
+    for todo in batch.tasks:
+        task, cache = hashed(todo, readers[todo.source], digest)
+        tasks.append((task, cache))
+        crash_point("batch.read_unit")
+        writer.read_unit(readers[task.source], task)
+    writer.flush()
+    outcomes = tuple(writer.outcome(task, cache) for task, cache in tasks)
+    n = sum(s.n_records for s in writer.shards)
+    seconds = time.perf_counter() - t0
+    return BatchResult(
+        batch.seq, tuple(writer.shards), outcomes, n, seconds, f"{socket.gethostname()}:{os.getpid()}"
+    )
