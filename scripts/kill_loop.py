@@ -200,7 +200,7 @@ class Harness:
         env[CRASH_LOG_ENV] = str(trace)
         if crash_at:
             env[CRASH_AT_ENV] = crash_at
-        with open(log, "wb") as fh:
+        with Path(log).open("wb") as fh:
             t0 = time.time()
             proc = subprocess.Popen(
                 self.command(store, profiles), cwd=REPO, env=env, stdout=fh, stderr=fh, start_new_session=True
@@ -618,7 +618,7 @@ class KillLoop:
     def _start(self, store: Path, log: Path, trace: Path) -> subprocess.Popen[bytes]:
         env = {k: v for k, v in self.h.env.items() if k not in (CRASH_AT_ENV, CRASH_LOG_ENV)}
         env[CRASH_LOG_ENV] = str(trace)
-        with open(log, "wb") as fh:
+        with Path(log).open("wb") as fh:
             return subprocess.Popen(
                 self.h.command(store, PROFILES),
                 cwd=REPO,

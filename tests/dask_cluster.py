@@ -66,7 +66,7 @@ class _Proc:
 def _spawn(name: str, args: Sequence[str], work_dir: Path, env: Mapping[str, str], stack: ExitStack) -> _Proc:
     """Start ``args`` in a new session (its own process group), output to ``work_dir/<name>.log``."""
     log = work_dir / f"{name}.log"
-    fh: IO[bytes] = stack.enter_context(open(log, "wb"))
+    fh: IO[bytes] = stack.enter_context(log.open("wb"))  # noqa: SIM115 - the ExitStack closes it
     popen = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
         list(args), stdout=fh, stderr=subprocess.STDOUT, env=dict(env), cwd=work_dir, start_new_session=True
     )

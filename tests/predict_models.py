@@ -214,7 +214,7 @@ def reference_scores(t: Trained, records: Sequence[Record], tmp: Path) -> Scores
 
 
 def csv_rows(out: Path) -> dict[str, dict[str, str]]:
-    with open(out / CSV_NAME, newline="") as fh:
+    with (out / CSV_NAME).open(newline="") as fh:
         return {row["record_id"]: row for row in csv.DictReader(fh)}
 
 

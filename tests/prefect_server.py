@@ -65,7 +65,7 @@ def prefect_server(home: Path, startup_timeout_s: float = 120.0) -> Iterator[str
     home.mkdir(parents=True, exist_ok=True)
     port = free_port()
     api = f"http://127.0.0.1:{port}/api"
-    log = open(home / "server.log", "w")  # noqa: SIM115 - closed in finally
+    log = (home / "server.log").open("w")  # noqa: SIM115 - closed in finally
     proc = subprocess.Popen(
         ["prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port), "--no-ui"],
         env=server_env(home),

@@ -40,7 +40,7 @@ PORT_ATTEMPTS = 3
 LOG_NAME = "moto_server.log"
 # A path that can never exist (/dev/null is no folder): botocore reads a missing config file as empty, but
 # /dev/null itself exists, so dvc-s3 hands it to botocore's loader, which refuses a non-regular file.
-NO_FILE = os.path.join(os.devnull, "no-aws-config")
+NO_FILE = str(Path(os.devnull) / "no-aws-config")
 # S3 bucket naming rules (virtual-host compatible subset): 3-63 characters, lowercase letters, digits and
 # hyphens, starting and ending with a letter or digit. Dots are left out: they break TLS virtual hosting.
 BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")

@@ -52,7 +52,7 @@ def tree_digest(root: Path) -> dict[str, str]:
 
 
 def ptbxl_rows(demo: DemoSummary) -> list[dict[str, str]]:
-    with open(demo.roots["ptbxl"] / "ptbxl_database.csv", newline="", encoding="utf-8") as fh:
+    with (demo.roots["ptbxl"] / "ptbxl_database.csv").open(newline="", encoding="utf-8") as fh:
         return list(csv.DictReader(fh))
 
 

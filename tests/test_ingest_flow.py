@@ -96,7 +96,7 @@ def test_incremental_ingest_adds_only_new_records_and_relabels_without_reading_s
     for ext in (".hea", ".mat"):
         shutil.copy(src / f"A00025{ext}", root / f"A00025{ext}")
     line = next(x for x in (src / "REFERENCE.csv").read_bytes().split(b"\r\n") if x.startswith(b"A00025,"))
-    with open(root / "REFERENCE.csv", "ab") as fh:
+    with (root / "REFERENCE.csv").open("ab") as fh:
         fh.write(line + b"\r\n")
     assert main(ingest) == 0
     added = _report(tmp_path)

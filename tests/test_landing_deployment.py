@@ -110,7 +110,7 @@ def _serve_until_taken(
     """``ecgpipe serve`` while RECORD lands half-written (a run leaves it, changing nothing), then
     complete (a later run takes it): the deployment, the finished run that took it, the ``.mat`` bytes."""
     served = home / "serve.log"
-    log = open(served, "w")  # noqa: SIM115 - closed in finally
+    log = Path(served).open("w")  # noqa: SIM115 - closed in finally
     serve = subprocess.Popen(
         ["ecgpipe", "serve"], cwd=project, env=server_env(home, url), stdout=log, stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -210,7 +210,7 @@ def test_prefect_yaml_deploys_to_a_process_pool_and_a_manual_run_with_nothing_ne
     run_id = next(w for w in out.split() if len(w) == 36 and w.count("-") == 4)
     worker = subprocess.Popen(
         ["prefect", "worker", "start", "--pool", pool, "--run-once"], cwd=project, env=env,
-        stdout=open(home / "worker.log", "w"), stderr=subprocess.STDOUT, start_new_session=True,
+        stdout=(home / "worker.log").open("w"), stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     try:
         wait_for(lambda: _finished(url, run_id), 600, "the manual run", home / "worker.log")

@@ -166,9 +166,12 @@ def test_a_concurrent_take_fails_at_once_naming_the_ledger_and_holder(zone: Zone
 
 def test_the_lock_is_exclusive_within_one_process_too(tmp_path: Path) -> None:
     ledger = tmp_path / "ledger.sqlite"
-    with ledger_lock(ledger), pytest.raises(LedgerLockedError, match=f"pid {os.getpid()}"):
-        with ledger_lock(ledger):
-            pass
+    with (
+        ledger_lock(ledger),
+        pytest.raises(LedgerLockedError, match=f"pid {os.getpid()}"),
+        ledger_lock(ledger),
+    ):
+        pass
     with ledger_lock(ledger):
         pass  # released
 
@@ -274,7 +277,7 @@ def test_file_changed_between_check_and_move_is_left(zone: Zone, monkeypatch: py
 
     def check_then_write(root: Path, header_rel: str, **kwargs: Any) -> Any:
         result = real_check(root, header_rel, **kwargs)
-        with open(root / "E00271.mat", "ab") as fh:  # an uploader appending during the check
+        with (root / "E00271.mat").open("ab") as fh:  # an uploader appending during the check
             fh.write(b"\0\0")
         return result
 

@@ -177,7 +177,7 @@ def _split_ids(repo: Path, split: str) -> list[str]:
 
 
 def _scores_rows(repo: Path) -> dict[str, dict[str, str]]:
-    with open(repo / "eval" / "resnet" / "test_scores.csv", newline="") as fh:
+    with (repo / "eval" / "resnet" / "test_scores.csv").open(newline="") as fh:
         return {row["record_id"]: row for row in csv.DictReader(fh)}
 
 

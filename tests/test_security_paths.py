@@ -9,7 +9,6 @@ see :mod:`tests.security_support`.
 from __future__ import annotations
 
 import csv
-import os
 import shutil
 from pathlib import Path
 
@@ -45,10 +44,10 @@ def _ptbxl_tree(shared: Path, root: Path, outside: Path, ids: list[int]) -> None
     """``ptbxl_database.csv`` (rows ``ids``, 100 Hz only) and their 100 Hz records under ``root``;
     a copy of record 1 under ``outside`` as ``secret.{hea,dat}``."""
     src = shared / "ptbxl"
-    with open(src / "ptbxl_database.csv", newline="", encoding="utf-8") as fh:
+    with (src / "ptbxl_database.csv").open(newline="", encoding="utf-8") as fh:
         table = list(csv.DictReader(fh))
     rows = [row | {"filename_hr": ""} for row in table if int(row["ecg_id"]) in ids]
-    with open(root / "ptbxl_database.csv", "w", newline="", encoding="utf-8") as fh:
+    with (root / "ptbxl_database.csv").open("w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(table[0]))
         writer.writeheader()
         writer.writerows(rows)
@@ -62,12 +61,12 @@ def _ptbxl_tree(shared: Path, root: Path, outside: Path, ids: list[int]) -> None
 
 
 def _set_column(path: Path, ecg_id: int, column: str, value: str) -> None:
-    with open(path, newline="", encoding="utf-8") as fh:
+    with Path(path).open(newline="", encoding="utf-8") as fh:
         table = list(csv.DictReader(fh))
     for row in table:
         if int(row["ecg_id"]) == ecg_id:
             row[column] = value
-    with open(path, "w", newline="", encoding="utf-8") as fh:
+    with Path(path).open("w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(table[0]))
         writer.writeheader()
         writer.writerows(table)
@@ -75,7 +74,7 @@ def _set_column(path: Path, ecg_id: int, column: str, value: str) -> None:
 
 def _link_outside(root: Path, rel: str, target: Path) -> None:
     (root / rel).unlink()
-    os.symlink(target, root / rel)
+    (root / rel).symlink_to(target)
 
 
 @pytest.mark.shared_data
@@ -162,7 +161,7 @@ def test_a_cinc2017_label_file_linked_outside_the_root_is_rejected_unread(
     for suffix in (".hea", ".mat"):
         shutil.copy2(src / f"A00001{suffix}", root / f"A00001{suffix}")
     (outside / "labels.csv").write_text("A00001,A\r\n")
-    os.symlink(outside / "labels.csv", root / "REFERENCE.csv")
+    (root / "REFERENCE.csv").symlink_to(outside / "labels.csv")
     reader = Cinc2017Reader("cinc2017", root)
     with recorded_opens(monkeypatch) as opened:
         disc = reader.discover()
@@ -188,7 +187,7 @@ def test_wfdb_records_entries_and_linked_headers_outside_the_root_are_never_open
 ) -> None:
     root, outside = layout
     _wfdb_tree(shared_data, root, outside)
-    os.symlink(outside / "3000003_0003.hea", root / "linked.hea")
+    (root / "linked.hea").symlink_to(outside / "3000003_0003.hea")
     (root / "RECORDS").write_text(
         f"3000003_0003\nlinked\n../outside/3000003_0003\n{outside / '3000003_0003'}\n"
     )
@@ -222,12 +221,11 @@ def test_a_records_file_linked_outside_the_root_is_refused_unread(
     root, outside = layout
     _wfdb_tree(shared_data, root, outside)
     (outside / "RECORDS").write_text("3000003_0003\n")
-    os.symlink(outside / "RECORDS", root / "RECORDS")
+    (root / "RECORDS").symlink_to(outside / "RECORDS")
     reader = WfdbFolderReader("wfdb", root)
-    with recorded_opens(monkeypatch) as opened:
-        # the whole discovery fails naming the link (ingest reports it as "discovery failed")
-        with pytest.raises(ReadError, match="escapes the source root"):
-            reader.discover()
+    # the whole discovery fails naming the link (ingest reports it as "discovery failed")
+    with recorded_opens(monkeypatch) as opened, pytest.raises(ReadError, match="escapes the source root"):
+        reader.discover()
     assert opened_under(opened, outside) == []
 
 
@@ -272,7 +270,7 @@ def test_a_code_exam_table_linked_outside_the_root_is_refused_unread(
     root, outside = layout
     code15_part(root, "exams_part0.hdf5", [1, 0])
     exams_csv(outside / "secret.csv", [(1, "exams_part0.hdf5")])
-    os.symlink(outside / "secret.csv", root / "exams.csv")
+    (root / "exams.csv").symlink_to(outside / "secret.csv")
     reader = CodeReader("code", root)
     # the whole discovery fails naming the link (ingest reports it as "discovery failed")
     with recorded_opens(monkeypatch) as opened, pytest.raises(ReadError, match="escapes the source root"):
@@ -291,7 +289,7 @@ def test_code_wfdb_header_whose_signal_file_links_outside_is_rejected_unread(
         )
     (root / "TNMG1_N1.dat").write_bytes(b"\x01\x00\x02\x00")
     (outside / "secret.dat").write_bytes(b"\x07\x00\x07\x00")
-    os.symlink(outside / "secret.dat", root / "TNMG2_N1.dat")
+    (root / "TNMG2_N1.dat").symlink_to(outside / "secret.dat")
     reader = CodeReader("code", root)
     with recorded_opens(monkeypatch) as opened:
         disc = reader.discover()
@@ -306,7 +304,7 @@ def test_a_code_hdf5_part_linked_outside_the_root_is_never_opened(
 ) -> None:
     root, outside = layout
     code15_part(outside, "secret.hdf5", [11, 12])
-    os.symlink(outside / "secret.hdf5", root / "exams_part0.hdf5")
+    (root / "exams_part0.hdf5").symlink_to(outside / "secret.hdf5")
     exams_csv(root / "exams.csv", [(11, "exams_part0.hdf5")])
     reader = CodeReader("code", root)
     with recorded_opens(monkeypatch) as opened:

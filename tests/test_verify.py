@@ -249,7 +249,7 @@ def test_a_raw_record_added_after_ingest_is_stale_not_ingested(tree: Tree, share
     src = shared_data / "cinc2017" / "training2017"
     for ext in (".hea", ".mat"):
         shutil.copy(src / f"A00100{ext}", tree.raw / "cinc2017" / f"A00100{ext}")
-    with open(tree.raw / "cinc2017" / "REFERENCE.csv", "ab") as fh:
+    with (tree.raw / "cinc2017" / "REFERENCE.csv").open("ab") as fh:
         fh.write(b"A00100,N\r\n")
     shutil.copy(src / "A00200.mat", tree.raw / "cinc2017" / "A00200.mat")  # no header: rejected
     res = tree.verify()

@@ -88,7 +88,7 @@ MAX_STORE_RATIO = 0.45  # shard bytes over raw WFDB (.dat + .hea) bytes
 
 def source_rows(source: Path) -> tuple[list[str], list[dict[str, str]]]:
     """``ptbxl_database.csv`` columns and the rows whose 500 Hz ``.hea`` and ``.dat`` exist."""
-    with open(source / DATABASE, newline="", encoding="utf-8") as fh:
+    with (source / DATABASE).open(newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
         columns = list(reader.fieldnames or [])
         rows = [dict(r) for r in reader if _has_hr_files(source, r.get("filename_hr") or "")]
@@ -155,7 +155,7 @@ def build_input(source: Path, dest: Path, n: int) -> Path:
         replicate_record(source, dest, rows[(k - 1) % len(rows)], k)
         for k in tqdm(range(1, n + 1), desc=f"input tree {n}", unit="rec", leave=False)
     ]
-    with open(dest / DATABASE, "w", newline="", encoding="utf-8") as fh:
+    with (dest / DATABASE).open("w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=columns)
         writer.writeheader()
         writer.writerows(new_rows)
@@ -182,7 +182,7 @@ def tree_bytes(path: Path) -> int:
 
 
 def input_rows(root: Path) -> list[dict[str, str]]:
-    with open(root / DATABASE, newline="", encoding="utf-8") as fh:
+    with (root / DATABASE).open(newline="", encoding="utf-8") as fh:
         return [dict(r) for r in csv.DictReader(fh)]
 
 

@@ -81,7 +81,9 @@ def hash_files(root: Path, files: Sequence[str], cache: dict[str, list[Any]]) ->
         except (OSError, ReadError):
             out.append((rel, "missing"))
             continue
-        key = os.path.abspath(root / rel)  # the key _cached_hashes looks up
+        # the key _cached_hashes looks up; PTH100: abspath normalises '..' without following links, as the
+        # stored cache keys were made (Path.resolve would follow symlinks and change them)
+        key = os.path.abspath(root / rel)  # noqa: PTH100
         hit = cache.get(key)
         if hit and hit[0] == st.st_size and hit[1] == st.st_mtime_ns:
             digest = str(hit[2])
@@ -103,7 +105,7 @@ def _cached_hashes(
             st = path.stat()
         except OSError:
             return None
-        hit = cache.get(os.path.abspath(path))
+        hit = cache.get(os.path.abspath(path))  # noqa: PTH100 - the cache's own key rule (above)
         if not hit or hit[0] != st.st_size or hit[1] != st.st_mtime_ns:
             return None
         out.append((rel, str(hit[2])))

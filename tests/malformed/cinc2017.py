@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,7 +21,7 @@ def _renamed_copy(src: Source, base: Path, name: str, stem: str = "A00009", dest
     copy_record(src, base, stem, dest)
     prefix = f"{dest}/".lstrip("/")
     for suffix in (".hea", ".mat"):
-        os.replace(src.root / f"{prefix}{stem}{suffix}", src.root / f"{prefix}{name}{suffix}")
+        (src.root / f"{prefix}{stem}{suffix}").replace(src.root / f"{prefix}{name}{suffix}")
     header = Header.parse((src.root / f"{prefix}{name}.hea").read_text())
     header.record[0] = name
     header.signals[0][0] = f"{name}.mat"
@@ -54,7 +53,7 @@ def _label_and_file_variants(src: Source, base: Path, labels: list[tuple[str, st
     src.write("C00005.mat", (base / "A00010.mat").read_bytes())
     src.add("orphan", "mat_without_header", "C00005.mat", r"signal file with no header")
     _renamed_copy(src, base, "C00006")
-    os.remove(src.root / "C00006.mat")
+    (src.root / "C00006.mat").unlink()
     labels.append(("C00006", "N"))
     src.add("missing_file", "header_without_mat", "C00006.hea", r"does not exist", [src.record_id("C00006")])
     src.write("REFERENCE-v3.csv", _reference(labels[:4]))

@@ -27,7 +27,7 @@ class _Ptbxl:
         self.src = Source(corpus, SourceSpec("ptbxl", "ptbxl", "ecg12"), rng)
         self.rng = rng
         self.base = shared / "ptbxl"
-        with open(self.base / PTBXL_DB, newline="", encoding="utf-8") as fh:
+        with (self.base / PTBXL_DB).open(newline="", encoding="utf-8") as fh:
             table = csv.DictReader(fh)
             self.columns = list(table.fieldnames or [])
             self.real = {int(r["ecg_id"]): r for r in table}

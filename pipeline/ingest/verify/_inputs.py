@@ -202,7 +202,8 @@ def _ingested_as(
     out: dict[str, str] = {}
     for path, cached in manifest.file_cache.items():
         try:
-            rel = Path(path).relative_to(os.path.abspath(reader.root)).as_posix()
+            # PTH100: cache keys are abspath()s (ingest.plan); Path.resolve would follow links and miss them
+            rel = Path(path).relative_to(os.path.abspath(reader.root)).as_posix()  # noqa: PTH100
         except ValueError:
             continue
         out[rel] = str(cached[2])
