@@ -27,7 +27,7 @@ import torch
 from sklearn.metrics import confusion_matrix, f1_score, roc_auc_score
 
 from pipeline.cli.main import main
-from pipeline.config import Params, build_readers, load_params
+from pipeline.config import Params, load_params
 from pipeline.config.build import signal_plan, storage_spec
 from pipeline.dataset.splits import IndexRow, read_index
 from pipeline.dataset.targets import Targets
@@ -37,6 +37,7 @@ from pipeline.evaluation.evaluate import EvalSettings, SplitScores, evaluate, sc
 from pipeline.evaluation.thresholds import ScoredSplit, choose_thresholds, ids_digest
 from pipeline.ingest.run import commit, plan_ingest, run_batch
 from pipeline.models.card import ModelCard, card_from_checkpoint
+from pipeline.sources.registry import build_readers
 from pipeline.store.labels import read_labels, relabel
 from pipeline.store.local import ShardStore, read_signal, read_strings
 from pipeline.training.checkpoint import load_checkpoint

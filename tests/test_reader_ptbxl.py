@@ -235,7 +235,14 @@ def test_scp_statements_table(shared_data: Path) -> None:
     assert statements["IMI"]["diagnostic_class"] == "MI"
 
 
-@pytest.mark.parametrize("rates", [(), (250,), (500, 500)])
-def test_invalid_rates_are_refused(tmp_path: Path, rates: tuple[int, ...]) -> None:
-    with pytest.raises(ValueError, match="rates must be"):
+@pytest.mark.parametrize(
+    ("rates", "message"),
+    [
+        ((), "rates must be distinct"),
+        ((250,), "Input should be 100 or 500"),
+        ((500, 500), "rates must be distinct"),
+    ],
+)
+def test_invalid_rates_are_refused(tmp_path: Path, rates: tuple[int, ...], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
         PtbXlReader("ptbxl", tmp_path, rates=rates)

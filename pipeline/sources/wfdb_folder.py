@@ -60,6 +60,7 @@ from pipeline.core.records import (
     Rejection,
 )
 from pipeline.sources.base import SourceReader, list_files
+from pipeline.sources.options import WfdbFolderOptions
 from pipeline.sources.wfdb import (
     WfdbHeader,
     annotation_problem,
@@ -203,33 +204,8 @@ class WfdbFolderReader(SourceReader):
     kind: ClassVar[str] = "wfdb"
     version: ClassVar[str] = "1"
 
-    def __init__(
-        self,
-        name: str,
-        root: Path,
-        pattern: str = "**/*.hea",
-        use_records_file: bool = True,
-        annotation_ext: str | None = "atr",
-        window_s: float | None = None,
-        hop_s: float | None = None,
-        keep_partial: bool = False,
-        header_labels: bool = True,
-        voltage_only: bool = True,
-        patient_regex: str | None = None,
-    ) -> None:
-        super().__init__(name, root)
-        if not pattern or PurePosixPath(pattern).is_absolute() or ".." in PurePosixPath(pattern).parts:
-            raise ValueError(f"pattern {pattern!r} must be a glob relative to the root, such as '**/*.hea'")
-        if annotation_ext is not None and not re.fullmatch(r"\w+", annotation_ext):
-            raise ValueError(f"annotation_ext {annotation_ext!r} must be a bare extension such as 'atr'")
-        self.pattern = pattern
-        self.use_records_file = use_records_file
-        self.annotation_ext = annotation_ext
-        self.window_s, self.hop_s = _checked_window(window_s, hop_s)
-        self.keep_partial = keep_partial
-        self.header_labels = header_labels
-        self.voltage_only = voltage_only
-        self.patient_regex = _checked_patient_regex(patient_regex)
+    Options: ClassVar[type[WfdbFolderOptions]] = WfdbFolderOptions
+    options: WfdbFolderOptions
 
     # ------------------------------------------------------------------ discovery
 
@@ -239,7 +215,7 @@ class WfdbFolderReader(SourceReader):
         metadata = [f for f in files if _METADATA_NAME.fullmatch(posixpath.basename(f))]
         scan.remaining.difference_update(metadata)
         lists: dict[str, RecordsList] = {}
-        if self.use_records_file:
+        if self.options.use_records_file:
             lists, refused = self._records_lists(metadata)
             scan.rejected.extend(refused)
             refused_files = {r.item for r in refused}
@@ -274,7 +250,7 @@ class WfdbFolderReader(SourceReader):
 
     def _headers(self, candidates: set[str]) -> list[str]:
         """Headers matched by ``pattern`` among the files not yet accounted for, sorted."""
-        matched = {p.relative_to(self.root).as_posix() for p in self.root.glob(self.pattern)}
+        matched = {p.relative_to(self.root).as_posix() for p in self.root.glob(self.options.pattern)}
         return sorted(f for f in matched & candidates if f.endswith(HEADER_SUFFIX))
 
     def _add_unit(self, scan: _Scan, header_rel: str) -> None:
@@ -286,14 +262,14 @@ class WfdbFolderReader(SourceReader):
             self._reject_record(scan, header_rel, str(exc), "error")
             return
         files = [header_rel, *data_files]
-        if self.annotation_ext is not None:
-            annotation = f"{key}.{self.annotation_ext}"
+        if self.options.annotation_ext is not None:
+            annotation = f"{key}.{self.options.annotation_ext}"
             if annotation in scan.remaining and annotation != header_rel:
                 files.append(annotation)
         scan.remaining.difference_update(files)
         scan.units.append(InputUnit(key=key, files=tuple(dict.fromkeys(files))))
         scan.record_fate[key] = (
-            f"belongs to record {key} but is not read (annotation_ext={self.annotation_ext!r})",
+            f"belongs to record {key} but is not read (annotation_ext={self.options.annotation_ext!r})",
             "excluded",
         )
 
@@ -350,7 +326,7 @@ class WfdbFolderReader(SourceReader):
         if fate is not None:
             return Rejection(item=rel, files=(rel,), reason=fate[0], category=fate[1])
         if rel.endswith(HEADER_SUFFIX):
-            reason = f"header not matched by pattern {self.pattern!r}"
+            reason = f"header not matched by pattern {self.options.pattern!r}"
             return Rejection(item=rel, files=(rel,), reason=reason, category="excluded")
         reason = "no WFDB header names this file; expected a record's signal or annotation file"
         return Rejection(item=rel, files=(rel,), reason=reason)
@@ -379,18 +355,18 @@ class WfdbFolderReader(SourceReader):
             fs_hz=header.fs_hz,
             leads=canonical_leads([_channel_name(header, i) for i in keep]),
             patient_id=self._patient(unit.key),
-            header_labels=header_comment_labels(header.comments) if self.header_labels else (),
+            header_labels=header_comment_labels(header.comments) if self.options.header_labels else (),
             meta=self._meta(header, keep, dropped),
             provenance=provenance,
         )
-        if self.window_s is None:
+        if self.options.window_s is None:
             yield from _whole(self.name, base, signal, track, unit.files)
         else:
             yield from self._windows(base, signal, track, unit.files)
 
     def _channels(self, header: WfdbHeader, header_rel: str) -> tuple[list[int], list[int]]:
         """Indices of the channels kept and dropped (non-voltage ones, with ``voltage_only``)."""
-        if not self.voltage_only:
+        if not self.options.voltage_only:
             return list(range(header.n_sig)), []
         keep = [i for i, s in enumerate(header.signals) if mv_factor(s.units) is not None]
         dropped = [i for i in range(header.n_sig) if i not in keep]
@@ -415,27 +391,29 @@ class WfdbFolderReader(SourceReader):
 
     def _annotations(self, unit: InputUnit, fs_hz: float) -> AnnotationTrack:
         """The unit's annotations, sample indices at ``fs_hz``; empty when it has none."""
-        if self.annotation_ext is None:
+        ext = self.options.annotation_ext
+        if ext is None:
             return AnnotationTrack.empty()
-        rel = f"{unit.key}.{self.annotation_ext}"
+        rel = f"{unit.key}.{ext}"
         if rel not in unit.files:
             return AnnotationTrack.empty()
-        return read_annotation_track(self.resolve(rel), self.annotation_ext, fs_hz, rel)
+        return read_annotation_track(self.resolve(rel), ext, fs_hz, rel)
 
     def _patient(self, key: str) -> str | None:
-        if self.patient_regex is None:
+        if self.options.patient_regex is None:
             return key
-        match = re.search(self.patient_regex, key)
+        match = re.search(self.options.patient_regex, key)
         return match.group(1) if match else None
 
     def _windows(
         self, base: _RecordBase, signal: FloatArray, track: AnnotationTrack, files: tuple[str, ...]
     ) -> Iterator[Record | Rejection]:
-        assert self.window_s is not None and self.hop_s is not None
+        window_s, hop_s = self.options.window_s, self.options.hop
+        assert window_s is not None and hop_s is not None
         n_samples = signal.shape[1]
-        win = _samples(self.window_s, base.fs_hz, "window_s")
-        hop = _samples(self.hop_s, base.fs_hz, "hop_s")
-        starts = window_starts(n_samples, win, hop, self.keep_partial)
+        win = _samples(window_s, base.fs_hz, "window_s")
+        hop = _samples(hop_s, base.fs_hz, "hop_s")
+        starts = window_starts(n_samples, win, hop, self.options.keep_partial)
         if not starts:
             reason = f"recording has {n_samples} samples, fewer than one window of {win} samples"
             yield Rejection(item=base.record_id, files=files, reason=reason, category="excluded")
@@ -574,27 +552,3 @@ def _samples(seconds: float, fs_hz: float, option: str) -> int:
     if count < 1:
         raise ReadError(f"{option}={seconds} s is less than one sample at {fs_hz} Hz")
     return count
-
-
-def _checked_window(window_s: float | None, hop_s: float | None) -> tuple[float | None, float | None]:
-    if window_s is None:
-        if hop_s is not None:
-            raise ValueError("hop_s is set but window_s is not; windowing needs window_s")
-        return None, None
-    hop = window_s if hop_s is None else hop_s
-    for option, value in (("window_s", window_s), ("hop_s", hop)):
-        if not (math.isfinite(value) and value > 0):
-            raise ValueError(f"{option} must be a positive number of seconds, got {value}")
-    return float(window_s), float(hop)
-
-
-def _checked_patient_regex(pattern: str | None) -> str | None:
-    if pattern is None:
-        return None
-    try:
-        compiled = re.compile(pattern)
-    except re.error as exc:
-        raise ValueError(f"patient_regex {pattern!r} is not a valid regular expression: {exc}") from exc
-    if compiled.groups != 1:
-        raise ValueError(f"patient_regex {pattern!r} must have exactly one group (the patient id)")
-    return pattern
