@@ -15,7 +15,8 @@ import wfdb
 
 from pipeline.core.records import Discovery, InputUnit, Provenance, ReadError, Record, Rejection
 from pipeline.sources.base import list_files
-from pipeline.sources.wfdb_folder import WfdbFolderReader, header_comment_labels
+from pipeline.sources.wfdb_folder import WfdbFolderReader
+from pipeline.sources.wfdb_text import header_comment_labels
 from pipeline.sources.windows import BEAT_SYMBOLS
 
 CPSC_PATIENT = r"data_(\d+)_\d+"

@@ -53,7 +53,7 @@ from pipeline.landing.report import (
     Skip,
     TakenRecord,
 )
-from pipeline.sources.wfdb_folder import RECORDS_FILE, parse_records_file
+from pipeline.sources.wfdb_text import RECORDS_FILE, parse_records_file
 
 __all__ = [
     "CATEGORIES",

@@ -25,8 +25,8 @@ Raw labels (in this order, repeats removed)
     1. beat symbols of the annotation file inside the recording/window (``N``, ``A``, ``V``);
     2. rhythms in effect, the aux notes of rhythm changes (``(AFIB``, ``(N``);
     3. with ``header_labels``, the header comment lines that read as labels (see
-       :func:`header_comment_labels`): CPSC 2021 ``persistent atrial fibrillation``, Challenge
-       2015 ``Asystole`` and ``False alarm``.
+       :func:`~pipeline.sources.wfdb_text.header_comment_labels`): CPSC 2021 ``persistent atrial
+       fibrillation``, Challenge 2015 ``Asystole`` and ``False alarm``.
 
 Patients
     ``patient_regex`` (one group, searched in the record name, i.e. its path below the root
@@ -38,12 +38,10 @@ Patients
 from __future__ import annotations
 
 import dataclasses
-import math
 import posixpath
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
 from typing import ClassVar
 
 import numpy as np
@@ -63,11 +61,20 @@ from pipeline.sources.base import SourceReader, list_files
 from pipeline.sources.options import WfdbFolderOptions
 from pipeline.sources.wfdb import (
     WfdbHeader,
-    annotation_problem,
     mv_factor,
     read_header,
     read_signals,
     signal_files,
+)
+from pipeline.sources.wfdb_annotations import read_annotation_track
+from pipeline.sources.wfdb_text import (
+    MAX_RECORDS_BYTES,
+    METADATA_NAME,
+    RECORDS_FILE,
+    RecordsList,
+    governing_list,
+    header_comment_labels,
+    parse_records_file,
 )
 from pipeline.sources.windows import (
     AnnotationTrack,
@@ -80,94 +87,7 @@ from pipeline.sources.windows import (
 
 FloatArray = npt.NDArray[np.float32]
 
-RECORDS_FILE = "RECORDS"
 HEADER_SUFFIX = ".hea"
-# Far above real files (a RECORDS file of 100k records is ~2 MB); the cap keeps a damaged or
-# hostile file from being read whole into memory.
-MAX_RECORDS_BYTES = 64 << 20
-
-# Shared documentation/listing files of PhysioNet databases: accounted for, never records.
-_METADATA_NAME = re.compile(
-    r"(RECORDS([-_.][\w.-]+)?|ANNOTATORS|DBS|"
-    r"(README|LICEN[CS]E|SHA(1|256)SUMS|MD5SUMS|CHANGES|NOTES)(\.\w+)?|"
-    r".+\.(md|html?|pdf))",
-    re.IGNORECASE,
-)
-
-# MIT-BIH's first comment line: "<age> <sex> <reference numbers> x1" (age may be -1 or ??).
-_PATIENT_LINE = re.compile(r"(-?\d+|\?+)\s+[MFmf?](\s.*)?")
-# A label is a short phrase: starts with a letter, then letters, digits, spaces, _ ( ) / + ' -.
-_LABEL_LINE = re.compile(r"[^\W\d_][\w ()/+'-]*")
-MAX_LABEL_WORDS = 6
-
-
-def header_comment_labels(comments: Iterable[str]) -> tuple[str, ...]:
-    """The header comment lines that are labels, stripped, in order.
-
-    The rule: a comment line is a label when it is a short phrase (at most
-    :data:`MAX_LABEL_WORDS` words, starting with a letter and holding only letters, digits,
-    spaces and ``_ ( ) / + ' -``). So these are skipped:
-
-    - fielded metadata ``key: value`` (``Age: 62``, ``Dx: ...``; sources with such fields have
-      their own readers);
-    - prose, i.e. lines with sentence punctuation ``. , ;`` or more words (MIT-BIH's notes such
-      as ``The PVCs are multiform.``);
-    - MIT-BIH's patient line ``69 M 1085 1629 x1`` (age, sex, ...) **and the line after it**,
-      which is the medication list (``Aldomet, Inderal``, but also a single ``Inderal`` or
-      ``None``, which would otherwise read as a label).
-    """
-    labels: list[str] = []
-    after_patient_line = False
-    for raw in comments:
-        line = raw.strip()
-        if after_patient_line:
-            after_patient_line = False
-            continue
-        if _PATIENT_LINE.fullmatch(line):
-            after_patient_line = True
-            continue
-        if _LABEL_LINE.fullmatch(line) and len(line.split()) <= MAX_LABEL_WORDS:
-            labels.append(line)
-    return tuple(labels)
-
-
-@dataclass(frozen=True)
-class RecordsList:
-    """One ``RECORDS`` file: the record names it lists, relative to the source root."""
-
-    file: str
-    folder: str
-    records: frozenset[str]
-    folders: tuple[str, ...]  # subfolder entries, relative to the root, ending in "/"
-    escaping: tuple[str, ...] = ()  # entries as written that would leave the source root
-
-    def lists(self, key: str) -> bool:
-        return key in self.records or any(key.startswith(f) for f in self.folders)
-
-
-def parse_records_file(rel: str, text: str) -> RecordsList:
-    """Parse the ``RECORDS`` file at ``rel`` (one record name or ``folder/`` per line).
-
-    Entries that would leave the source root cannot name a record under it: they are kept in
-    ``escaping`` so discovery can say why they were not read.
-    """
-    folder = posixpath.dirname(rel)
-    records: set[str] = set()
-    folders: list[str] = []
-    escaping: list[str] = []
-    for line in text.splitlines():
-        entry = line.strip()
-        if not entry or entry.startswith("#"):
-            continue
-        joined = posixpath.normpath(posixpath.join(folder, entry))
-        if joined.startswith("..") or PurePosixPath(joined).is_absolute():
-            escaping.append(entry)
-            continue
-        if entry.endswith("/"):
-            folders.append(joined + "/")
-        else:
-            records.add(joined)
-    return RecordsList(rel, folder, frozenset(records), tuple(folders), tuple(escaping))
 
 
 def _stem(rel: str) -> str:
@@ -212,7 +132,7 @@ class WfdbFolderReader(SourceReader):
     def discover(self) -> Discovery:
         files = list_files(self.root)
         scan = _Scan(remaining=set(files))
-        metadata = [f for f in files if _METADATA_NAME.fullmatch(posixpath.basename(f))]
+        metadata = [f for f in files if METADATA_NAME.fullmatch(posixpath.basename(f))]
         scan.remaining.difference_update(metadata)
         lists: dict[str, RecordsList] = {}
         if self.options.use_records_file:
@@ -221,7 +141,7 @@ class WfdbFolderReader(SourceReader):
             refused_files = {r.item for r in refused}
             metadata = [f for f in metadata if f not in refused_files]
         for header in self._headers(scan.remaining):
-            governing = _governing_list(header, lists)
+            governing = governing_list(header, lists)
             if governing is not None and not governing.lists(header[: -len(HEADER_SUFFIX)]):
                 self._reject_record(scan, header, f"not listed in {governing.file}", "excluded")
             else:
@@ -487,59 +407,6 @@ def _labels(track: AnnotationTrack, start: int, stop: int, header_labels: tuple[
     return distinct(
         [*beats_in_window(track, start, stop), *rhythms_in_window(track, start, stop), *header_labels]
     )
-
-
-def read_annotation_track(path: Path, extension: str, fs_hz: float, rel: str) -> AnnotationTrack:
-    """Read a WFDB annotation file with ``wfdb.rdann`` into an :class:`AnnotationTrack`.
-
-    Sample indices are rescaled to ``fs_hz`` when the file declares another time resolution.
-    ``rel`` names the file in errors.
-    """
-    import wfdb
-
-    _check_annotation_file(path, rel)
-    record_path = str(path)[: -len(extension) - 1]
-    try:
-        ann = wfdb.rdann(record_path, extension)
-    except Exception as exc:  # wfdb raises many types on a corrupt file (ValueError, IndexError, ...)
-        raise ReadError(f"{rel}: wfdb could not read the annotations: {exc}") from exc
-    undefined = sum(1 for s in ann.symbol if not isinstance(s, str))
-    if undefined:
-        # wfdb gives an annotation code with no standard or file-defined label a NaN symbol;
-        # a file full of them is damaged, and its other codes cannot be trusted either.
-        raise ReadError(
-            f"{rel}: {undefined} of {len(ann.symbol)} annotations have undefined codes; expected WFDB "
-            "annotation codes"
-        )
-    samples = np.asarray(ann.sample, dtype=np.int64)
-    ann_fs = float(ann.fs) if ann.fs else None
-    if ann_fs is not None and not math.isclose(ann_fs, fs_hz, rel_tol=1e-9):
-        samples = np.rint(samples * (fs_hz / ann_fs)).astype(np.int64)
-    symbols = [str(s) for s in ann.symbol]
-    aux = [a if isinstance(a, str) else None for a in ann.aux_note]
-    return AnnotationTrack.from_annotations(samples, symbols, aux)
-
-
-def _check_annotation_file(path: Path, rel: str) -> None:
-    """ReadError unless the annotation file is complete (:func:`pipeline.sources.wfdb.annotation_problem`,
-    the rule the landing check uses too)."""
-    try:
-        problem = annotation_problem(path, rel)
-    except OSError as exc:
-        raise ReadError(f"{rel}: cannot read the annotations: {exc.strerror or exc}") from exc
-    if problem is not None:
-        raise ReadError(f"{problem.reason}; expected a complete WFDB annotation file")
-
-
-def _governing_list(header_rel: str, lists: Mapping[str, RecordsList]) -> RecordsList | None:
-    """The ``RECORDS`` file of the header's folder or the nearest folder above it."""
-    folder = posixpath.dirname(header_rel)
-    while True:
-        if folder in lists:
-            return lists[folder]
-        if not folder:
-            return None
-        folder = posixpath.dirname(folder)
 
 
 def _channel_name(header: WfdbHeader, index: int) -> str:
