@@ -21,7 +21,7 @@ from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTa
 from tqdm import tqdm
 
 from flows.assets import file_asset, publish
-from pipeline.config import IngestParams, Params, build_readers, load_params
+from pipeline.config import IngestParams, Params, load_params
 from pipeline.config.build import signal_plan, storage_spec, store_root
 from pipeline.ingest.batch import BatchResult, run_batch
 from pipeline.ingest.commit import commit
@@ -29,6 +29,7 @@ from pipeline.ingest.plan import Batch, IngestPlan, plan_ingest
 from pipeline.ingest.report import ingest_markdown
 from pipeline.signal.preprocess import SignalPlan
 from pipeline.sources.base import SourceReader
+from pipeline.sources.registry import build_readers
 from pipeline.store.base import Store
 from pipeline.store.labels import relabel
 from pipeline.store.local import ShardInfo, StorageSpec

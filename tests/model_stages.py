@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from pipeline.cli.main import main
-from pipeline.config import Params, build_readers, load_params
+from pipeline.config import Params, load_params
 from pipeline.config.build import signal_plan, storage_spec
 from pipeline.dataset.splits import IndexRow, read_index
 from pipeline.demo.raw_tree import write_demo_data
@@ -22,6 +22,7 @@ from pipeline.ingest.batch import run_batch
 from pipeline.ingest.commit import commit
 from pipeline.ingest.plan import plan_ingest
 from pipeline.models.card import ModelCard, card_from_checkpoint
+from pipeline.sources.registry import build_readers
 from pipeline.store.labels import read_labels, relabel
 from pipeline.store.local import ShardStore, read_signal, read_strings
 from pipeline.training.checkpoint import load_checkpoint

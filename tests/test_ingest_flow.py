@@ -16,13 +16,14 @@ import numpy as np
 import pytest
 
 from flows.cli import main
-from pipeline.config import build_readers, load_params
+from pipeline.config import load_params
 from pipeline.config.build import signal_plan
 from pipeline.core.fs import sha256_file
 from pipeline.core.records import Provenance, Record
 from pipeline.ingest.plan import fingerprint
 from pipeline.ingest.report import profile_summary
 from pipeline.signal.preprocess import process
+from pipeline.sources.registry import build_readers
 from pipeline.store.labels import read_labels
 from pipeline.store.local import ShardStore, read_signal, read_strings
 from pipeline.store.manifest import live_rows

@@ -103,7 +103,7 @@ def test_short_signal_file_message_says_what_the_header_implies(shared_data: Pat
 @pytest.mark.shared_data
 def test_a_signal_file_longer_than_the_header_implies_is_invalid(shared_data: Path, tmp_path: Path) -> None:
     root = copy_record(shared_data, "cpsc2021", "data_8_2", tmp_path)
-    with open(root / "data_8_2.dat", "ab") as fh:
+    with (root / "data_8_2.dat").open("ab") as fh:
         fh.write(b"\0\0")
     check = check_record(root, "data_8_2.hea")
     assert check.status == INVALID

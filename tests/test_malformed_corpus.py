@@ -25,8 +25,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pipeline.config import build_readers, load_params
+from pipeline.config import load_params
 from pipeline.core.records import Provenance, ReadError, Record
+from pipeline.sources.registry import build_readers
 from pipeline.store.labels import read_labels
 from pipeline.store.local import ShardStore, raw_labels_from_json, read_strings
 from pipeline.store.manifest import live_rows

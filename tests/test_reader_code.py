@@ -82,14 +82,14 @@ def _exam_row(
 
 
 def _write_csv(path: Path, rows: list[dict[str, str]], columns: Sequence[str] = EXAM_COLUMNS) -> None:
-    with open(path, "w", newline="") as fh:
+    with Path(path).open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(columns))
         writer.writeheader()
         writer.writerows(rows)
 
 
 def _csv_rows(path: Path) -> list[dict[str, str]]:
-    with open(path, newline="") as fh:
+    with Path(path).open(newline="") as fh:
         return list(csv.DictReader(fh))
 
 

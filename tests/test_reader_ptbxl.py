@@ -37,9 +37,9 @@ def _read(reader: PtbXlReader, disc: Discovery) -> dict[str, Record]:
 def _mini_ptbxl(shared_data: Path, dest: Path, ids: list[int], hr_ids: list[int]) -> None:
     """A PTB-XL tree in ``dest`` with CSV rows and 100 Hz files for ``ids``, 500 Hz for ``hr_ids``."""
     source = shared_data / "ptbxl"
-    with open(source / "ptbxl_database.csv", newline="") as fh:
+    with (source / "ptbxl_database.csv").open(newline="") as fh:
         rows = list(csv.reader(fh))
-    with open(dest / "ptbxl_database.csv", "w", newline="") as fh:
+    with (dest / "ptbxl_database.csv").open("w", newline="") as fh:
         csv.writer(fh).writerows([rows[0]] + [rows[i] for i in ids])
     shutil.copy(source / "scp_statements.csv", dest / "scp_statements.csv")
     for folder, suffix, chosen in (("records100", "lr", ids), ("records500", "hr", hr_ids)):
@@ -51,13 +51,13 @@ def _mini_ptbxl(shared_data: Path, dest: Path, ids: list[int], hr_ids: list[int]
 
 
 def _edit_row(path: Path, ecg_id: int, column: str, value: str) -> None:
-    with open(path, newline="") as fh:
+    with Path(path).open(newline="") as fh:
         rows = list(csv.reader(fh))
     col = rows[0].index(column)
     for row in rows[1:]:
         if row[0] == str(ecg_id):
             row[col] = value
-    with open(path, "w", newline="") as fh:
+    with Path(path).open("w", newline="") as fh:
         csv.writer(fh).writerows(rows)
 
 
@@ -235,7 +235,14 @@ def test_scp_statements_table(shared_data: Path) -> None:
     assert statements["IMI"]["diagnostic_class"] == "MI"
 
 
-@pytest.mark.parametrize("rates", [(), (250,), (500, 500)])
-def test_invalid_rates_are_refused(tmp_path: Path, rates: tuple[int, ...]) -> None:
-    with pytest.raises(ValueError, match="rates must be"):
+@pytest.mark.parametrize(
+    ("rates", "message"),
+    [
+        ((), "rates must be distinct"),
+        ((250,), "Input should be 100 or 500"),
+        ((500, 500), "rates must be distinct"),
+    ],
+)
+def test_invalid_rates_are_refused(tmp_path: Path, rates: tuple[int, ...], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
         PtbXlReader("ptbxl", tmp_path, rates=rates)

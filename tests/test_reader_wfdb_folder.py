@@ -15,7 +15,8 @@ import wfdb
 
 from pipeline.core.records import Discovery, InputUnit, Provenance, ReadError, Record, Rejection
 from pipeline.sources.base import list_files
-from pipeline.sources.wfdb_folder import WfdbFolderReader, header_comment_labels
+from pipeline.sources.wfdb_folder import WfdbFolderReader
+from pipeline.sources.wfdb_text import header_comment_labels
 from pipeline.sources.windows import BEAT_SYMBOLS
 
 CPSC_PATIENT = r"data_(\d+)_\d+"
@@ -478,10 +479,12 @@ def test_invalid_options_are_refused() -> None:
         WfdbFolderReader("x", Path(), patient_regex=r"data_\d+")
     with pytest.raises(ValueError, match="not a valid regular expression"):
         WfdbFolderReader("x", Path(), patient_regex=r"(")
-    with pytest.raises(ValueError, match="needs window_s"):
+    with pytest.raises(ValueError, match="hop_s is set but window_s is not"):
         WfdbFolderReader("x", Path(), hop_s=1.0)
-    with pytest.raises(ValueError, match="positive"):
+    with pytest.raises(ValueError, match="window_s\n.*greater than 0"):
         WfdbFolderReader("x", Path(), window_s=0.0)
+    with pytest.raises(ValueError, match="Extra inputs are not permitted"):
+        WfdbFolderReader("x", Path(), window=10.0)
     with pytest.raises(ValueError, match="relative to the root"):
         WfdbFolderReader("x", Path(), pattern="../**/*.hea")
     with pytest.raises(ValueError, match="bare extension"):
@@ -492,7 +495,8 @@ def test_reader_is_picklable_with_its_options(tmp_path: Path) -> None:
     reader = WfdbFolderReader("x", tmp_path, window_s=10.0, hop_s=5.0, patient_regex=CPSC_PATIENT)
     # Round trip of bytes this test has just written, as a worker process would receive them.
     clone = pickle.loads(pickle.dumps(reader))  # noqa: S301
-    assert (clone.window_s, clone.hop_s, clone.patient_regex, clone.reader_id) == (
+    assert clone.options == reader.options
+    assert (clone.options.window_s, clone.options.hop, clone.options.patient_regex, clone.reader_id) == (
         10.0,
         5.0,
         CPSC_PATIENT,

@@ -17,12 +17,13 @@ from typing import Any
 import pytest
 
 from pipeline.cli.main import main
-from pipeline.config import Params, build_readers
+from pipeline.config import Params
 from pipeline.config.build import signal_plan, storage_spec
 from pipeline.ingest.batch import run_batch
 from pipeline.ingest.commit import commit
 from pipeline.ingest.plan import plan_ingest
 from pipeline.ingest.verify import VerifyResult, verify_store
+from pipeline.sources.registry import build_readers
 from pipeline.store.labels import relabel
 from pipeline.store.local import ShardStore, tree_digest, write_json_atomic
 from tests.script_module import load_script

@@ -491,7 +491,7 @@ def test_matlab_v5_or_non_int16_mat_files_are_refused(tmp_path: Path) -> None:
 
 def test_mat_matrix_smaller_than_header_claims_is_refused(tmp_path: Path) -> None:
     header_path = _mat_record(tmp_path, np.zeros((2, 50), dtype=np.int16))
-    with open(tmp_path / "m.mat", "ab") as fh:
+    with (tmp_path / "m.mat").open("ab") as fh:
         fh.write(b"\x00" * 400)  # file now long enough, but the matrix itself still holds 2 x 50
     header_path.write_text(header_path.read_text().replace("m 2 500 50", "m 2 500 100"))
     expected = r"^m.mat: MAT v4 matrix 2 x 50 holds 50 samples per signal; the header declares 100"

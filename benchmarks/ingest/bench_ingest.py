@@ -54,7 +54,7 @@ import wfdb
 import zarr
 from tqdm import tqdm
 
-from pipeline.config import build_readers, load_params
+from pipeline.config import load_params
 from pipeline.config.build import signal_plan, storage_spec
 from pipeline.core.leads import canonical_leads
 from pipeline.core.records import Provenance, Record
@@ -65,6 +65,7 @@ from pipeline.signal.dsp import design_sos
 from pipeline.signal.preprocess import SignalPlan, process
 from pipeline.sources.base import SourceReader
 from pipeline.sources.ptbxl import DATABASE, STATEMENTS
+from pipeline.sources.registry import build_readers
 from pipeline.sources.wfdb import read_header, read_signals
 from pipeline.store.local import ShardStore, StorageSpec
 

@@ -72,12 +72,13 @@ from benchmarks.ingest.bench_ingest import (  # noqa: E402
     publish,
     raw_wfdb_bytes,
 )
-from pipeline.config import Params, build_readers, load_params  # noqa: E402
+from pipeline.config import Params, load_params  # noqa: E402
 from pipeline.config.build import signal_plan  # noqa: E402
 from pipeline.core.records import Provenance, Record  # noqa: E402
 from pipeline.dataset.loader import make_loader  # noqa: E402
 from pipeline.dataset.splits import index_from_store, write_index  # noqa: E402
 from pipeline.signal.preprocess import SignalPlan, process  # noqa: E402
+from pipeline.sources.registry import build_readers  # noqa: E402
 from pipeline.store.base import Store  # noqa: E402
 from pipeline.store.blocks import BlockReader, ShardSignal  # noqa: E402
 from pipeline.store.local import ShardStore, tree_digest  # noqa: E402

@@ -50,11 +50,12 @@ def cmd_verify(args: argparse.Namespace, params: Params) -> int:
 
 def verify_profile(params: Params, name: str, smoke: bool = False) -> VerifyResult:
     """Verify one profile's store with its readers, preprocessing plan and label mapping."""
-    from pipeline.config import ConfigError, build_readers
+    from pipeline.config import ConfigError
     from pipeline.config.build import signal_plan, store_root
     from pipeline.ingest.verify import verify_store
     from pipeline.labels.mapping import LabelMapper
     from pipeline.labels.tables import load_tables, table_paths
+    from pipeline.sources.registry import build_readers
     from pipeline.store.remote import open_store
 
     prof = params.profiles[name]

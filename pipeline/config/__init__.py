@@ -14,9 +14,12 @@ that need other packages run where those packages are used: a model section's co
 in the model commands (pipeline.cli.models), which source kinds can land in ``ecgpipe land``/``serve``
 (flows.landing).
 
-May import: pydantic, yaml; ``build`` also ``pipeline.signal`` and ``pipeline.store``; ``sources`` lazily
-``pipeline.sources``. It sits above the stage packages (it may import them) but imports none today:
-params stay plain values that the CLI hands to them.
+Each source section inherits its reader's options model (:mod:`pipeline.sources.options`); the
+readers are built from params by :func:`pipeline.sources.registry.build_readers`.
+
+May import: pydantic, yaml, ``pipeline.sources.options`` (pydantic only); ``build`` also
+``pipeline.signal`` and ``pipeline.store``. It sits above the stage packages (it may import them) but
+imports none today: params stay plain values that the CLI hands to them.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from pipeline.config.base import ConfigError
 from pipeline.config.load import apply_overrides, load_params, params_from_dict, parse_override
 from pipeline.config.params import Params, require_local_store
 from pipeline.config.profiles import Profile, Quality, Storage
-from pipeline.config.sources import SOURCE_NAMES, SourceConfig, WfdbSource, build_readers, reader_options
+from pipeline.config.sources import SOURCE_NAMES, SourceConfig, WfdbSource
 from pipeline.config.stages import (
     FILLED_MODEL_KWARGS,
     VAL_METRICS,
@@ -53,10 +56,8 @@ __all__ = [
     "Storage",
     "WfdbSource",
     "apply_overrides",
-    "build_readers",
     "load_params",
     "params_from_dict",
     "parse_override",
-    "reader_options",
     "require_local_store",
 ]

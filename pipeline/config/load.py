@@ -12,6 +12,7 @@ from pydantic import BaseModel, ValidationError
 
 from pipeline.config.base import ConfigError, _Strict
 from pipeline.config.params import Params
+from pipeline.sources.options import OPTIONS
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -45,7 +46,7 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
     return data
 
 
-_SOURCE_KINDS = frozenset({"ptbxl", "cinc2017", "cinc2021", "ptb_diagnostic", "code", "ucr", "wfdb"})
+_SOURCE_KINDS = frozenset(OPTIONS)
 # A cross-field check's message starts with the field it is about ("notch_hz 60 must be below ...").
 _LEADING_FIELD = re.compile(r"(?:Value error, )?([a-z][a-z0-9_]*)[ :(]")
 

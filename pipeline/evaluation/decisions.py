@@ -42,12 +42,15 @@ class DecisionRule:
             raise ValueError(f"decision rule task must be one of {TASKS}, got {self.task!r}")
         if self.task != "multiclass" and self.thresholds is None:
             raise ValueError(f"a {self.task} decision rule needs thresholds")
-        if self.task == "multilabel" and self.thresholds is not None:
-            if tuple(self.thresholds.classes) != tuple(self.classes):
-                raise ValueError(
-                    f"decision rule classes {list(self.classes)} != threshold classes "
-                    f"{list(self.thresholds.classes)}"
-                )
+        if (
+            self.task == "multilabel"
+            and self.thresholds is not None
+            and tuple(self.thresholds.classes) != tuple(self.classes)
+        ):
+            raise ValueError(
+                f"decision rule classes {list(self.classes)} != threshold classes "
+                f"{list(self.thresholds.classes)}"
+            )
         if self.task == "reconstruction" and self.thresholds is not None and len(self.thresholds.values) != 1:
             raise ValueError(
                 f"a reconstruction decision rule needs one threshold, got {len(self.thresholds.values)}"

@@ -1,1 +1,9 @@
-"""Source readers, one module per source kind. ``READERS`` maps a params ``kind`` to its class."""
+"""Source readers, one module per source kind, each yielding Records (see ``base.SourceReader``).
+
+``options`` declares each reader's typed options (pydantic only: ``pipeline.config`` inherits them);
+``registry`` maps a params ``kind`` to its reader and builds the readers a params file names. WFDB
+internals live in the private modules of ``wfdb``; ``wfdb_text``, ``wfdb_annotations`` and ``windows``
+serve the generic WFDB folder reader.
+
+May import: ``pipeline.core``; numpy, pandas, h5py, wfdb in the readers.
+"""

@@ -7,9 +7,10 @@ import os
 from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pipeline.core.records import Discovery, InputUnit, Provenance, ReadError, Record, Rejection
+from pipeline.sources.options import ReaderOptions
 
 
 class SourceReader(abc.ABC):
@@ -17,17 +18,21 @@ class SourceReader(abc.ABC):
 
     Subclasses set ``kind`` (the ``sources.<name>.kind`` value in params) and ``version``
     (bump it whenever ``read`` would produce different output for the same files: it is part
-    of every unit's fingerprint, so a bump re-ingests that source). Their ``__init__`` takes
-    ``name`` and ``root`` plus keyword options of plain types, validated by ``pipeline.config``.
+    of every unit's fingerprint, so a bump re-ingests that source) and ``Options`` (their
+    options model, :mod:`pipeline.sources.options`; ``pipeline.config`` inherits it). The reader
+    takes ``name``, ``root`` and the options as keywords, validated by ``Options`` (a
+    ``pydantic.ValidationError``, a ``ValueError``, names the bad one) into ``self.options``.
     Instances must be picklable (they travel to worker processes).
     """
 
     kind: ClassVar[str]
     version: ClassVar[str]
+    Options: ClassVar[type[ReaderOptions]] = ReaderOptions
 
-    def __init__(self, name: str, root: Path) -> None:
+    def __init__(self, name: str, root: Path, **options: Any) -> None:
         self.name = name
         self.root = Path(root)
+        self.options = self.Options(**options)
 
     @property
     def reader_id(self) -> str:
@@ -71,7 +76,9 @@ def confined_path(root: Path, rel: str) -> Path:
     if PurePosixPath(rel).is_absolute() or Path(rel).is_absolute():
         raise ReadError(f"path {rel!r} is absolute; expected a path relative to {root}")
     base = _resolved_root(str(root))
-    full = os.path.realpath(os.path.join(base, rel))
+    # PTH118: string paths on purpose: realpath of the joined string, then a prefix test on strings,
+    # is the confinement rule (Path's / would drop ``base`` when ``rel`` is absolute)
+    full = os.path.realpath(os.path.join(base, rel))  # noqa: PTH118
     if full != base and not full.startswith(base.rstrip(os.sep) + os.sep):
         raise ReadError(f"path {rel!r} escapes the source root {root}")
     return Path(full)

@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import ClassVar
 
 from pipeline.core.records import Discovery, InputUnit, Provenance, RawLabel, ReadError, Record, Rejection
 from pipeline.sources.base import SourceReader, list_files
+from pipeline.sources.options import Cinc2017Options
 from pipeline.sources.wfdb_io import (
     duplicate_name,
     group_wfdb_files,
@@ -50,16 +51,12 @@ class Cinc2017Reader(SourceReader):
 
     kind: ClassVar[str] = "cinc2017"
     version: ClassVar[str] = "1"
-
-    def __init__(self, name: str, root: Path, labels: str = "v1") -> None:
-        super().__init__(name, root)
-        if labels not in LABEL_FILES:
-            raise ValueError(f"labels must be one of {sorted(LABEL_FILES)}, got {labels!r}")
-        self.labels = labels
+    Options: ClassVar[type[Cinc2017Options]] = Cinc2017Options
+    options: Cinc2017Options
 
     def discover(self) -> Discovery:
         sets = group_wfdb_files(list_files(self.root), (".mat",))
-        label_name = LABEL_FILES[self.labels]
+        label_name = LABEL_FILES[self.options.labels]
         tables, rejected = self._label_tables(sets.others, label_name)
         label_files = sorted(tables)
         units: list[InputUnit] = []
@@ -95,7 +92,9 @@ class Cinc2017Reader(SourceReader):
         rejected: list[Rejection] = []
         for rel in others:
             if _LABEL_FILE.match(PurePosixPath(rel).name):
-                reason = f"{rel}: labels={self.labels!r} reads {label_name}; this label file is not used"
+                reason = (
+                    f"{rel}: labels={self.options.labels!r} reads {label_name}; this label file is not used"
+                )
                 rejected.append(Rejection(rel, (rel,), reason, category="excluded"))
             elif is_documentation(rel):
                 metadata.append(rel)
@@ -115,7 +114,7 @@ class Cinc2017Reader(SourceReader):
             patient_id=None,
             raw_labels=(RawLabel(unit.extra["label"]),),
             provenance=provenance,
-            meta={"labels": self.labels, "labels_file": unit.extra["labels_file"]},
+            meta={"labels": self.options.labels, "labels_file": unit.extra["labels_file"]},
         )
 
     def _label_tables(

@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -57,6 +56,7 @@ import pandas as pd
 from pipeline.core.leads import canonical_lead
 from pipeline.core.records import Discovery, InputUnit, Provenance, RawLabel, ReadError, Record, Rejection
 from pipeline.sources.base import SourceReader, confined_path, list_files
+from pipeline.sources.options import CodeOptions
 from pipeline.sources.wfdb import physical_units, read_header, read_signals, signal_files
 
 LABEL_COLUMNS = ("1dAVb", "RBBB", "LBBB", "SB", "ST", "AF")
@@ -195,30 +195,11 @@ class CodeReader(SourceReader):
     kind: ClassVar[str] = "code"
     version: ClassVar[str] = "1"
 
-    def __init__(
-        self,
-        name: str,
-        root: Path,
-        csv: str = "exams.csv",
-        hdf5_glob: str = "*.hdf5",
-        fs_hz: float = 400.0,
-        wfdb_csv: str | None = None,
-        hdf5_scale_to_mv: float = 0.5,
-        block_size: int = 256,
-    ) -> None:
-        super().__init__(name, root)
-        if not (math.isfinite(fs_hz) and fs_hz > 0):
-            raise ValueError(f"fs_hz={fs_hz!r}: expected a positive number of Hz")
-        if not (math.isfinite(hdf5_scale_to_mv) and hdf5_scale_to_mv > 0):
-            raise ValueError(f"hdf5_scale_to_mv={hdf5_scale_to_mv!r}: expected a positive factor")
-        if block_size < 1:
-            raise ValueError(f"block_size={block_size!r}: expected at least 1 exam per block")
-        self.csv = csv
-        self.hdf5_glob = hdf5_glob
-        self.fs_hz = fs_hz
-        self.wfdb_csv = wfdb_csv
-        self.hdf5_scale_to_mv = hdf5_scale_to_mv
-        self.block_size = block_size
+    Options: ClassVar[type[CodeOptions]] = CodeOptions
+    options: CodeOptions
+
+    def __init__(self, name: str, root: Path, **options: Any) -> None:
+        super().__init__(name, root, **options)
         self._tables: dict[tuple[str, tuple[str, ...], int, int], ExamTable] = {}
 
     def __getstate__(self) -> dict[str, Any]:
@@ -250,9 +231,9 @@ class CodeReader(SourceReader):
         files = list_files(self.root)
         units: list[InputUnit] = []
         rejected: list[Rejection] = []
-        csv_rel = self._rel(self.csv)
-        wfdb_csv_rel = self._rel(self.wfdb_csv) if self.wfdb_csv else csv_rel
-        h5_files = [f for f in files if PurePosixPath(f).match(self.hdf5_glob)]
+        csv_rel = self._rel(self.options.csv)
+        wfdb_csv_rel = self._rel(self.options.wfdb_csv) if self.options.wfdb_csv else csv_rel
+        h5_files = [f for f in files if PurePosixPath(f).match(self.options.hdf5_glob)]
         headers = [f for f in files if f.lower().endswith(".hea")]
         if h5_files:
             hdf5_units, hdf5_rejected = self._discover_hdf5(h5_files, csv_rel)
@@ -352,7 +333,7 @@ class CodeReader(SourceReader):
                 raise ReadError(f"{csv_rel}: rows of the exams in {rel} changed since discovery; rediscover")
             part = _Part(rel, table, ids, provenance)
             exam_bytes = tracings.shape[1] * _N_LEADS * 4
-            rows = max(1, min(self.block_size, _BLOCK_BYTES // exam_bytes))
+            rows = max(1, min(self.options.block_size, _BLOCK_BYTES // exam_bytes))
             for start, stop in iter_blocks(len(ids), rows):
                 if not ids[start:stop].any():
                     continue  # only the dataset's zero padding
@@ -364,7 +345,7 @@ class CodeReader(SourceReader):
         first, length = active_span(block)
         # One transposing copy per block (exam, lead, sample), scaled to mV on the way.
         signals = np.empty((block.shape[0], block.shape[2], block.shape[1]), dtype=np.float32)
-        np.multiply(block.transpose(0, 2, 1), np.float32(self.hdf5_scale_to_mv), out=signals)
+        np.multiply(block.transpose(0, 2, 1), np.float32(self.options.hdf5_scale_to_mv), out=signals)
         for j in range(block.shape[0]):
             exam = int(part.ids[start + j])
             if exam == 0:
@@ -379,13 +360,13 @@ class CodeReader(SourceReader):
                 hdf5_row=str(start + j),
                 original_length=str(int(length[j])),
                 pad_start=str(int(first[j])),
-                hdf5_scale_to_mv=repr(self.hdf5_scale_to_mv),
+                hdf5_scale_to_mv=repr(self.options.hdf5_scale_to_mv),
             )
             yield Record(
                 record_id=self.record_id(str(exam)),
                 source=self.name,
                 signal=signals[j].copy(),  # a copy, so a kept record does not pin the whole block
-                fs_hz=self.fs_hz,
+                fs_hz=self.options.fs_hz,
                 leads=LEADS,
                 patient_id=_patient(row),
                 raw_labels=labels,

@@ -24,6 +24,7 @@ from typing import ClassVar
 
 from pipeline.core.records import Discovery, InputUnit, Provenance, RawLabel, ReadError, Record, Rejection
 from pipeline.sources.base import SourceReader, list_files
+from pipeline.sources.options import PtbXlOptions
 from pipeline.sources.wfdb_io import is_documentation, lead_names, read_unit_ecg
 
 DATABASE = "ptbxl_database.csv"
@@ -57,12 +58,8 @@ class PtbXlReader(SourceReader):
     kind: ClassVar[str] = "ptbxl"
     version: ClassVar[str] = "1"
 
-    def __init__(self, name: str, root: Path, rates: tuple[int, ...] = (500, 100)) -> None:
-        super().__init__(name, root)
-        rates = tuple(rates)
-        if not rates or len(set(rates)) != len(rates) or any(r not in RATE_COLUMNS for r in rates):
-            raise ValueError(f"rates must be distinct values from {sorted(RATE_COLUMNS)}, got {rates!r}")
-        self.rates = rates
+    Options: ClassVar[type[PtbXlOptions]] = PtbXlOptions
+    options: PtbXlOptions
 
     # ------------------------------------------------------------------ discovery
 
@@ -106,7 +103,7 @@ class PtbXlReader(SourceReader):
             return {}
         rows: dict[int, dict[str, str]] = {}
         try:
-            with open(path, newline="", encoding="utf-8") as fh:
+            with Path(path).open(newline="", encoding="utf-8") as fh:
                 table = csv.DictReader(fh)
                 for row in table:
                     line_no = table.line_num  # physical line, correct even for quoted newlines
@@ -152,14 +149,14 @@ class PtbXlReader(SourceReader):
         self, ecg_id: int, row: dict[str, str], candidates: list[_Candidate]
     ) -> tuple[InputUnit | None, list[Rejection]]:
         """The unit at the first wanted rate with complete files; rejections for the rest."""
-        wanted = [c for r in self.rates for c in candidates if c.rate == r and c.complete]
+        wanted = [c for r in self.options.rates for c in candidates if c.rate == r and c.complete]
         chosen = wanted[0] if wanted else None
         rejections = []
         for c in candidates:
             if c is chosen:
                 continue
-            if c.rate not in self.rates:
-                reason = f"{c.stem}: sampling rate {c.rate} Hz is not in rates {self.rates}"
+            if c.rate not in self.options.rates:
+                reason = f"{c.stem}: sampling rate {c.rate} Hz is not in rates {self.options.rates}"
                 rejections.append(Rejection(c.stem, c.files, reason, category="excluded"))
             elif not c.complete:
                 reason = (
@@ -202,7 +199,7 @@ class PtbXlReader(SourceReader):
         """``scp_statements.csv`` as SCP code → its row (strings); empty when the file is absent."""
         if not (self.root / STATEMENTS).is_file():
             return {}
-        with open(self.resolve(STATEMENTS), newline="", encoding="utf-8") as fh:
+        with Path(self.resolve(STATEMENTS)).open(newline="", encoding="utf-8") as fh:
             reader = csv.reader(fh)
             columns = next(reader, [])
             return {line[0]: dict(zip(columns[1:], line[1:], strict=False)) for line in reader if line}

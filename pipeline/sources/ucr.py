@@ -43,8 +43,9 @@ import numpy.typing as npt
 
 from pipeline.core.records import Discovery, InputUnit, Provenance, RawLabel, ReadError, Record, Rejection
 from pipeline.sources.base import SourceReader, list_files
+from pipeline.sources.options import UCR_FORMATS, UcrOptions
 
-FORMATS = ("txt", "tsv", "ts", "arff")
+FORMATS = UCR_FORMATS
 _NAME = re.compile(r"^(?P<dataset>.+)_(?P<split>[^_]+)\.(?P<ext>[A-Za-z]+)$")
 _MISSING_TOKEN = "?"
 # The largest univariate UCR files are tens of MB; parsing holds several copies of the text.
@@ -102,21 +103,8 @@ class UcrReader(SourceReader):
     kind: ClassVar[str] = "ucr"
     version: ClassVar[str] = "1"
 
-    def __init__(
-        self,
-        name: str,
-        root: Path,
-        prefer: tuple[str, ...] = ("txt", "tsv", "ts", "arff"),
-        fs_hz: float | None = None,
-    ) -> None:
-        super().__init__(name, root)
-        unknown = [ext for ext in prefer if ext not in FORMATS]
-        if unknown or not prefer:
-            raise ValueError(f"prefer={prefer!r}: expected a non-empty tuple drawn from {FORMATS}")
-        if fs_hz is not None and not (math.isfinite(fs_hz) and fs_hz > 0):
-            raise ValueError(f"fs_hz={fs_hz!r}: expected a positive number of Hz or None")
-        self.prefer = tuple(prefer)
-        self.fs_hz = fs_hz
+    Options: ClassVar[type[UcrOptions]] = UcrOptions
+    options: UcrOptions
 
     # ------------------------------------------------------------------ discovery
 
@@ -149,11 +137,11 @@ class UcrReader(SourceReader):
         self, dataset: str, split: str, files: list[tuple[str, str]]
     ) -> tuple[InputUnit | None, list[Rejection]]:
         """The unit for one dataset+split and the rejections of its other files."""
-        rank = {ext: i for i, ext in enumerate(self.prefer)}
+        rank = {ext: i for i, ext in enumerate(self.options.prefer)}
         candidates = sorted((rank[ext], rel) for rel, ext in files if ext in rank)
         key = f"{dataset}_{split}"
         if not candidates:
-            reason = f"format not in prefer={self.prefer}; {key} has no file in a preferred format"
+            reason = f"format not in prefer={self.options.prefer}; {key} has no file in a preferred format"
             return None, [Rejection(rel, (rel,), f"{rel}: {reason}", category="excluded") for rel, _ in files]
         chosen = candidates[0][1]
         chosen_ext = PurePosixPath(chosen).suffix.lstrip(".").lower()
@@ -164,7 +152,8 @@ class UcrReader(SourceReader):
             Rejection(
                 rel,
                 (rel,),
-                f"{rel}: same dataset+split as {chosen}, which is read instead (prefer={self.prefer})",
+                f"{rel}: same dataset+split as {chosen}, which is read instead "
+                f"(prefer={self.options.prefer})",
                 category="duplicate",
             )
             for rel, _ in sorted(files)
@@ -193,7 +182,7 @@ class UcrReader(SourceReader):
                 record_id=self.record_id(local_id),
                 source=self.name,
                 signal=values.reshape(1, -1),
-                fs_hz=self.fs_hz,
+                fs_hz=self.options.fs_hz,
                 leads=("ECG",),
                 patient_id=None,
                 raw_labels=(RawLabel(label),),

@@ -25,8 +25,8 @@ Raw labels (in this order, repeats removed)
     1. beat symbols of the annotation file inside the recording/window (``N``, ``A``, ``V``);
     2. rhythms in effect, the aux notes of rhythm changes (``(AFIB``, ``(N``);
     3. with ``header_labels``, the header comment lines that read as labels (see
-       :func:`header_comment_labels`): CPSC 2021 ``persistent atrial fibrillation``, Challenge
-       2015 ``Asystole`` and ``False alarm``.
+       :func:`~pipeline.sources.wfdb_text.header_comment_labels`): CPSC 2021 ``persistent atrial
+       fibrillation``, Challenge 2015 ``Asystole`` and ``False alarm``.
 
 Patients
     ``patient_regex`` (one group, searched in the record name, i.e. its path below the root
@@ -38,12 +38,10 @@ Patients
 from __future__ import annotations
 
 import dataclasses
-import math
 import posixpath
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
 from typing import ClassVar
 
 import numpy as np
@@ -60,13 +58,23 @@ from pipeline.core.records import (
     Rejection,
 )
 from pipeline.sources.base import SourceReader, list_files
+from pipeline.sources.options import WfdbFolderOptions
 from pipeline.sources.wfdb import (
     WfdbHeader,
-    annotation_problem,
     mv_factor,
     read_header,
     read_signals,
     signal_files,
+)
+from pipeline.sources.wfdb_annotations import read_annotation_track
+from pipeline.sources.wfdb_text import (
+    MAX_RECORDS_BYTES,
+    METADATA_NAME,
+    RECORDS_FILE,
+    RecordsList,
+    governing_list,
+    header_comment_labels,
+    parse_records_file,
 )
 from pipeline.sources.windows import (
     AnnotationTrack,
@@ -79,94 +87,7 @@ from pipeline.sources.windows import (
 
 FloatArray = npt.NDArray[np.float32]
 
-RECORDS_FILE = "RECORDS"
 HEADER_SUFFIX = ".hea"
-# Far above real files (a RECORDS file of 100k records is ~2 MB); the cap keeps a damaged or
-# hostile file from being read whole into memory.
-MAX_RECORDS_BYTES = 64 << 20
-
-# Shared documentation/listing files of PhysioNet databases: accounted for, never records.
-_METADATA_NAME = re.compile(
-    r"(RECORDS([-_.][\w.-]+)?|ANNOTATORS|DBS|"
-    r"(README|LICEN[CS]E|SHA(1|256)SUMS|MD5SUMS|CHANGES|NOTES)(\.\w+)?|"
-    r".+\.(md|html?|pdf))",
-    re.IGNORECASE,
-)
-
-# MIT-BIH's first comment line: "<age> <sex> <reference numbers> x1" (age may be -1 or ??).
-_PATIENT_LINE = re.compile(r"(-?\d+|\?+)\s+[MFmf?](\s.*)?")
-# A label is a short phrase: starts with a letter, then letters, digits, spaces, _ ( ) / + ' -.
-_LABEL_LINE = re.compile(r"[^\W\d_][\w ()/+'-]*")
-MAX_LABEL_WORDS = 6
-
-
-def header_comment_labels(comments: Iterable[str]) -> tuple[str, ...]:
-    """The header comment lines that are labels, stripped, in order.
-
-    The rule: a comment line is a label when it is a short phrase (at most
-    :data:`MAX_LABEL_WORDS` words, starting with a letter and holding only letters, digits,
-    spaces and ``_ ( ) / + ' -``). So these are skipped:
-
-    - fielded metadata ``key: value`` (``Age: 62``, ``Dx: ...``; sources with such fields have
-      their own readers);
-    - prose, i.e. lines with sentence punctuation ``. , ;`` or more words (MIT-BIH's notes such
-      as ``The PVCs are multiform.``);
-    - MIT-BIH's patient line ``69 M 1085 1629 x1`` (age, sex, ...) **and the line after it**,
-      which is the medication list (``Aldomet, Inderal``, but also a single ``Inderal`` or
-      ``None``, which would otherwise read as a label).
-    """
-    labels: list[str] = []
-    after_patient_line = False
-    for raw in comments:
-        line = raw.strip()
-        if after_patient_line:
-            after_patient_line = False
-            continue
-        if _PATIENT_LINE.fullmatch(line):
-            after_patient_line = True
-            continue
-        if _LABEL_LINE.fullmatch(line) and len(line.split()) <= MAX_LABEL_WORDS:
-            labels.append(line)
-    return tuple(labels)
-
-
-@dataclass(frozen=True)
-class RecordsList:
-    """One ``RECORDS`` file: the record names it lists, relative to the source root."""
-
-    file: str
-    folder: str
-    records: frozenset[str]
-    folders: tuple[str, ...]  # subfolder entries, relative to the root, ending in "/"
-    escaping: tuple[str, ...] = ()  # entries as written that would leave the source root
-
-    def lists(self, key: str) -> bool:
-        return key in self.records or any(key.startswith(f) for f in self.folders)
-
-
-def parse_records_file(rel: str, text: str) -> RecordsList:
-    """Parse the ``RECORDS`` file at ``rel`` (one record name or ``folder/`` per line).
-
-    Entries that would leave the source root cannot name a record under it: they are kept in
-    ``escaping`` so discovery can say why they were not read.
-    """
-    folder = posixpath.dirname(rel)
-    records: set[str] = set()
-    folders: list[str] = []
-    escaping: list[str] = []
-    for line in text.splitlines():
-        entry = line.strip()
-        if not entry or entry.startswith("#"):
-            continue
-        joined = posixpath.normpath(posixpath.join(folder, entry))
-        if joined.startswith("..") or PurePosixPath(joined).is_absolute():
-            escaping.append(entry)
-            continue
-        if entry.endswith("/"):
-            folders.append(joined + "/")
-        else:
-            records.add(joined)
-    return RecordsList(rel, folder, frozenset(records), tuple(folders), tuple(escaping))
 
 
 def _stem(rel: str) -> str:
@@ -203,49 +124,24 @@ class WfdbFolderReader(SourceReader):
     kind: ClassVar[str] = "wfdb"
     version: ClassVar[str] = "1"
 
-    def __init__(
-        self,
-        name: str,
-        root: Path,
-        pattern: str = "**/*.hea",
-        use_records_file: bool = True,
-        annotation_ext: str | None = "atr",
-        window_s: float | None = None,
-        hop_s: float | None = None,
-        keep_partial: bool = False,
-        header_labels: bool = True,
-        voltage_only: bool = True,
-        patient_regex: str | None = None,
-    ) -> None:
-        super().__init__(name, root)
-        if not pattern or PurePosixPath(pattern).is_absolute() or ".." in PurePosixPath(pattern).parts:
-            raise ValueError(f"pattern {pattern!r} must be a glob relative to the root, such as '**/*.hea'")
-        if annotation_ext is not None and not re.fullmatch(r"\w+", annotation_ext):
-            raise ValueError(f"annotation_ext {annotation_ext!r} must be a bare extension such as 'atr'")
-        self.pattern = pattern
-        self.use_records_file = use_records_file
-        self.annotation_ext = annotation_ext
-        self.window_s, self.hop_s = _checked_window(window_s, hop_s)
-        self.keep_partial = keep_partial
-        self.header_labels = header_labels
-        self.voltage_only = voltage_only
-        self.patient_regex = _checked_patient_regex(patient_regex)
+    Options: ClassVar[type[WfdbFolderOptions]] = WfdbFolderOptions
+    options: WfdbFolderOptions
 
     # ------------------------------------------------------------------ discovery
 
     def discover(self) -> Discovery:
         files = list_files(self.root)
         scan = _Scan(remaining=set(files))
-        metadata = [f for f in files if _METADATA_NAME.fullmatch(posixpath.basename(f))]
+        metadata = [f for f in files if METADATA_NAME.fullmatch(posixpath.basename(f))]
         scan.remaining.difference_update(metadata)
         lists: dict[str, RecordsList] = {}
-        if self.use_records_file:
+        if self.options.use_records_file:
             lists, refused = self._records_lists(metadata)
             scan.rejected.extend(refused)
             refused_files = {r.item for r in refused}
             metadata = [f for f in metadata if f not in refused_files]
         for header in self._headers(scan.remaining):
-            governing = _governing_list(header, lists)
+            governing = governing_list(header, lists)
             if governing is not None and not governing.lists(header[: -len(HEADER_SUFFIX)]):
                 self._reject_record(scan, header, f"not listed in {governing.file}", "excluded")
             else:
@@ -274,7 +170,7 @@ class WfdbFolderReader(SourceReader):
 
     def _headers(self, candidates: set[str]) -> list[str]:
         """Headers matched by ``pattern`` among the files not yet accounted for, sorted."""
-        matched = {p.relative_to(self.root).as_posix() for p in self.root.glob(self.pattern)}
+        matched = {p.relative_to(self.root).as_posix() for p in self.root.glob(self.options.pattern)}
         return sorted(f for f in matched & candidates if f.endswith(HEADER_SUFFIX))
 
     def _add_unit(self, scan: _Scan, header_rel: str) -> None:
@@ -286,14 +182,14 @@ class WfdbFolderReader(SourceReader):
             self._reject_record(scan, header_rel, str(exc), "error")
             return
         files = [header_rel, *data_files]
-        if self.annotation_ext is not None:
-            annotation = f"{key}.{self.annotation_ext}"
+        if self.options.annotation_ext is not None:
+            annotation = f"{key}.{self.options.annotation_ext}"
             if annotation in scan.remaining and annotation != header_rel:
                 files.append(annotation)
         scan.remaining.difference_update(files)
         scan.units.append(InputUnit(key=key, files=tuple(dict.fromkeys(files))))
         scan.record_fate[key] = (
-            f"belongs to record {key} but is not read (annotation_ext={self.annotation_ext!r})",
+            f"belongs to record {key} but is not read (annotation_ext={self.options.annotation_ext!r})",
             "excluded",
         )
 
@@ -350,7 +246,7 @@ class WfdbFolderReader(SourceReader):
         if fate is not None:
             return Rejection(item=rel, files=(rel,), reason=fate[0], category=fate[1])
         if rel.endswith(HEADER_SUFFIX):
-            reason = f"header not matched by pattern {self.pattern!r}"
+            reason = f"header not matched by pattern {self.options.pattern!r}"
             return Rejection(item=rel, files=(rel,), reason=reason, category="excluded")
         reason = "no WFDB header names this file; expected a record's signal or annotation file"
         return Rejection(item=rel, files=(rel,), reason=reason)
@@ -379,18 +275,18 @@ class WfdbFolderReader(SourceReader):
             fs_hz=header.fs_hz,
             leads=canonical_leads([_channel_name(header, i) for i in keep]),
             patient_id=self._patient(unit.key),
-            header_labels=header_comment_labels(header.comments) if self.header_labels else (),
+            header_labels=header_comment_labels(header.comments) if self.options.header_labels else (),
             meta=self._meta(header, keep, dropped),
             provenance=provenance,
         )
-        if self.window_s is None:
+        if self.options.window_s is None:
             yield from _whole(self.name, base, signal, track, unit.files)
         else:
             yield from self._windows(base, signal, track, unit.files)
 
     def _channels(self, header: WfdbHeader, header_rel: str) -> tuple[list[int], list[int]]:
         """Indices of the channels kept and dropped (non-voltage ones, with ``voltage_only``)."""
-        if not self.voltage_only:
+        if not self.options.voltage_only:
             return list(range(header.n_sig)), []
         keep = [i for i, s in enumerate(header.signals) if mv_factor(s.units) is not None]
         dropped = [i for i in range(header.n_sig) if i not in keep]
@@ -415,27 +311,29 @@ class WfdbFolderReader(SourceReader):
 
     def _annotations(self, unit: InputUnit, fs_hz: float) -> AnnotationTrack:
         """The unit's annotations, sample indices at ``fs_hz``; empty when it has none."""
-        if self.annotation_ext is None:
+        ext = self.options.annotation_ext
+        if ext is None:
             return AnnotationTrack.empty()
-        rel = f"{unit.key}.{self.annotation_ext}"
+        rel = f"{unit.key}.{ext}"
         if rel not in unit.files:
             return AnnotationTrack.empty()
-        return read_annotation_track(self.resolve(rel), self.annotation_ext, fs_hz, rel)
+        return read_annotation_track(self.resolve(rel), ext, fs_hz, rel)
 
     def _patient(self, key: str) -> str | None:
-        if self.patient_regex is None:
+        if self.options.patient_regex is None:
             return key
-        match = re.search(self.patient_regex, key)
+        match = re.search(self.options.patient_regex, key)
         return match.group(1) if match else None
 
     def _windows(
         self, base: _RecordBase, signal: FloatArray, track: AnnotationTrack, files: tuple[str, ...]
     ) -> Iterator[Record | Rejection]:
-        assert self.window_s is not None and self.hop_s is not None
+        window_s, hop_s = self.options.window_s, self.options.hop
+        assert window_s is not None and hop_s is not None
         n_samples = signal.shape[1]
-        win = _samples(self.window_s, base.fs_hz, "window_s")
-        hop = _samples(self.hop_s, base.fs_hz, "hop_s")
-        starts = window_starts(n_samples, win, hop, self.keep_partial)
+        win = _samples(window_s, base.fs_hz, "window_s")
+        hop = _samples(hop_s, base.fs_hz, "hop_s")
+        starts = window_starts(n_samples, win, hop, self.options.keep_partial)
         if not starts:
             reason = f"recording has {n_samples} samples, fewer than one window of {win} samples"
             yield Rejection(item=base.record_id, files=files, reason=reason, category="excluded")
@@ -511,59 +409,6 @@ def _labels(track: AnnotationTrack, start: int, stop: int, header_labels: tuple[
     )
 
 
-def read_annotation_track(path: Path, extension: str, fs_hz: float, rel: str) -> AnnotationTrack:
-    """Read a WFDB annotation file with ``wfdb.rdann`` into an :class:`AnnotationTrack`.
-
-    Sample indices are rescaled to ``fs_hz`` when the file declares another time resolution.
-    ``rel`` names the file in errors.
-    """
-    import wfdb
-
-    _check_annotation_file(path, rel)
-    record_path = str(path)[: -len(extension) - 1]
-    try:
-        ann = wfdb.rdann(record_path, extension)
-    except Exception as exc:  # wfdb raises many types on a corrupt file (ValueError, IndexError, ...)
-        raise ReadError(f"{rel}: wfdb could not read the annotations: {exc}") from exc
-    undefined = sum(1 for s in ann.symbol if not isinstance(s, str))
-    if undefined:
-        # wfdb gives an annotation code with no standard or file-defined label a NaN symbol;
-        # a file full of them is damaged, and its other codes cannot be trusted either.
-        raise ReadError(
-            f"{rel}: {undefined} of {len(ann.symbol)} annotations have undefined codes; expected WFDB "
-            "annotation codes"
-        )
-    samples = np.asarray(ann.sample, dtype=np.int64)
-    ann_fs = float(ann.fs) if ann.fs else None
-    if ann_fs is not None and not math.isclose(ann_fs, fs_hz, rel_tol=1e-9):
-        samples = np.rint(samples * (fs_hz / ann_fs)).astype(np.int64)
-    symbols = [str(s) for s in ann.symbol]
-    aux = [a if isinstance(a, str) else None for a in ann.aux_note]
-    return AnnotationTrack.from_annotations(samples, symbols, aux)
-
-
-def _check_annotation_file(path: Path, rel: str) -> None:
-    """ReadError unless the annotation file is complete (:func:`pipeline.sources.wfdb.annotation_problem`,
-    the rule the landing check uses too)."""
-    try:
-        problem = annotation_problem(path, rel)
-    except OSError as exc:
-        raise ReadError(f"{rel}: cannot read the annotations: {exc.strerror or exc}") from exc
-    if problem is not None:
-        raise ReadError(f"{problem.reason}; expected a complete WFDB annotation file")
-
-
-def _governing_list(header_rel: str, lists: Mapping[str, RecordsList]) -> RecordsList | None:
-    """The ``RECORDS`` file of the header's folder or the nearest folder above it."""
-    folder = posixpath.dirname(header_rel)
-    while True:
-        if folder in lists:
-            return lists[folder]
-        if not folder:
-            return None
-        folder = posixpath.dirname(folder)
-
-
 def _channel_name(header: WfdbHeader, index: int) -> str:
     """The channel's description, or ``ch<index>`` when the header leaves it blank."""
     return header.signals[index].description or f"ch{index}"
@@ -574,27 +419,3 @@ def _samples(seconds: float, fs_hz: float, option: str) -> int:
     if count < 1:
         raise ReadError(f"{option}={seconds} s is less than one sample at {fs_hz} Hz")
     return count
-
-
-def _checked_window(window_s: float | None, hop_s: float | None) -> tuple[float | None, float | None]:
-    if window_s is None:
-        if hop_s is not None:
-            raise ValueError("hop_s is set but window_s is not; windowing needs window_s")
-        return None, None
-    hop = window_s if hop_s is None else hop_s
-    for option, value in (("window_s", window_s), ("hop_s", hop)):
-        if not (math.isfinite(value) and value > 0):
-            raise ValueError(f"{option} must be a positive number of seconds, got {value}")
-    return float(window_s), float(hop)
-
-
-def _checked_patient_regex(pattern: str | None) -> str | None:
-    if pattern is None:
-        return None
-    try:
-        compiled = re.compile(pattern)
-    except re.error as exc:
-        raise ValueError(f"patient_regex {pattern!r} is not a valid regular expression: {exc}") from exc
-    if compiled.groups != 1:
-        raise ValueError(f"patient_regex {pattern!r} must have exactly one group (the patient id)")
-    return pattern

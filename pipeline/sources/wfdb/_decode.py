@@ -228,7 +228,7 @@ def _decode_group(
     """Decode one file's interleaved samples into rows ``group.rows`` of ``digital``."""
     n_total = n_frames * len(group.rows)
     n_bytes = _bytes_for(group.fmt, n_total)
-    with open(group.path, "rb") as fh:
+    with Path(group.path).open("rb") as fh:
         fh.seek(group.byte_offset)
         buf = fh.read(n_bytes)
     frames = decode_samples(group.fmt, buf, n_total).reshape(n_frames, len(group.rows))
@@ -274,7 +274,7 @@ def _read_with_wfdb(header: WfdbHeader, groups: list[_FileGroup], n_frames: int)
         names = {}
         for i, group in enumerate(groups):
             names[group.name] = f"sig{i}.dat"
-            os.symlink(group.path, Path(tmp) / names[group.name])
+            (Path(tmp) / names[group.name]).symlink_to(group.path)
         (Path(tmp) / "rec.hea").write_text(_normalised_header(header, names, n_frames), encoding="ascii")
         try:
             record = wfdb.rdrecord(str(Path(tmp) / "rec"), physical=True, return_res=64)
