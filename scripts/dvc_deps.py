@@ -10,7 +10,8 @@ command's module; the imports inside ``pipeline.cli.main``'s functions (they run
 the imports inside the command's ``cmd_<name>``, its ``add_arguments`` and every module-level function
 of the same module they call; from there the transitive closure of module-level imports, parent
 packages included. Imports inside other functions are not followed: a library module that imports
-lazily must say so where dvc.yaml's deps are generated (here), and none does today.
+lazily must say so where dvc.yaml's deps are generated (here, :data:`LAZY`): today
+``pipeline.sources.registry``, whose reader table names each reader module as a string.
 """
 
 from __future__ import annotations
@@ -63,6 +64,22 @@ def _walk_imports(fn: ast.AST) -> set[str]:
     return _imports([n for n in ast.walk(fn) if isinstance(n, (ast.Import, ast.ImportFrom))])
 
 
+# Modules that import others by name at run time (importlib): the module names are read from the string
+# constants of the module's source that start with the given prefix.
+LAZY = {"pipeline.sources.registry": "pipeline.sources."}
+
+
+def lazy_imports(name: str) -> set[str]:
+    """The modules ``name`` imports with importlib (see :data:`LAZY`); empty for every other module."""
+    prefix = LAZY.get(name)
+    if prefix is None:
+        return set()
+    consts = (
+        n.value for n in ast.walk(_tree(name)) if isinstance(n, ast.Constant) and isinstance(n.value, str)
+    )
+    return {c for c in consts if c.startswith(prefix) and _module_file(c) is not None}
+
+
 def closure(modules: set[str]) -> set[Path]:
     """Files of ``modules`` and of everything they import at module level, parent packages included."""
     seen: set[str] = set()
@@ -77,7 +94,7 @@ def closure(modules: set[str]) -> set[Path]:
         files.add(path.relative_to(REPO))
         parts = name.split(".")
         stack += [".".join(parts[:i]) for i in range(1, len(parts))]  # parent packages run first
-        stack += sorted(_imports(list(_tree(name).body)))
+        stack += sorted(_imports(list(_tree(name).body)) | lazy_imports(name))
     return files
 
 

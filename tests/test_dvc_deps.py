@@ -59,6 +59,18 @@ def test_the_import_set_follows_a_lazy_import_inside_the_command() -> None:
     assert "pipeline/export/onnx.py" not in train and "pipeline/evaluation/report.py" not in train
 
 
+def test_ingest_depends_on_every_reader_module_the_registry_loads_by_name() -> None:
+    # sources.registry imports readers with importlib (one broken reader cannot break the others), so a
+    # plain import walk would miss them and editing a reader would not re-run ingest
+    from pipeline.sources.options import OPTIONS
+    from pipeline.sources.registry import reader_class
+
+    deps = _code_deps("ingest")
+    for kind in OPTIONS:
+        module = reader_class(kind).__module__
+        assert module.replace(".", "/") + ".py" in deps, f"ingest misses the {kind!r} reader ({module})"
+
+
 def test_the_generator_is_current_for_dvc_yaml() -> None:
     proc = subprocess.run(
         [sys.executable, str(REPO / "scripts" / "dvc_deps.py"), "--check"], capture_output=True, text=True
