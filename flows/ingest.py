@@ -16,6 +16,7 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.context import get_run_context
+from prefect.exceptions import MissingContextError
 from prefect.futures import as_completed
 from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
 from tqdm import tqdm
@@ -43,7 +44,7 @@ def _retry_on_io(task: Any, task_run: Any, state: Any) -> bool:
         state.result()
     except OSError:
         return True
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 - anything but OSError is not a transient I/O failure: no retry
         return False
     return False
 
@@ -80,9 +81,10 @@ def make_task_runner(cfg: IngestParams) -> TaskRunner[Any]:
 def flow_run_id() -> str | None:
     try:
         ctx = get_run_context()
-        return str(ctx.flow_run.id) if getattr(ctx, "flow_run", None) else None  # type: ignore[union-attr]
-    except Exception:  # noqa: BLE001
+    except MissingContextError:
         return None
+    run = getattr(ctx, "flow_run", None)
+    return str(run.id) if run is not None else None
 
 
 @flow(name="ingest-profile", log_prints=True)

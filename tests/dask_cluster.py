@@ -107,7 +107,7 @@ def _wait_for_workers(address: str, n: int, procs: Sequence[_Proc], timeout_s: f
     from distributed import Client
 
     deadline = time.monotonic() + timeout_s
-    with Client(address, timeout=f"{max(timeout_s, 1.0):.0f}s") as client:  # type: ignore[no-untyped-call]
+    with Client(address, timeout=f"{max(timeout_s, 1.0):.0f}s") as client:  # type: ignore[no-untyped-call]  # distributed ships no type hints for Client
         while True:
             _check_alive(procs, f"waiting for {n} workers")
             try:

@@ -133,7 +133,7 @@ def test_torch_trace_ends_in_the_scores_evaluation_uses(
     x = torch.from_numpy(_ecg_like(2, *shape))
     task = {"resnet1d": "multilabel", "autoencoder": "reconstruction", "crnn": "multiclass"}[kind]
     with torch.no_grad():
-        expected = output_scores(task, x, model(x))  # type: ignore[arg-type]
+        expected = output_scores(task, x, model(x))  # type: ignore[arg-type]  # task from a dict of str, one of the Task literals
     name, scores = torch_layers(model, x)[-1]
     assert name == "scores"
     torch.testing.assert_close(scores.reshape(expected.shape), expected, rtol=0, atol=0)

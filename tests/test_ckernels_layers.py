@@ -144,13 +144,13 @@ def test_out_len_helpers_agree_with_torch_and_return_minus_1_when_torch_refuses(
     for _ in range(150):
         t_in, k, s, pad, d = (int(v) for v in rng.integers([1, 1, 1, 0, 1], [20, 10, 5, 8, 4]))
         x = torch.zeros(1, 1, t_in)
-        want = _torch_len(lambda: F.conv1d(x, torch.zeros(1, 1, k), None, s, pad, d))  # noqa: B023
+        want = _torch_len(lambda: F.conv1d(x, torch.zeros(1, 1, k), None, s, pad, d))  # noqa: B023 - called at once, inside this iteration
         assert ck.conv_out_len(t_in, k, s, pad, d) == want, (t_in, k, s, pad, d)
         op = int(rng.integers(0, 5))
-        want_t = _torch_len(lambda: F.conv_transpose1d(x, torch.zeros(1, 1, k), None, s, pad, op, 1, d))  # noqa: B023
+        want_t = _torch_len(lambda: F.conv_transpose1d(x, torch.zeros(1, 1, k), None, s, pad, op, 1, d))  # noqa: B023 - called at once, inside this iteration
         assert ck.conv_transpose_out_len(t_in, k, s, pad, op, d) == want_t, (t_in, k, s, pad, op, d)
         for ceil in (False, True):
-            want_p = _torch_len(lambda: F.max_pool1d(x, k, s, pad, ceil_mode=ceil))  # noqa: B023
+            want_p = _torch_len(lambda: F.max_pool1d(x, k, s, pad, ceil_mode=ceil))  # noqa: B023 - called at once, inside this iteration
             assert ck.pool_out_len(t_in, k, s, pad, ceil) == want_p, (t_in, k, s, pad, ceil)
             impossible += want_p == -1
         impossible += (want == -1) + (want_t == -1)

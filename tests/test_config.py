@@ -22,7 +22,7 @@ def _write(tmp_path: Path, data: dict[str, object]) -> Path:
 
 
 def _base() -> dict[str, object]:
-    return yaml.safe_load((REPO / "params.yaml").read_text())  # type: ignore[no-any-return]
+    return yaml.safe_load((REPO / "params.yaml").read_text())  # type: ignore[no-any-return]  # yaml.safe_load returns Any
 
 
 def test_shipped_params_declare_every_source_kind_with_default_roots() -> None:
@@ -99,7 +99,7 @@ def test_invalid_params_fail_naming_the_key(tmp_path: Path, override: str, needl
 
 def test_notch_above_nyquist_is_rejected(tmp_path: Path) -> None:
     data = _base()
-    data["profiles"]["beats140"].update({"fs_hz": 80, "length_samples": None, "length_s": 1, "notch_hz": 50})  # type: ignore[index]
+    data["profiles"]["beats140"].update({"fs_hz": 80, "length_samples": None, "length_s": 1, "notch_hz": 50})  # type: ignore[index]  # nested params dict typed object
     with pytest.raises(ConfigError, match="Nyquist"):
         load_params(_write(tmp_path, data))
 

@@ -21,7 +21,7 @@ def _thresholds(classes: tuple[str, ...], values: tuple[float, ...], chosen_on: 
     return ThresholdSet(
         classes=classes,
         values=values,
-        chosen_on=chosen_on,  # type: ignore[arg-type]
+        chosen_on=chosen_on,  # type: ignore[arg-type]  # the caller passes any string, some invalid on purpose
         n=10,
         method="max_f1" if chosen_on == "val" else "percentile",
         ids_digest=ids_digest([f"r{i}" for i in range(10)]),
@@ -74,7 +74,7 @@ def test_reconstruction_flags_scores_at_or_above_the_threshold() -> None:
 
 def test_a_rule_needs_a_known_task_and_thresholds_unless_multiclass() -> None:
     with pytest.raises(ValueError, match="task"):
-        DecisionRule("m", "regression", CLASSES, None)  # type: ignore[arg-type]
+        DecisionRule("m", "regression", CLASSES, None)  # type: ignore[arg-type]  # an unknown task on purpose
     with pytest.raises(ValueError, match="needs thresholds"):
         DecisionRule("m", "multilabel", CLASSES, None)
     with pytest.raises(ValueError, match="needs thresholds"):

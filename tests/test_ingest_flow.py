@@ -68,7 +68,7 @@ def _args(tmp: Path, root: Path, *extra: str) -> list[str]:
 
 
 def _report(tmp: Path) -> dict[str, Any]:
-    return json.loads((tmp / "store" / "lead1_af" / "ingest_report.json").read_text())  # type: ignore[no-any-return]
+    return json.loads((tmp / "store" / "lead1_af" / "ingest_report.json").read_text())  # type: ignore[no-any-return]  # json.loads returns Any
 
 
 def _summary(tmp: Path) -> dict[str, Any]:

@@ -158,4 +158,4 @@ def test_a_card_must_be_consistent_with_its_task(params: Params) -> None:
     with pytest.raises(ValueError, match="classes"):
         dataclasses.replace(_card(params, "crnn"), classes=())
     with pytest.raises(ValueError, match="task"):
-        dataclasses.replace(card, task="regression")  # type: ignore[arg-type]
+        dataclasses.replace(card, task="regression")  # type: ignore[arg-type]  # an unknown task on purpose

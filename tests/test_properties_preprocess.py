@@ -42,7 +42,7 @@ def _plan(**kw: object) -> SignalPlan:
         "min_duration_s": 0.0,
     }
     base.update(kw)
-    return SignalPlan(**base)  # type: ignore[arg-type]
+    return SignalPlan(**base)  # type: ignore[arg-type]  # kwargs dict of mixed value types
 
 
 def _record(rid: str, x: F32, fs: float | None, leads: tuple[str, ...]) -> Record:

@@ -170,7 +170,7 @@ def test_a_spec_with_every_filter_off_returns_the_input(x: F32, fs: float) -> No
 @FAST
 @given(x=small_arrays(max_t=60), length=st.integers(1, 80), crop=st.sampled_from(["start", "center"]))
 def test_fix_length_crops_or_zero_pads_at_the_end_as_documented(x: F32, length: int, crop: str) -> None:
-    y = sig.fix_length(x, length, crop)  # type: ignore[arg-type]
+    y = sig.fix_length(x, length, crop)  # type: ignore[arg-type]  # hypothesis draws crop as str
     t = x.shape[-1]
     assert y.shape == (x.shape[0], length) and y.dtype == np.float32
     if t >= length:

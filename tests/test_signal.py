@@ -20,7 +20,7 @@ def _spec(fs: float, **kw: object) -> sig.FilterSpec:
         "order": 2,
     }
     base.update(kw)
-    return sig.FilterSpec(**base)  # type: ignore[arg-type]
+    return sig.FilterSpec(**base)  # type: ignore[arg-type]  # kwargs dict of mixed value types
 
 
 def test_resample_500_to_300_gives_exact_length_and_keeps_a_10hz_sine() -> None:

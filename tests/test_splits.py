@@ -227,7 +227,7 @@ def test_split_counts_report_records_and_positives_per_split() -> None:
 
 def test_records_with_a_fold_follow_the_fold_map_and_their_patient_follows_them() -> None:
     ids, pids, y = multilabel_set(500, seed=4)
-    folds: list[int | None] = [(int(p) % 10) + 1 if int(p) % 3 else None for p in pids]  # type: ignore[arg-type]
+    folds: list[int | None] = [(int(p) % 10) + 1 if int(p) % 3 else None for p in pids]  # type: ignore[arg-type]  # pids are str | None; only str reach int()
     # Patient 3k+... without folds except one record: that record's fold decides for all.
     pids[0:3] = ["x", "x", "x"]
     folds[0:3] = [None, 10, None]

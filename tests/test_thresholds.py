@@ -72,7 +72,7 @@ def test_choosing_on_any_split_but_val_is_refused(name: SplitName) -> None:
 def test_raw_arrays_are_not_accepted_for_selection() -> None:
     val = _split("val", 3)
     with pytest.raises(TypeError, match="ScoredSplit"):
-        choose_thresholds((val.y_true, val.scores), CLASSES)  # type: ignore[arg-type]
+        choose_thresholds((val.y_true, val.scores), CLASSES)  # type: ignore[arg-type]  # wrong type on purpose: the runtime check is under test
 
 
 def test_applying_to_the_selection_split_is_refused() -> None:
@@ -127,7 +127,7 @@ def test_scored_split_validates_its_arrays() -> None:
     with pytest.raises(ValueError, match="differ in shape"):
         ScoredSplit("val", y, np.zeros((3, 3)), ("a", "b", "c"))
     with pytest.raises(ValueError, match="split name"):
-        ScoredSplit("holdout", y, s, ("a", "b", "c"))  # type: ignore[arg-type]
+        ScoredSplit("holdout", y, s, ("a", "b", "c"))  # type: ignore[arg-type]  # an unknown split name on purpose
 
 
 # --------------------------------------------------------------------------- autoencoder
@@ -174,7 +174,7 @@ def test_anomaly_threshold_applies_to_test_but_not_to_train() -> None:
 
 def test_unknown_anomaly_method_is_rejected() -> None:
     with pytest.raises(ValueError, match="unknown anomaly threshold method"):
-        anomaly_threshold(_ae_split("train", 5), method="median")  # type: ignore[arg-type]
+        anomaly_threshold(_ae_split("train", 5), method="median")  # type: ignore[arg-type]  # an unknown method on purpose
 
 
 def test_thresholds_from_val_apply_to_test_and_feed_the_report() -> None:

@@ -79,6 +79,14 @@ def model_weights(model: nn.Module, in_len: int) -> CkernelWeights:
     raise TypeError(f"no C kernels for {type(model).__name__}: expected ResNet1d, ConvAutoencoder, StftCrnn")
 
 
+def _param(module: nn.Module, name: str) -> torch.Tensor:
+    """``module.<name>`` as a tensor (nn.Module attributes are typed ``Tensor | Module``)."""
+    value = getattr(module, name)
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{type(module).__name__}.{name} is {type(value).__name__}, expected a tensor")
+    return value
+
+
 def _f64(t: torch.Tensor) -> F64:
     return t.detach().cpu().double().numpy()
 
@@ -96,8 +104,8 @@ def bn_affine(bn: nn.modules.batchnorm._BatchNorm) -> tuple[F64, F64]:
 
 def _folded(name: str, conv: nn.Module, bn: nn.modules.batchnorm._BatchNorm, out_axis: int = 0) -> Tensors:
     """``name.weight``, ``name.bias`` of ``bn(conv(x))``; ``out_axis``: the weight's output-channel dim."""
-    weight = _f64(conv.weight)  # type: ignore[arg-type]
-    bias = np.zeros(weight.shape[out_axis]) if conv.bias is None else _f64(conv.bias)  # type: ignore[arg-type]
+    weight = _f64(_param(conv, "weight"))
+    bias = np.zeros(weight.shape[out_axis]) if conv.bias is None else _f64(_param(conv, "bias"))
     scale, shift = bn_affine(bn)
     shape = [1] * weight.ndim
     shape[out_axis] = -1
@@ -106,8 +114,8 @@ def _folded(name: str, conv: nn.Module, bn: nn.modules.batchnorm._BatchNorm, out
 
 
 def _plain(name: str, module: nn.Module, bias: bool = True) -> Tensors:
-    out = [(f"{name}.weight", _f32(_f64(module.weight)))]  # type: ignore[arg-type]
-    return out + ([(f"{name}.bias", _f32(_f64(module.bias)))] if bias else [])  # type: ignore[arg-type]
+    out = [(f"{name}.weight", _f32(_f64(_param(module, "weight"))))]
+    return out + ([(f"{name}.bias", _f32(_f64(_param(module, "bias"))))] if bias else [])
 
 
 def _resnet(model: ResNet1d, in_len: int) -> CkernelWeights:

@@ -83,7 +83,7 @@ def hash_files(root: Path, files: Sequence[str], cache: dict[str, list[Any]]) ->
             continue
         # the key _cached_hashes looks up; PTH100: abspath normalises '..' without following links, as the
         # stored cache keys were made (Path.resolve would follow symlinks and change them)
-        key = os.path.abspath(root / rel)  # noqa: PTH100
+        key = os.path.abspath(root / rel)  # noqa: PTH100 - see above
         hit = cache.get(key)
         if hit and hit[0] == st.st_size and hit[1] == st.st_mtime_ns:
             digest = str(hit[2])

@@ -161,7 +161,10 @@ def process(records: Sequence[Record], plan: SignalPlan) -> tuple[ProcessedBatch
     prepared: list[Prepared] = []
     for rec in records:
         p = prepare(rec, plan)
-        (rejected if isinstance(p, Rejection) else prepared).append(p)  # type: ignore[arg-type]
+        if isinstance(p, Rejection):
+            rejected.append(p)
+        else:
+            prepared.append(p)
     groups: dict[tuple[float | None, int], list[int]] = defaultdict(list)
     for i, p in enumerate(prepared):
         groups[(p.fs_hz, p.x.shape[-1])].append(i)
@@ -174,7 +177,9 @@ def process(records: Sequence[Record], plan: SignalPlan) -> tuple[ProcessedBatch
             block = idx[start : start + DSP_BLOCK]
             y = _dsp(np.stack([prepared[i].x for i in block]), fs_in, plan)
             n = min(y.shape[-1], plan.length)
-            out[block] = sig.normalise(sig.fix_length(y, plan.length, "start"), plan.normalise, valid=n)  # type: ignore[arg-type]
+            y = sig.fix_length(y, plan.length, "start")
+            # SignalPlan.normalise is a plain str (params check it is none/zscore/minmax)
+            out[block] = sig.normalise(y, plan.normalise, valid=n)  # type: ignore[arg-type]  # str, checked
             for i in block:
                 valid[i] = n
     batch = ProcessedBatch(tuple(p.record for p in prepared), out, tuple(valid))

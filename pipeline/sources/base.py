@@ -78,7 +78,7 @@ def confined_path(root: Path, rel: str) -> Path:
     base = _resolved_root(str(root))
     # PTH118: string paths on purpose: realpath of the joined string, then a prefix test on strings,
     # is the confinement rule (Path's / would drop ``base`` when ``rel`` is absolute)
-    full = os.path.realpath(os.path.join(base, rel))  # noqa: PTH118
+    full = os.path.realpath(os.path.join(base, rel))  # noqa: PTH118 - see above
     if full != base and not full.startswith(base.rstrip(os.sep) + os.sep):
         raise ReadError(f"path {rel!r} escapes the source root {root}")
     return Path(full)

@@ -128,8 +128,8 @@ def check_plain(obj: object, where: str = "checkpoint") -> None:
                 raise TypeError(f"{where}: key {key!r} must be str or int, not {type(key).__name__}")
             check_plain(value, f"{where}.{key}")
         return
-    if type(obj) in (list, tuple):
-        for i, value in enumerate(obj):  # type: ignore[arg-type]
+    if isinstance(obj, list | tuple) and type(obj) in (list, tuple):  # subclasses (namedtuple) are not plain
+        for i, value in enumerate(obj):
             check_plain(value, f"{where}[{i}]")
         return
     raise TypeError(

@@ -147,7 +147,7 @@ def _preprocess(records: list[Record], plan: SignalPlan) -> tuple[ProcessedBatch
     for rec in records:
         try:
             one, rejected = process([rec], plan)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - one record that breaks preprocessing must not lose the others
             reasons[rec.record_id] = f"preprocessing failed: {type(exc).__name__}: {exc}"
             continue
         reasons.update({r.item: r.reason for r in rejected})

@@ -203,7 +203,7 @@ def _ingested_as(
     for path, cached in manifest.file_cache.items():
         try:
             # PTH100: cache keys are abspath()s (ingest.plan); Path.resolve would follow links and miss them
-            rel = Path(path).relative_to(os.path.abspath(reader.root)).as_posix()  # noqa: PTH100
+            rel = Path(path).relative_to(os.path.abspath(reader.root)).as_posix()  # noqa: PTH100 - see above
         except ValueError:
             continue
         out[rel] = str(cached[2])
