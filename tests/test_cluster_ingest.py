@@ -39,7 +39,6 @@ import pytest
 from pipeline.store.base import Store
 from pipeline.store.labels import read_labels
 from pipeline.store.local import ShardStore, read_array
-from pipeline.store.manifest import live_rows
 from pipeline.store.remote import RemoteShardStore, open_store
 from pipeline.store.root import StoreRoot
 from tests.dask_cluster import DaskCluster, leftover_processes, listening_addresses, local_cluster
@@ -160,7 +159,7 @@ def _rows(store: Store) -> dict[str, dict[str, bytes]]:
     for name, entry in store.load_manifest().shards.items():
         group = store.open_shard(name)
         arrays = {key: read_array(group, key) for key in sorted(group.array_keys())}
-        for i in live_rows(entry):
+        for i in entry.live_rows():
             out[str(arrays["record_id"][i])] = {key: _cell(a, int(i)) for key, a in arrays.items()}
     return out
 
@@ -222,7 +221,7 @@ def _assert_written_by_workers(report: dict[str, Any], store: ShardStore, cluste
 
 def _batch_task_runs(api: str, store: ShardStore) -> list[dict[str, Any]]:
     """The ``ingest-batch`` task runs of the flow run that last changed ``store``."""
-    flow_run = store.load_manifest().runs[-1]["flow_run_id"]
+    flow_run = store.load_manifest().runs[-1].flow_run_id
     body = {"flow_runs": {"id": {"any_": [flow_run]}}, "limit": 200}
     runs = httpx.post(f"{api}/task_runs/filter", json=body, timeout=30).json()
     return [r for r in runs if r["name"].startswith("ingest-batch")]

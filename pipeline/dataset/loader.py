@@ -56,7 +56,7 @@ from pipeline.dataset.splits import read_index
 from pipeline.store.base import Store
 from pipeline.store.blocks import BlockReader, ShardSignal
 from pipeline.store.labels import read_labels
-from pipeline.store.manifest import live_rows
+from pipeline.store.manifest import ShardEntry
 from pipeline.store.remote import open_store
 from pipeline.store.root import StoreRoot
 
@@ -167,8 +167,8 @@ def _check_same_shape(shards: Sequence[ShardSignal], store: Store) -> None:
         raise LoaderError(f"{store.location()}: shards hold records of different shapes {sorted(shapes)}")
 
 
-def _check_live(rows: Sequence[Any], shards: Mapping[str, Any], index_path: Path) -> None:
-    live = {name: set(live_rows(entry).tolist()) for name, entry in shards.items()}
+def _check_live(rows: Sequence[Any], shards: Mapping[str, ShardEntry], index_path: Path) -> None:
+    live = {name: set(entry.live_rows().tolist()) for name, entry in shards.items()}
     for r in rows:
         if r.row not in live[r.shard]:
             raise LoaderError(f"{index_path}: {r.record_id} at {r.shard} row {r.row} is superseded")

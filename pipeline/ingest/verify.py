@@ -39,7 +39,16 @@ from pipeline.sources.base import SourceReader, confined_path, list_files
 from pipeline.store.base import Store
 from pipeline.store.labels import labels_digest, read_labels
 from pipeline.store.local import STRING_FIELDS, array, read_strings
-from pipeline.store.manifest import FORMAT_VERSION, LABELS_DIR, SHARDS_DIR, Manifest, StoreError, live_rows
+from pipeline.store.manifest import (
+    FORMAT_VERSION,
+    LABELS_DIR,
+    SHARDS_DIR,
+    Manifest,
+    ShardEntry,
+    StoreError,
+    UnitEntry,
+    live_rows,
+)
 
 NUMERIC_FIELDS = ("orig_fs", "orig_len", "valid_len", "clipped")
 _SHARD_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -228,12 +237,12 @@ def _check_shards(ctx: _Ctx, manifest: Manifest) -> dict[str, _ShardData]:
             )
             continue
         digest, nbytes = ctx.store.shard_digest(name)
-        if digest != entry.get("sha256"):
+        if digest != entry.sha256:
             ctx.problem(
                 "shard_hash",
                 "corrupt",
                 where,
-                f"sha256 {entry.get('sha256')} ({entry.get('nbytes')} bytes)",
+                f"sha256 {entry.sha256} ({entry.nbytes} bytes)",
                 f"sha256 {digest} ({nbytes} bytes): its files changed after publishing",
             )
         data = _read_shard(ctx, name, entry)
@@ -242,9 +251,9 @@ def _check_shards(ctx: _Ctx, manifest: Manifest) -> dict[str, _ShardData]:
     return out
 
 
-def _read_shard(ctx: _Ctx, name: str, entry: Mapping[str, Any]) -> _ShardData | None:
+def _read_shard(ctx: _Ctx, name: str, entry: ShardEntry) -> _ShardData | None:
     where = f"{SHARDS_DIR}/{name}"
-    n = int(entry.get("n_records", -1))
+    n = entry.n_records
     try:
         group = ctx.store.open_shard(name)
         shape = tuple(array(group, "signal").shape)
@@ -260,7 +269,7 @@ def _read_shard(ctx: _Ctx, name: str, entry: Mapping[str, Any]) -> _ShardData | 
     for fname, got in lengths.items():
         if got != (n,):
             ctx.problem("shard_records", "corrupt", f"{where}/{fname}", f"shape ({n},)", f"shape {got}")
-    dropped = [int(r) for r in entry.get("dropped_rows", [])]
+    dropped = entry.dropped_rows
     bad = [r for r in dropped if not 0 <= r < n]
     if bad:
         ctx.problem(
@@ -272,7 +281,7 @@ def _read_shard(ctx: _Ctx, name: str, entry: Mapping[str, Any]) -> _ShardData | 
         )
     if any(len(v) != n for v in strings.values()):
         return None  # already reported; row-level checks would only repeat it
-    live = {int(r) for r in live_rows({"n_records": n, "dropped_rows": [r for r in dropped if 0 <= r < n]})}
+    live = {int(r) for r in live_rows(n, [r for r in dropped if 0 <= r < n])}
     return _ShardData(n, live, strings["record_id"], strings["unit"], strings["provenance"])
 
 
@@ -316,8 +325,8 @@ def _check_segments(ctx: _Ctx, manifest: Manifest, shards: Mapping[str, _ShardDa
     claimed: Counter[tuple[str, int]] = Counter()
     for uid, unit in sorted(manifest.units.items()):
         where = f"manifest.json: units[{uid}]"
-        segments = unit.get("segments", [])
-        status = unit.get("status")
+        segments = unit.segments
+        status = unit.status
         if (status == "ingested") != bool(segments) or status not in ("ingested", "quarantined"):
             ctx.problem(
                 "unit_status",
@@ -326,7 +335,7 @@ def _check_segments(ctx: _Ctx, manifest: Manifest, shards: Mapping[str, _ShardDa
                 "status ingested with segments, or quarantined without",
                 f"status {status!r} with {len(segments)} segment(s)",
             )
-        if status == "quarantined" and not unit.get("rejections"):
+        if status == "quarantined" and not unit.rejections:
             ctx.problem(
                 "unit_status", "corrupt", where, "a quarantined unit has its reason(s)", "no rejections"
             )
@@ -335,13 +344,13 @@ def _check_segments(ctx: _Ctx, manifest: Manifest, shards: Mapping[str, _ShardDa
             total += int(stop) - int(start)
             _check_segment(ctx, where, uid, str(shard), int(start), int(stop), manifest, shards)
             claimed.update((str(shard), r) for r in range(int(start), int(stop)))
-        if total != unit.get("n_records"):
+        if total != unit.n_records:
             ctx.problem(
                 "unit_records",
                 "corrupt",
                 where,
                 f"n_records {total} (its segments)",
-                f"n_records {unit.get('n_records')}",
+                f"n_records {unit.n_records}",
             )
     for name, data in sorted(shards.items()):
         orphans = sorted(r for r in data.live if claimed[(name, r)] == 0)
@@ -403,7 +412,7 @@ def _check_labels(
     ctx: _Ctx, manifest: Manifest, shards: Mapping[str, _ShardData], mapper_digest: str | None
 ) -> None:
     live = {(name, r): d.record_id[r] for name, d in shards.items() for r in d.live}
-    rel = str(manifest.labels.get("path", ""))
+    rel = manifest.labels.path if manifest.labels is not None else ""
     if not rel:
         if live or manifest.shards:
             ctx.problem("labels", "lagging", "manifest.json: labels", "a labels store entry", "none")
@@ -444,13 +453,14 @@ def _check_labels(
         )
     if mapper_digest is not None and not (missing or extra or wrong):
         expected = labels_digest(mapper_digest, manifest.shards)
-        if manifest.labels.get("digest") != expected:
+        had = manifest.labels.digest if manifest.labels is not None else ""
+        if had != expected:
             ctx.problem(
                 "labels",
                 "stale",
                 rel,
                 f"labels of the current mapping tables ({expected[:16]})",
-                f"labels derived with other tables or settings ({str(manifest.labels.get('digest'))[:16]})",
+                f"labels derived with other tables or settings ({had[:16]})",
             )
 
 
@@ -461,7 +471,7 @@ def _scan_sources(
     ctx: _Ctx, manifest: Manifest, readers: Mapping[str, SourceReader]
 ) -> dict[str, SourceScan]:
     """Discover each source as the last ingest did (with its ``--limit``, for a smoke store)."""
-    limit = manifest.runs[-1].get("limit") if manifest.runs else None
+    limit = manifest.runs[-1].limit if manifest.runs else None
     scans: dict[str, SourceScan] = {}
     for name, reader in readers.items():
         scan = scan_source(name, reader, int(limit) if limit is not None else None)
@@ -497,7 +507,7 @@ def _expected_quarantine(manifest: Manifest, scans: Mapping[str, SourceScan]) ->
                 }
             )
     for uid in sorted(manifest.units):
-        entries.extend(manifest.units[uid].get("rejections", []))
+        entries.extend(manifest.units[uid].rejections)
     return entries
 
 
@@ -608,7 +618,7 @@ def _check_inputs(
                     f"{name}: {uid.split('/', 1)[1]}",
                     "its files under the source root",
                     "gone since ingest (its records are still live)"
-                    if manifest.units[uid].get("segments")
+                    if manifest.units[uid].segments
                     else "gone since ingest",
                 )
 
@@ -627,7 +637,8 @@ def _check_placements(
     """Each raw file is in exactly one place; tallies the places in ``counts`` (``files_*``)."""
     places: dict[str, list[str]] = {}
     for unit in scan.discovery.units:
-        status = manifest.units.get(f"{name}/{unit.key}", {}).get("status", "new")
+        known = manifest.units.get(f"{name}/{unit.key}")
+        status = known.status if known is not None else "new"
         for f in unit.files:
             places.setdefault(f, []).append(f"{status} unit {unit.key}")
     for f in scan.discovery.metadata_files:
@@ -686,7 +697,7 @@ def _check_unit(
         )
         return
     hashes = tuple((rel, _sha256_or_missing(reader.root, rel)) for rel in unit.files)
-    if fingerprint(reader.reader_id, hashes, unit.extra, manifest.plan_digest) == entry.get("fingerprint"):
+    if fingerprint(reader.reader_id, hashes, unit.extra, manifest.plan_digest) == entry.fingerprint:
         return
     before, reader_then = _ingested_as(manifest, entry, reader, shards)
     ctx.problem(
@@ -730,11 +741,11 @@ def _sha256_or_missing(root: Path, rel: str) -> str:
 
 
 def _ingested_as(
-    manifest: Manifest, entry: Mapping[str, Any], reader: SourceReader, shards: Mapping[str, _ShardData]
+    manifest: Manifest, entry: UnitEntry, reader: SourceReader, shards: Mapping[str, _ShardData]
 ) -> tuple[dict[str, str], str | None]:
     """File sha256 and reader id as ingested: from a record's provenance, else (quarantined
     units have no record) the sha256 from the stat cache and no reader id."""
-    for shard, start, _stop in entry.get("segments", []):
+    for shard, start, _stop in entry.segments:
         data = shards.get(str(shard))
         if data is not None and int(start) < data.n_records:
             prov = json.loads(data.provenance[int(start)])
@@ -761,7 +772,7 @@ def _check_report(
     except (OSError, json.JSONDecodeError) as exc:
         ctx.problem("report", "lagging", "ingest_report.json", "the ingest report", f"unreadable: {exc}")
         return
-    live = sum(int(e["n_records"]) - len(e.get("dropped_rows", [])) for e in manifest.shards.values())
+    live = sum(e.n_records - len(e.dropped_rows) for e in manifest.shards.values())
     top = {
         "records_total": (live, "live rows of the manifest's shards"),
         "quarantined_inputs": (len(quarantine), "entries in quarantine.json"),
@@ -792,11 +803,11 @@ def _check_report(
 
 def _source_counts(manifest: Manifest, name: str, scan: SourceScan) -> dict[str, int]:
     units = [u for uid, u in manifest.units.items() if uid.split("/", 1)[0] == name]
-    status = Counter(str(u.get("status")) for u in units)
+    status = Counter(u.status for u in units)
     return {
         "units_ingested": status["ingested"],
         "units_quarantined": status["quarantined"],
-        "records": sum(int(u.get("n_records", 0)) for u in units),
+        "records": sum(u.n_records for u in units),
         "files_on_disk": scan.files_on_disk,
     }
 
@@ -805,7 +816,7 @@ def _check_debris(ctx: _Ctx, manifest: Manifest) -> None:
     for name in ctx.store.list_names():
         if fnmatch.fnmatchcase(name, ".*.tmp"):
             ctx.warn("debris", name, "temporary file of an interrupted JSON/CSV write")
-    current = str(manifest.labels.get("path", ""))
+    current = manifest.labels.path if manifest.labels is not None else ""
     for name in ctx.store.list_names(LABELS_DIR):
         if f"{LABELS_DIR}/{name}" != current:
             ctx.warn("debris", f"{LABELS_DIR}/{name}", "labels store the manifest does not reference")
@@ -814,12 +825,12 @@ def _check_debris(ctx: _Ctx, manifest: Manifest) -> None:
 def _count_store(
     ctx: _Ctx, manifest: Manifest, shards: Mapping[str, _ShardData], quarantine: Sequence[Mapping[str, Any]]
 ) -> None:
-    status = Counter(str(u.get("status")) for u in manifest.units.values())
+    status = Counter(u.status for u in manifest.units.values())
     ctx.result.counts.update(
         {
             "shards": len(manifest.shards),
             "records_live": sum(len(d.live) for d in shards.values()),
-            "records_dropped": sum(len(e.get("dropped_rows", [])) for e in manifest.shards.values()),
+            "records_dropped": sum(len(e.dropped_rows) for e in manifest.shards.values()),
             "units_ingested": status["ingested"],
             "units_quarantined": status["quarantined"],
             "quarantine_entries": len(quarantine),
