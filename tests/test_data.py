@@ -19,7 +19,7 @@ import zarr
 
 import pipeline.dataset.loader as data_mod
 import pipeline.store.blocks as blocks_mod
-import pipeline.store.local as shards_mod
+import pipeline.store.group as shards_mod
 from pipeline.dataset.loader import (
     LoaderError,
     ShardBlockDataset,

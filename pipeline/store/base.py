@@ -100,7 +100,7 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def shard_digest(self, name: str) -> tuple[str, int]:
-        """The store digest (:func:`pipeline.store.local.files_digest`) of shard ``name`` as stored:
+        """The store digest (:func:`pipeline.store.group.files_digest`) of shard ``name`` as stored:
         (sha256, bytes)."""
 
     @abc.abstractmethod

@@ -25,7 +25,7 @@ import zarr
 
 from pipeline.labels.mapping import LabelMapper, load_tables, table_paths
 from pipeline.store.base import Store
-from pipeline.store.local import raw_labels_from_json, read_array, read_strings
+from pipeline.store.group import raw_labels_from_json, read_array, read_strings
 from pipeline.store.manifest import LabelsPointer, ShardEntry
 
 

@@ -41,7 +41,7 @@ class _Entry(BaseModel):
 
 
 class ShardEntry(_Entry):
-    """One published shard: its records, store digest (:func:`pipeline.store.local.files_digest`),
+    """One published shard: its records, store digest (:func:`pipeline.store.group.files_digest`),
     rows superseded since, and the ingest run that wrote it."""
 
     n_records: int

@@ -37,15 +37,8 @@ from zarr.storage import FsspecStore
 from pipeline.core.crashpoints import crash_point
 from pipeline.signal import dsp as sig
 from pipeline.store.base import Store
-from pipeline.store.local import (
-    ShardInfo,
-    ShardRows,
-    ShardStore,
-    StorageSpec,
-    files_digest,
-    tree_digest,
-    write_group,
-)
+from pipeline.store.group import ShardInfo, ShardRows, StorageSpec, files_digest, tree_digest, write_group
+from pipeline.store.local import ShardStore
 from pipeline.store.manifest import LABELS_DIR, LOCK_NAME, MANIFEST_NAME, SHARDS_DIR, Manifest, StoreError
 from pipeline.store.root import StoreRoot
 
@@ -236,7 +229,7 @@ class RemoteShardStore(Store):
             raise OSError(f"{self.location(rel)}: upload incomplete (missing or short: {short})")
 
     def shard_digest(self, name: str) -> tuple[str, int]:
-        """:func:`pipeline.store.local.tree_digest` of a shard as stored: (sha256, bytes)."""
+        """:func:`pipeline.store.group.tree_digest` of a shard as stored: (sha256, bytes)."""
         key = self._key(f"{SHARDS_DIR}/{name}")
         rels = [Path(obj).relative_to(key).as_posix() for obj in self.fs.find(key)]
         return files_digest(rels, lambda rel: bytes(self.fs.cat_file(f"{key}/{rel}")))
