@@ -65,7 +65,7 @@ if str(REPO) not in sys.path:  # run as a script: tests/ (the Prefect server hel
 
 from pipeline.core.crashpoints import CRASH_AT_ENV, CRASH_LOG_ENV, POINTS  # noqa: E402
 from pipeline.store.local import STRING_FIELDS, ShardStore, array, read_strings  # noqa: E402
-from pipeline.store.manifest import live_rows  # noqa: E402
+from pipeline.store.manifest import ShardEntry  # noqa: E402
 
 PROFILES = ("ecg12", "lead1_af", "holter")
 UNUSED_SOURCES = ("cinc2021", "ptb_diagnostic", "code", "ucr", "cpsc2021")
@@ -296,22 +296,21 @@ def snapshot(store_root: Path, profile: str) -> dict[str, Any]:
         "labels": {} if labels is None else _label_rows(labels),
         "vocabulary": [] if labels is None else list(labels.vocabulary),
         "units": {
-            uid: [u["fingerprint"], u["status"], u["n_records"], u.get("rejections", [])]
-            for uid, u in manifest.units.items()
+            uid: [u.fingerprint, u.status, u.n_records, u.rejections] for uid, u in manifest.units.items()
         },
         "quarantine": sorted(json.dumps(e, sort_keys=True) for e in quarantine),
         "report": _report_state(report),
     }
 
 
-def _shard_records(store: ShardStore, name: str, entry: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+def _shard_records(store: ShardStore, name: str, entry: ShardEntry) -> Iterator[tuple[str, str]]:
     """(record id, sha256 of its stored signal bytes and every per-record field) per live row."""
     group = store.open_shard(name)
     signal_rows = np.asarray(array(group, "signal")[...])
     strings = {f: read_strings(group, f) for f in STRING_FIELDS}
     numbers = {f: np.asarray(array(group, f)[...]) for f in NUMERIC_FIELDS}
     scale = json.dumps([group.attrs.get("storage_dtype"), group.attrs.get("scale_mv")])
-    for r in live_rows(dict(entry)):
+    for r in entry.live_rows():
         h = hashlib.sha256(signal_rows[r].tobytes())
         h.update(f"{signal_rows.dtype}{signal_rows[r].shape}{scale}".encode())
         for f in STRING_FIELDS:

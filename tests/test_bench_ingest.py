@@ -22,7 +22,6 @@ from pipeline.signal.preprocess import process
 from pipeline.sources.ptbxl import PtbXlReader
 from pipeline.sources.wfdb import read_header
 from pipeline.store.local import ShardStore, read_signal, read_strings
-from pipeline.store.manifest import live_rows
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "benchmarks" / "ingest" / "bench_ingest.py"
@@ -93,7 +92,7 @@ def _store_signals(root: Path) -> dict[str, np.ndarray[Any, np.dtype[np.float32]
     out = {}
     for name, entry in manifest.shards.items():
         group = store.open_shard(name)
-        rows = live_rows(entry)
+        rows = entry.live_rows()
         ids = read_strings(group, "record_id")
         signal = read_signal(group)
         out.update({ids[i]: signal[i] for i in rows})

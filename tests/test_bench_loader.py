@@ -127,4 +127,4 @@ def test_sizes_match_the_files_on_disk_and_the_index_lists_every_record(bench: d
     index = read_index(work / f"index-{N}.csv")
     assert len(index.rows) == N and {r.split for r in index.rows} == {"train"}
     manifest = ShardStore(work / f"store-{N}" / "ecg12", "ecg12").load_manifest()
-    assert sum(e["n_records"] for e in manifest.shards.values()) == N
+    assert sum(e.n_records for e in manifest.shards.values()) == N

@@ -39,7 +39,6 @@ import pytest
 from pipeline.store.base import Store
 from pipeline.store.labels import read_labels
 from pipeline.store.local import ShardStore, read_array
-from pipeline.store.manifest import live_rows
 from pipeline.store.remote import RemoteShardStore, open_store
 from pipeline.store.root import StoreRoot
 from tests.dask_cluster import DaskCluster, leftover_processes, listening_addresses, local_cluster
@@ -160,7 +159,7 @@ def _rows(store: Store) -> dict[str, dict[str, bytes]]:
     for name, entry in store.load_manifest().shards.items():
         group = store.open_shard(name)
         arrays = {key: read_array(group, key) for key in sorted(group.array_keys())}
-        for i in live_rows(entry):
+        for i in entry.live_rows():
             out[str(arrays["record_id"][i])] = {key: _cell(a, int(i)) for key, a in arrays.items()}
     return out
 
@@ -222,7 +221,7 @@ def _assert_written_by_workers(report: dict[str, Any], store: ShardStore, cluste
 
 def _batch_task_runs(api: str, store: ShardStore) -> list[dict[str, Any]]:
     """The ``ingest-batch`` task runs of the flow run that last changed ``store``."""
-    flow_run = store.load_manifest().runs[-1]["flow_run_id"]
+    flow_run = store.load_manifest().runs[-1].flow_run_id
     body = {"flow_runs": {"id": {"any_": [flow_run]}}, "limit": 200}
     runs = httpx.post(f"{api}/task_runs/filter", json=body, timeout=30).json()
     return [r for r in runs if r["name"].startswith("ingest-batch")]
@@ -282,7 +281,7 @@ def test_nanny_workers_run_tasks_in_the_reported_pids_and_all_processes_are_stop
     from distributed import Client
 
     with local_cluster(2, tmp_path, nanny=True) as cluster:
-        with Client(cluster.address) as client:  # type: ignore[no-untyped-call]
+        with Client(cluster.address) as client:  # type: ignore[no-untyped-call]  # distributed has no hints
             ran = set(client.gather(client.map(_pid, range(16))))
         # with a nanny, the worker that runs tasks is a child of the process that was started
         assert ran <= set(cluster.worker_pids) and not ran & set(cluster.process_groups)
@@ -291,9 +290,11 @@ def test_nanny_workers_run_tasks_in_the_reported_pids_and_all_processes_are_stop
 
 
 def test_a_cluster_that_does_not_come_up_fails_with_its_logs_and_leaves_no_process(tmp_path: Path) -> None:
-    with pytest.raises(TimeoutError, match="scheduler.log"):
-        with local_cluster(1, tmp_path, startup_timeout_s=0.01):
-            pytest.fail("the cluster cannot be up after 10 ms")
+    with (
+        pytest.raises(TimeoutError, match="scheduler.log"),
+        local_cluster(1, tmp_path, startup_timeout_s=0.01),
+    ):
+        pytest.fail("the cluster cannot be up after 10 ms")
     assert not [p for p in psutil.process_iter() if _started_here(p, tmp_path)]
 
 

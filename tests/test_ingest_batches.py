@@ -16,7 +16,6 @@ from pipeline.signal.preprocess import SignalPlan
 from pipeline.sources.base import SourceReader
 from pipeline.sources.ucr import UcrReader
 from pipeline.store.local import ShardStore, StorageSpec, read_strings
-from pipeline.store.manifest import live_rows
 
 BEATS = SignalPlan(
     leads=("ECG",), lead_aliases=(), fs_hz=None, length=140, crop="start", baseline_hz=None, notch_hz=None,
@@ -41,9 +40,9 @@ def test_a_unit_with_more_records_than_a_shard_spans_several_shards(
     store = ShardStore(tmp_path / "beats", "beats")
     report = _ingest(store, {"ucr": reader}, max_records=128)
     manifest = store.load_manifest()
-    assert sorted(e["n_records"] for e in manifest.shards.values()) == [116, 128, 128, 128]
-    (unit,) = [u for u in manifest.units.values() if u["status"] == "ingested"]
-    assert [s[1:] for s in unit["segments"]] == [[0, 128]] * 3 + [[0, 116]] and unit["n_records"] == 500
+    assert sorted(e.n_records for e in manifest.shards.values()) == [116, 128, 128, 128]
+    (unit,) = [u for u in manifest.units.values() if u.status == "ingested"]
+    assert [s[1:] for s in unit.segments] == [(0, 128)] * 3 + [(0, 116)] and unit.n_records == 500
     assert report["records_total"] == 500 and report["reconciled"]
     ids = [i for name in sorted(manifest.shards) for i in read_strings(store.open_shard(name), "record_id")]
     assert len(set(ids)) == 500
@@ -75,13 +74,13 @@ def test_a_reader_failing_midway_keeps_what_it_yielded_and_says_where_it_stopped
     _ingest(store, {"t": _FailsMidway("t", tmp_path / "src")}, max_records=2)
     manifest = store.load_manifest()
     unit = manifest.units["t/u"]
-    assert unit["status"] == "ingested" and unit["n_records"] == 3 and len(unit["segments"]) == 2
-    reasons = [r["reason"] for r in unit["rejections"]]
+    assert unit.status == "ingested" and unit.n_records == 3 and len(unit.segments) == 2
+    reasons = [r["reason"] for r in unit.rejections]
     assert reasons == [
         "row 4: 'abc' is not a number",
         "reading stopped after 3 record(s): u.bin: truncated after row 4",
     ]
-    live = sum(len(live_rows(e)) for e in manifest.shards.values())
+    live = sum(len(e.live_rows()) for e in manifest.shards.values())
     assert live == 3
 
 

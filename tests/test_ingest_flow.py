@@ -26,7 +26,6 @@ from pipeline.signal.preprocess import process
 from pipeline.sources.registry import build_readers
 from pipeline.store.labels import read_labels
 from pipeline.store.local import ShardStore, read_signal, read_strings
-from pipeline.store.manifest import live_rows
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.shared_data, pytest.mark.prefect]
@@ -159,7 +158,7 @@ def test_shard_records_equal_preprocessing_output_within_one_quantisation_step(
         group = store.open_shard(name)
         ids = read_strings(group, "record_id")
         x = read_signal(group)
-        for i in live_rows(entry):
+        for i in entry.live_rows():
             diff = np.abs(x[i] - expected.signal[by_id[ids[i]]]).max()
             assert diff <= 0.0005 + 1e-6, (ids[i], diff)
             seen += 1
@@ -180,7 +179,7 @@ def _store_content(store_root: Path) -> dict[str, tuple[bytes, str]]:
             read_strings(group, "raw_labels"),
             read_signal(group),
         )
-        for i in live_rows(entry):
+        for i in entry.live_rows():
             out[ids[i]] = (x[i].tobytes(), labels[i])
     return out
 

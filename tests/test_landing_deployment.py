@@ -170,7 +170,7 @@ def test_scheduled_run_takes_a_completed_record_ingests_it_and_retrains_and_line
     assert found is not None, "the taken record is not in the ecg12 shards"
     shard, row = found
     manifest = ShardStore(project / "data" / "shards" / "ecg12", "ecg12").load_manifest()
-    writer = manifest.shards[shard]["run"]
+    writer = manifest.shards[shard].run
     assert api_get(url, f"/flow_runs/{writer}")["parent_task_run_id"] is not None  # the ingest subflow
 
     # dvc repro ran in the flow: the ResNet retrained on the new shards, the pipeline is up to date

@@ -103,8 +103,8 @@ def assert_shards_match_store(doc: dict[str, Any], repo: Path) -> None:
     for item in doc["shards"]["items"]:
         store = ShardStore(repo / "data" / "shards" / item["profile"], item["profile"])
         entry = store.load_manifest().shards[item["shard"]]
-        assert item["flow_run_id"] == entry["run"] and item["flow_run_id"]
-        assert item["sha256"] == entry["sha256"] and item["n_records"] == entry["n_records"]
+        assert item["flow_run_id"] == entry.run and item["flow_run_id"]
+        assert item["sha256"] == entry.sha256 and item["n_records"] == entry.n_records
     assert doc["shards"]["flow_run_ids"] == sorted({i["flow_run_id"] for i in doc["shards"]["items"]})
 
 

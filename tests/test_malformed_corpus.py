@@ -30,7 +30,6 @@ from pipeline.core.records import Provenance, ReadError, Record
 from pipeline.sources.registry import build_readers
 from pipeline.store.labels import read_labels
 from pipeline.store.local import ShardStore, raw_labels_from_json, read_strings
-from pipeline.store.manifest import live_rows
 from tests.malformed import Corpus, build_corpus
 
 REPO = Path(__file__).resolve().parents[1]
@@ -73,7 +72,7 @@ class Ingested:
         for name, entry in store.load_manifest().shards.items():
             group = store.open_shard(name)
             ids, labels = read_strings(group, "record_id"), read_strings(group, "raw_labels")
-            out.update((ids[i], labels[i]) for i in live_rows(entry))
+            out.update((ids[i], labels[i]) for i in entry.live_rows())
         return out
 
 

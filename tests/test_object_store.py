@@ -205,7 +205,7 @@ def test_a_reader_polling_during_ingest_never_sees_a_half_uploaded_shard(
         done = proc.poll() is not None
         manifest = store.load_manifest()
         for name, entry in manifest.shards.items():
-            assert store.shard_digest(name) == (entry["sha256"], entry["nbytes"]), name
+            assert store.shard_digest(name) == (entry.sha256, entry.nbytes), name
             listed_checked += 1
         prefix = f"ecg-poll/store/{PROFILE}/shards"
         if fs.exists(prefix):
@@ -221,9 +221,7 @@ def test_a_reader_polling_during_ingest_never_sees_a_half_uploaded_shard(
     # batch_units differs from the reference run (other shard boundaries), so compare the units
     reference = json.loads((local_store / "manifest.json").read_text())["units"]
     final = store.load_manifest().units
-    assert {u: e["fingerprint"] for u, e in final.items()} == {
-        u: e["fingerprint"] for u, e in reference.items()
-    }
+    assert {u: e.fingerprint for u, e in final.items()} == {u: e["fingerprint"] for u, e in reference.items()}
 
 
 def test_an_ingest_killed_mid_upload_leaves_its_lock_and_reruns_to_the_uninterrupted_store(
@@ -310,7 +308,7 @@ def test_lineage_follows_a_record_into_an_object_store_shard(
     doc = json.loads(capsys.readouterr().out)
     (occ,) = doc["occurrences"]
     assert occ["shard_path"].startswith(f"s3://{remote_bucket}/store/{PROFILE}/shards/part-")
-    assert occ["shard_sha256"] == store.load_manifest().shards[occ["shard"]]["sha256"]
+    assert occ["shard_sha256"] == store.load_manifest().shards[occ["shard"]].sha256
 
 
 def test_object_store_params_reject_local_paths_and_credentials() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.store.local import ShardStore
-from pipeline.store.manifest import Manifest
+from pipeline.store.manifest import Manifest, ShardEntry
 
 
 def test_remove_debris_deletes_temp_json_temp_label_stores_and_unlisted_shards(tmp_path: Path) -> None:
@@ -17,7 +17,9 @@ def test_remove_debris_deletes_temp_json_temp_label_stores_and_unlisted_shards(t
     (store.shard_dir / "part-000002-00").mkdir()
     (store.root / ".manifest.json.5e6f7a8b.tmp").write_text("{")
     (store.root / "manifest.json").write_text("{}")
-    manifest = Manifest(profile="ecg12", shards={"part-000000-00": {"n_records": 1}})
+    manifest = Manifest(
+        profile="ecg12", shards={"part-000000-00": ShardEntry(n_records=1, sha256="", nbytes=0)}
+    )
 
     removed = store.remove_debris(manifest)
 

@@ -184,7 +184,7 @@ def test_a_record_id_live_in_two_shards_is_a_duplicate(tree: Tree) -> None:
     shutil.copytree(store.shard_path(first), store.shard_path("part-999999-00"))
     manifest = store.load_manifest()
     digest, nbytes = tree_digest(store.shard_path("part-999999-00"))
-    entry = dict(manifest.shards[first], sha256=digest, nbytes=nbytes)
+    entry = manifest.shards[first].model_copy(update={"sha256": digest, "nbytes": nbytes})
     manifest.shards["part-999999-00"] = entry
     store.save_manifest(manifest)
     res = tree.verify()
@@ -199,8 +199,8 @@ def test_wrong_record_count_in_the_manifest_is_reported(tree: Tree) -> None:
     store = tree.store()
     manifest = store.load_manifest()
     name = tree.shard_names()[0]
-    n = manifest.shards[name]["n_records"]
-    manifest.shards[name]["n_records"] = n + 1
+    n = manifest.shards[name].n_records
+    manifest.shards[name].n_records = n + 1
     store.save_manifest(manifest)
     p = _find(tree.verify(), "shard_records", f"shards/{name}/signal")
     assert p["expected"] == f"shape ({n + 1}, C, L)" and p["found"].startswith(f"shape ({n}, 1, ")
@@ -209,7 +209,7 @@ def test_wrong_record_count_in_the_manifest_is_reported(tree: Tree) -> None:
 def test_a_shard_name_that_leaves_the_store_is_refused_not_followed(tree: Tree) -> None:
     store = tree.store()
     manifest = store.load_manifest()
-    manifest.shards["../../raw"] = dict(manifest.shards[tree.shard_names()[0]])
+    manifest.shards["../../raw"] = manifest.shards[tree.shard_names()[0]].model_copy()
     store.save_manifest(manifest)
     p = _find(tree.verify(), "shard_name")
     assert (p["kind"], p["found"]) == ("corrupt", "../../raw")
@@ -299,7 +299,9 @@ def test_missing_labels_and_labels_of_other_tables_are_reported(tree: Tree) -> N
     store = tree.store()
     res = verify_store(store, build_readers(tree.params, ("cinc2017",)), mapper_digest="0" * 64)
     assert _find(res, "labels").get("kind") == "stale"
-    shutil.rmtree(store.root / store.load_manifest().labels["path"])
+    labels = store.load_manifest().labels
+    assert labels is not None
+    shutil.rmtree(store.root / labels.path)
     p = _find(tree.verify(), "labels")
     assert (p["kind"], p["found"]) == ("lagging", "missing")
 

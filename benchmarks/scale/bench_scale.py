@@ -242,7 +242,7 @@ def remove_store(root: StoreRoot, svc: Services) -> None:
 def shard_table(store: Store) -> dict[str, list[Any]]:
     """Shard name -> [sha256, bytes, records] as the store's manifest lists them."""
     shards = store.load_manifest().shards
-    return {name: [e["sha256"], int(e["nbytes"]), int(e["n_records"])] for name, e in sorted(shards.items())}
+    return {name: [e.sha256, e.nbytes, e.n_records] for name, e in sorted(shards.items())}
 
 
 def stored_digests(store: Store) -> dict[str, list[Any]]:
@@ -413,7 +413,7 @@ def run_ingest(
     table = shard_table(store)
     n = int(report["records_processed_this_run"])
     n_batches = -(-n // ctx.batch_units)
-    tasks = task_times(ctx.svc.api, str(store.load_manifest().runs[-1]["flow_run_id"]), n_batches)
+    tasks = task_times(ctx.svc.api, str(store.load_manifest().runs[-1].flow_run_id), n_batches)
     return {
         "name": name,
         "store_url": root.url,

@@ -18,16 +18,16 @@ from pipeline.core.crashpoints import crash_point
 from pipeline.ingest.batch import BatchResult, rejection_entry
 from pipeline.ingest.plan import IngestPlan, SourceScan
 from pipeline.store.base import Store
-from pipeline.store.manifest import Manifest
+from pipeline.store.manifest import Manifest, RunEntry, ShardEntry, UnitEntry
 
 
 def _drop_rows(manifest: Manifest, segments: Sequence[Sequence[Any]]) -> None:
     for shard, start, stop in segments:
         entry = manifest.shards.get(shard)
         if entry is not None:
-            dropped = set(entry.get("dropped_rows", []))
+            dropped = set(entry.dropped_rows)
             dropped.update(range(int(start), int(stop)))
-            entry["dropped_rows"] = sorted(dropped)
+            entry.dropped_rows = sorted(dropped)
 
 
 def commit(
@@ -51,7 +51,7 @@ def commit(
     changed = json.dumps(manifest.to_json(), sort_keys=True) != before or not store.has_manifest()
     crash_point("commit.before_manifest")
     if changed:
-        run = {**run_info, "records_processed": n_new, "units": len(plan.todo)}
+        run = RunEntry(**run_info, records_processed=n_new, units=len(plan.todo))
         manifest.runs = [*manifest.runs[-49:], run]
         store.save_manifest(manifest)
     crash_point("commit.after_manifest")
@@ -73,30 +73,30 @@ def _fold_results(
 ) -> None:
     """The new shards and unit outcomes into ``manifest``; superseded rows dropped, dead shards gone."""
     for uid in plan.vanished:
-        _drop_rows(manifest, manifest.units.pop(uid).get("segments", []))
+        _drop_rows(manifest, manifest.units.pop(uid).segments)
     for res in results:
         for info in res.shards:
-            manifest.shards[info.name] = {
-                "n_records": info.n_records,
-                "sha256": info.sha256,
-                "nbytes": info.nbytes,
-                "dropped_rows": [],
-                "run": run_info.get("flow_run_id"),
-                "created": run_info.get("started"),
-            }
+            manifest.shards[info.name] = ShardEntry(
+                n_records=info.n_records,
+                sha256=info.sha256,
+                nbytes=info.nbytes,
+                dropped_rows=[],
+                run=run_info.get("flow_run_id"),
+                created=run_info.get("started"),
+            )
         for out in res.outcomes:
             plan.file_cache.update(out.file_cache)
             old = manifest.units.get(out.uid)
             if old is not None:
-                _drop_rows(manifest, old.get("segments", []))
-            manifest.units[out.uid] = {
-                "fingerprint": out.fingerprint,
-                "status": out.status,
-                "segments": [list(s) for s in out.segments],
-                "n_records": sum(b - a for _, a, b in out.segments),
-                "rejections": list(out.rejections),
-            }
-    dead = [n for n, e in manifest.shards.items() if len(e.get("dropped_rows", [])) >= e["n_records"]]
+                _drop_rows(manifest, old.segments)
+            manifest.units[out.uid] = UnitEntry(
+                fingerprint=out.fingerprint,
+                status=out.status,
+                segments=list(out.segments),
+                n_records=sum(b - a for _, a, b in out.segments),
+                rejections=list(out.rejections),
+            )
+    dead = [n for n, e in manifest.shards.items() if len(e.dropped_rows) >= e.n_records]
     for n in dead:
         del manifest.shards[n]
 
@@ -131,7 +131,7 @@ def quarantine_of(scans: Mapping[str, SourceScan], manifest: Manifest) -> list[d
     for name, scan in scans.items():
         entries.extend(rejection_entry(r, name, "discover") for r in scan.discovery.rejected)
     for uid in sorted(manifest.units):
-        entries.extend(manifest.units[uid].get("rejections", []))
+        entries.extend(manifest.units[uid].rejections)
     return entries
 
 
@@ -159,8 +159,8 @@ def reconcile(
         accounted = unit_files | set(d.metadata_files) | {f for r in d.rejected for f in r.files}
         accounted |= scan.limited_out_files
         units = [u for uid, u in manifest.units.items() if uid.split("/", 1)[0] == name]
-        status = Counter(u["status"] for u in units)
-        rec_rejects = sum(len(u.get("rejections", [])) for u in units if u["status"] == "ingested")
+        status = Counter(u.status for u in units)
+        rec_rejects = sum(len(u.rejections) for u in units if u.status == "ingested")
         n_units = len(d.units)
         per_source[name] = {
             "root": scan.root,
@@ -172,7 +172,7 @@ def reconcile(
             "units_ingested": status["ingested"],
             "units_quarantined": status["quarantined"],
             "files_rejected_at_discovery": len(d.rejected),
-            "records": sum(u["n_records"] for u in units),
+            "records": sum(u.n_records for u in units),
             "records_quarantined_within_units": rec_rejects,
             "reconciled": status["ingested"] + status["quarantined"] == n_units
             and scan.files_on_disk == len(accounted),
@@ -183,9 +183,7 @@ def reconcile(
         "units_processed_this_run": len(plan.todo),
         "units_unchanged": len(plan.unchanged),
         "units_vanished": len(plan.vanished),
-        "records_total": sum(
-            e["n_records"] - len(e.get("dropped_rows", [])) for e in manifest.shards.values()
-        ),
+        "records_total": sum(e.n_records - len(e.dropped_rows) for e in manifest.shards.values()),
         "quarantined_inputs": len(quarantine),
         "quarantined_by_category": dict(Counter(str(e["category"]) for e in quarantine)),
         "sources": per_source,

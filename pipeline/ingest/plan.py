@@ -174,7 +174,7 @@ def plan_ingest(
             fp = fingerprint(reader.reader_id, hashes, unit.extra, digest)
             (
                 unchanged.append(uid)
-                if old and old["fingerprint"] == fp
+                if old and old.fingerprint == fp
                 else todo.append(UnitTask(name, unit, hashes, fp))
             )
     skipped_sources = {n for n, s in scans.items() if s.skipped}

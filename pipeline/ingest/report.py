@@ -10,7 +10,6 @@ from typing import Any
 from pipeline.store.base import Store
 from pipeline.store.labels import read_labels
 from pipeline.store.local import raw_labels_from_json, read_strings
-from pipeline.store.manifest import live_rows
 
 
 def profile_summary(store: Store) -> dict[str, Any]:
@@ -20,7 +19,7 @@ def profile_summary(store: Store) -> dict[str, Any]:
     raw: dict[str, Counter[str]] = {}
     for name, entry in sorted(manifest.shards.items()):
         group = store.open_shard(name)
-        rows = live_rows(entry)
+        rows = entry.live_rows()
         sources = read_strings(group, "source")
         labels = read_strings(group, "raw_labels")
         for i in rows:

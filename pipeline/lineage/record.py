@@ -35,7 +35,6 @@ from pipeline.lineage.query import LineageError, StoreLayout, shown_location
 from pipeline.store.base import Store
 from pipeline.store.labels import read_labels
 from pipeline.store.local import raw_labels_from_json, read_array, read_strings
-from pipeline.store.manifest import live_rows
 from pipeline.store.remote import open_store
 from pipeline.store.root import StoreRoot
 
@@ -140,7 +139,7 @@ def _scan_shards(store: Store, record_id: str, known: list[str]) -> list[_Hit]:
     out: list[_Hit] = []
     for name, entry in sorted(store.load_manifest().shards.items()):
         ids = read_strings(store.open_shard(name), "record_id")
-        for r in live_rows(entry):
+        for r in entry.live_rows():
             known.append(ids[r])
             if ids[r] == record_id:
                 out.append(_Hit(store.profile, name, int(r), None, (), None))
@@ -170,7 +169,7 @@ def _occurrence(
     root: Path, layout: StoreLayout, record_id: str, hit: _Hit, warnings: list[str]
 ) -> dict[str, Any]:
     store = open_store(layout.store, hit.profile)
-    entry = store.load_manifest().shards.get(hit.shard, {})
+    entry = store.load_manifest().shards.get(hit.shard)
     group = store.open_shard(hit.shard)
     fields = {
         n: read_strings(group, n)[hit.row]
@@ -188,9 +187,9 @@ def _occurrence(
         "shard": hit.shard,
         "row": hit.row,
         "shard_path": shown_location(root, store.shard_location(hit.shard)),
-        "shard_sha256": entry.get("sha256"),
-        "flow_run_id": entry.get("run"),
-        "shard_created": entry.get("created"),
+        "shard_sha256": entry.sha256 if entry else None,
+        "flow_run_id": entry.run if entry else None,
+        "shard_created": entry.created if entry else None,
         "source": source,
         "unit": fields["unit"],
         "patient_id": fields["patient_id"] or None,

@@ -19,7 +19,7 @@ from pipeline.dataset.splits import SplitError, read_index
 from pipeline.lineage import dvc_lock as dl
 from pipeline.lineage.query import LineageContext, StoreLayout, shown_location
 from pipeline.store.local import read_strings
-from pipeline.store.manifest import Manifest, StoreError, live_rows
+from pipeline.store.manifest import Manifest, StoreError
 from pipeline.store.remote import list_profiles, open_store
 from pipeline.store.root import StoreRoot
 
@@ -185,7 +185,7 @@ def _read_selection(
     except (StoreError, OSError, KeyError, ValueError) as exc:
         ctx.warnings.append(f"shard {where}: unreadable: {exc}")
         return None
-    live = live_rows(entry)
+    live = entry.live_rows()
     rows = live if sel.rows is None else sel.rows
     rows = _check_rows(ctx, where, rows, ids, sel.record_ids)
     for r in rows:
@@ -194,12 +194,12 @@ def _read_selection(
         "profile": sel.profile,
         "shard": sel.shard,
         "path": shown_location(ctx.root, store.shard_location(sel.shard)),
-        "sha256": entry.get("sha256"),
-        "n_records": int(entry.get("n_records", len(ids))),
+        "sha256": entry.sha256,
+        "n_records": entry.n_records,
         "live_records": len(live),
         "rows_used": len(rows),
-        "flow_run_id": entry.get("run"),
-        "created": entry.get("created"),
+        "flow_run_id": entry.run,
+        "created": entry.created,
     }
     if sel.split is not None:
         item["rows_by_split"] = dict(sorted(Counter(sel.split).items()))
@@ -235,7 +235,8 @@ def _check_labels_digest(
         profile = info.get("profile")
         if not profile or profile not in manifests:
             continue
-        now = manifests[profile].labels.get("digest")
+        pointer = manifests[profile].labels
+        now = pointer.digest if pointer is not None else None
         if info.get("labels_digest") and now and info["labels_digest"] != now:
             ctx.warnings.append(
                 f"split index {info['path']} was made from labels {str(info['labels_digest'])[:12]}, "

@@ -2,7 +2,8 @@
 reads for training, and the label arrays beside the shards.
 
 ``base.Store`` is the interface everything else uses (``remote.open_store`` gives one for a local folder
-or an object-store URL); ``local`` and ``remote`` implement it, ``blocks`` reads signal blocks,
+or an object-store URL); ``local`` and ``remote`` implement it, ``group`` writes and reads one
+shard's zarr group (both stores), ``blocks`` reads signal blocks,
 ``manifest`` holds the store's names and manifest, ``root`` says where stores live, ``labels`` the
 unified labels.
 

@@ -22,7 +22,6 @@ from pipeline.signal import dsp as sig
 from pipeline.store.blocks import ShardSignal, describe_signal
 from pipeline.store.manifest import (
     FILE_CACHE_NAME,
-    FORMAT_VERSION,
     MANIFEST_NAME,
     SHARDS_DIR,
     Manifest,
@@ -101,7 +100,7 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def shard_digest(self, name: str) -> tuple[str, int]:
-        """The store digest (:func:`pipeline.store.local.files_digest`) of shard ``name`` as stored:
+        """The store digest (:func:`pipeline.store.group.files_digest`) of shard ``name`` as stored:
         (sha256, bytes)."""
 
     @abc.abstractmethod
@@ -153,23 +152,10 @@ class Store(abc.ABC):
             return Manifest(profile=self.profile)
         try:
             data = json.loads(raw)
-        except (OSError, json.JSONDecodeError) as exc:
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise StoreError(f"{where}: unreadable manifest: {exc}") from exc
-        if data.get("format") != FORMAT_VERSION:
-            raise StoreError(
-                f"{where}: store format {data.get('format')}, this code reads {FORMAT_VERSION}; "
-                "delete the store folder and re-run ingest"
-            )
-        return Manifest(
-            profile=data["profile"],
-            plan_digest=data.get("plan_digest", ""),
-            shards=data.get("shards", {}),
-            units=data.get("units", {}),
-            file_cache=self._load_file_cache(data.get("file_cache", {})),
-            labels=data.get("labels", {}),
-            next_seq=int(data.get("next_seq", 0)),
-            runs=data.get("runs", []),
-        )
+        legacy = data.get("file_cache", {}) if isinstance(data, dict) else {}
+        return Manifest.from_json(data, where, self._load_file_cache(legacy))
 
     def save_manifest(self, manifest: Manifest) -> None:
         self.write_json(MANIFEST_NAME, manifest.to_json())

@@ -16,6 +16,7 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -170,14 +171,14 @@ class _RangeFile:
     def size(self) -> int | None:
         """Bytes in the file; None when it does not exist (a shard with no signal chunk written)."""
         try:
-            return int(self.fs.size(self.key)) if self.fs is not None else os.stat(self.path).st_size
+            return int(self.fs.size(self.key)) if self.fs is not None else Path(self.path).stat().st_size
         except FileNotFoundError:
             return None
 
     def read(self, offset: int, nbytes: int) -> bytes:
         if self.fs is not None:
             return bytes(self.fs.cat_file(self.key, start=offset, end=offset + nbytes))
-        with open(self.path, "rb") as fh:
+        with Path(self.path).open("rb") as fh:
             fh.seek(offset)
             return fh.read(nbytes)
 

@@ -26,8 +26,8 @@ import zarr
 from pipeline.labels.mapping import LabelMapper
 from pipeline.labels.tables import load_tables, table_paths
 from pipeline.store.base import Store
-from pipeline.store.local import raw_labels_from_json, read_array, read_strings
-from pipeline.store.manifest import live_rows
+from pipeline.store.group import raw_labels_from_json, read_array, read_strings
+from pipeline.store.manifest import LabelsPointer, ShardEntry
 
 
 @dataclass(frozen=True)
@@ -54,9 +54,9 @@ class LabelSet:
         )
 
 
-def labels_digest(mapper_digest: str, shards: Mapping[str, Any]) -> str:
+def labels_digest(mapper_digest: str, shards: Mapping[str, ShardEntry]) -> str:
     """Digest of the mapping (tables, vocabulary, settings) and of the live shard rows."""
-    live = {n: [e["sha256"], len(e.get("dropped_rows", []))] for n, e in sorted(shards.items())}
+    live = {n: [e.sha256, len(e.dropped_rows)] for n, e in sorted(shards.items())}
     return hashlib.sha256(json.dumps([mapper_digest, live], sort_keys=True).encode()).hexdigest()
 
 
@@ -76,8 +76,8 @@ def relabel(
         load_tables(table_paths(tables_dir)), vocabulary, ptbxl_min_likelihood, unmapped, table_for, merge
     )
     digest = labels_digest(mapper.digest, manifest.shards)
-    current = manifest.labels.get("path")
-    if manifest.labels.get("digest") == digest and current and store.has(current):
+    old = manifest.labels.path if manifest.labels is not None else None
+    if manifest.labels is not None and manifest.labels.digest == digest and old and store.has(old):
         return {"relabelled": False, "digest": digest}
     ids, shard_names, rows, y, missing = _map_store(store, manifest.shards, mapper)
     rel = f"labels/{digest[:16]}.zarr"
@@ -87,8 +87,7 @@ def relabel(
         store.publish_tree(tmp, rel)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    old = manifest.labels.get("path")
-    manifest.labels = {"digest": digest, "path": rel, "n_records": len(ids), "vocabulary": list(vocabulary)}
+    manifest.labels = LabelsPointer(digest=digest, path=rel, n_records=len(ids), vocabulary=list(vocabulary))
     store.save_manifest(manifest)
     if old and old != rel:
         store.remove(old)
@@ -102,7 +101,7 @@ def relabel(
 
 
 def _map_store(
-    store: Store, shards: Mapping[str, Any], mapper: LabelMapper
+    store: Store, shards: Mapping[str, ShardEntry], mapper: LabelMapper
 ) -> tuple[list[str], list[str], npt.NDArray[np.int64], npt.NDArray[np.uint8], Counter[str]]:
     ids: list[str] = []
     names: list[str] = []
@@ -111,7 +110,7 @@ def _map_store(
     missing: Counter[str] = Counter()
     for name, entry in sorted(shards.items()):
         group = store.open_shard(name)
-        keep = live_rows(entry)
+        keep = entry.live_rows()
         rid = read_strings(group, "record_id")
         src = read_strings(group, "source")
         raw = read_strings(group, "raw_labels")
@@ -161,15 +160,15 @@ def _write_labels(
 def read_labels(store: Store) -> LabelSet | None:
     """The store's current unified labels, or None before the first ingest."""
     manifest = store.load_manifest()
-    rel = manifest.labels.get("path")
-    if not rel or not store.has(rel):
+    if manifest.labels is None or not store.has(manifest.labels.path):
         return None
+    rel = manifest.labels.path
     g = store.open_group(rel)
     return LabelSet(
         record_id=tuple(read_strings(g, "record_id")),
         shard=tuple(read_strings(g, "shard")),
         row=read_array(g, "row").astype(np.int64),
         y=read_array(g, "y").astype(np.uint8),
-        vocabulary=tuple(g.attrs["vocabulary"]),  # type: ignore[arg-type]
+        vocabulary=tuple(g.attrs["vocabulary"]),  # type: ignore[arg-type]  # zarr attrs are JSON values
         digest=str(g.attrs["digest"]),
     )

@@ -2,16 +2,22 @@
 
 ``manifest.json`` is the one object that says what a store holds; readers open only the shards it
 lists, and a writer replaces it whole (atomically on disk, by one PUT on object storage).
+
+The manifest is typed (pydantic): :class:`Manifest` holds :class:`ShardEntry`, :class:`UnitEntry`,
+:class:`RunEntry` and an optional :class:`LabelsPointer`. :meth:`Manifest.to_json` writes back the
+keys that were read or given, in the stored order, so re-saving a manifest keeps its bytes.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field
 
 FORMAT_VERSION = 1
 FILE_CACHE_NAME = "file_cache.json"
@@ -25,37 +31,128 @@ class StoreError(RuntimeError):
     """A store that is locked, corrupt or of another format version."""
 
 
-@dataclass
-class Manifest:
+class _Entry(BaseModel):
+    # an unknown key is a manifest this code does not understand: refuse it rather than drop it
+    model_config = ConfigDict(extra="forbid")
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object as stored: the keys that were read or given, in declaration order."""
+        return self.model_dump(mode="json", exclude_unset=True)
+
+
+class ShardEntry(_Entry):
+    """One published shard: its records, store digest (:func:`pipeline.store.group.files_digest`),
+    rows superseded since, and the ingest run that wrote it."""
+
+    n_records: int
+    sha256: str
+    nbytes: int
+    dropped_rows: list[int] = Field(default_factory=list)
+    run: str | None = None
+    created: str | None = None
+
+    def live_rows(self) -> npt.NDArray[np.int64]:
+        """Row indices ``(n_live,)`` of the shard that are not superseded."""
+        return live_rows(self.n_records, self.dropped_rows)
+
+
+class UnitEntry(_Entry):
+    """One input unit: its fingerprint, whether it became records, and where they are.
+
+    ``segments`` are ``(shard, start, stop)`` row ranges; ``rejections`` are quarantine entries
+    (``source``, ``item``, ``files``, ``reason``, ``category``, ``stage``) as ``quarantine.json`` holds them.
+    """
+
+    fingerprint: str
+    status: str
+    segments: list[tuple[str, int, int]] = Field(default_factory=list)
+    n_records: int = 0
+    rejections: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class RunEntry(_Entry):
+    """One ingest run that changed the store (the last 50 are kept)."""
+
+    flow_run_id: str | None = None
+    started: str | None = None
+    limit: int | None = None
+    records_processed: int = 0
+    units: int = 0
+
+
+class LabelsPointer(_Entry):
+    """The store's current unified labels (:mod:`pipeline.store.labels`)."""
+
+    digest: str
+    path: str
+    n_records: int
+    vocabulary: list[str]
+
+
+class Manifest(BaseModel):
+    """What a profile's store holds. ``file_cache`` is the machine-local stat cache, stored beside
+    the manifest (``file_cache.json``), never in it."""
+
+    model_config = ConfigDict(extra="forbid")
+
     profile: str
     plan_digest: str = ""
-    shards: dict[str, dict[str, Any]] = field(default_factory=dict)
-    units: dict[str, dict[str, Any]] = field(default_factory=dict)
-    file_cache: dict[str, list[Any]] = field(default_factory=dict)
-    labels: dict[str, Any] = field(default_factory=dict)
+    shards: dict[str, ShardEntry] = Field(default_factory=dict)
+    units: dict[str, UnitEntry] = Field(default_factory=dict)
+    file_cache: dict[str, list[Any]] = Field(default_factory=dict)
+    labels: LabelsPointer | None = None
     next_seq: int = 0
-    runs: list[dict[str, Any]] = field(default_factory=list)
+    runs: list[RunEntry] = Field(default_factory=list)
     format: int = FORMAT_VERSION
 
     def to_json(self) -> dict[str, Any]:
+        """The stored JSON object (``file_cache`` left out); every top-level key, always."""
         return {
             "format": self.format,
             "profile": self.profile,
             "plan_digest": self.plan_digest,
             "next_seq": self.next_seq,
-            "shards": self.shards,
-            "units": self.units,
-            "labels": self.labels,
-            "runs": self.runs,
+            "shards": {n: e.to_json() for n, e in self.shards.items()},
+            "units": {u: e.to_json() for u, e in self.units.items()},
+            "labels": self.labels.to_json() if self.labels is not None else {},
+            "runs": [r.to_json() for r in self.runs],
         }
 
+    @classmethod
+    def from_json(cls, data: Any, where: str, file_cache: dict[str, list[Any]]) -> Manifest:
+        """The manifest from its parsed JSON; :class:`StoreError` naming ``where`` when it is of another
+        format or malformed."""
+        if not isinstance(data, dict):
+            raise StoreError(
+                f"{where}: malformed manifest: expected a JSON object, found {type(data).__name__}"
+            )
+        if data.get("format") != FORMAT_VERSION:
+            raise StoreError(
+                f"{where}: store format {data.get('format')}, this code reads {FORMAT_VERSION}; "
+                "delete the store folder and re-run ingest"
+            )
+        fields = {k: v for k, v in data.items() if k != "file_cache"}  # older stores kept it inside
+        if fields.get("labels") == {}:
+            fields["labels"] = None
+        try:
+            return cls.model_validate({**fields, "file_cache": file_cache})
+        except pydantic.ValidationError as exc:
+            raise StoreError(f"{where}: malformed manifest: {_first_errors(exc)}") from None
 
-def live_rows(entry: dict[str, Any]) -> npt.NDArray[np.int64]:
-    """Row indices of a manifest shard entry that are not superseded."""
-    keep = np.ones(int(entry["n_records"]), dtype=bool)
-    dropped = entry.get("dropped_rows", [])
-    if dropped:
-        keep[np.asarray(dropped, dtype=np.int64)] = False
+
+def _first_errors(exc: pydantic.ValidationError, limit: int = 3) -> str:
+    """The first few validation errors as ``shards.part-000000-00.n_records: <msg>``."""
+    errs = exc.errors()
+    parts = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errs[:limit]]
+    more = f" (and {len(errs) - limit} more)" if len(errs) > limit else ""
+    return "; ".join(parts) + more
+
+
+def live_rows(n_records: int, dropped_rows: Sequence[int]) -> npt.NDArray[np.int64]:
+    """Row indices ``(n_live,)`` of a shard of ``n_records`` rows that are not in ``dropped_rows``."""
+    keep = np.ones(int(n_records), dtype=bool)
+    if dropped_rows:
+        keep[np.asarray(dropped_rows, dtype=np.int64)] = False
     return np.flatnonzero(keep)
 
 

@@ -37,15 +37,8 @@ from zarr.storage import FsspecStore
 from pipeline.core.crashpoints import crash_point
 from pipeline.signal import dsp as sig
 from pipeline.store.base import Store
-from pipeline.store.local import (
-    ShardInfo,
-    ShardRows,
-    ShardStore,
-    StorageSpec,
-    files_digest,
-    tree_digest,
-    write_group,
-)
+from pipeline.store.group import ShardInfo, ShardRows, StorageSpec, files_digest, tree_digest, write_group
+from pipeline.store.local import ShardStore
 from pipeline.store.manifest import LABELS_DIR, LOCK_NAME, MANIFEST_NAME, SHARDS_DIR, Manifest, StoreError
 from pipeline.store.root import StoreRoot
 
@@ -236,7 +229,7 @@ class RemoteShardStore(Store):
             raise OSError(f"{self.location(rel)}: upload incomplete (missing or short: {short})")
 
     def shard_digest(self, name: str) -> tuple[str, int]:
-        """:func:`pipeline.store.local.tree_digest` of a shard as stored: (sha256, bytes)."""
+        """:func:`pipeline.store.group.tree_digest` of a shard as stored: (sha256, bytes)."""
         key = self._key(f"{SHARDS_DIR}/{name}")
         rels = [Path(obj).relative_to(key).as_posix() for obj in self.fs.find(key)]
         return files_digest(rels, lambda rel: bytes(self.fs.cat_file(f"{key}/{rel}")))
@@ -245,8 +238,8 @@ class RemoteShardStore(Store):
         """Delete what no manifest lists: shards from uploads cut short, label stores of a crashed
         relabel. Names are relative to the store, as for a local store."""
         removed: list[str] = []
-        keep_labels = manifest.labels.get("path")
-        for folder, keep in ((SHARDS_DIR, set(manifest.shards)), (LABELS_DIR, {Path(str(keep_labels)).name})):
+        keep_labels = {Path(manifest.labels.path).name} if manifest.labels is not None else set()
+        for folder, keep in ((SHARDS_DIR, set(manifest.shards)), (LABELS_DIR, keep_labels)):
             key = self._key(folder)
             if not self.fs.exists(key):
                 continue

@@ -9,21 +9,20 @@ import os
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from pipeline.core.fs import sha256_file
 from pipeline.core.records import InputUnit, ReadError
 from pipeline.ingest.plan import SourceScan, fingerprint, scan_source
 from pipeline.ingest.verify._result import Checks, ShardData
 from pipeline.sources.base import SourceReader, confined_path, list_files
-from pipeline.store.manifest import Manifest
+from pipeline.store.manifest import Manifest, UnitEntry
 
 
 def scan_sources(
     ctx: Checks, manifest: Manifest, readers: Mapping[str, SourceReader]
 ) -> dict[str, SourceScan]:
     """Discover each source as the last ingest did (with its ``--limit``, for a smoke store)."""
-    limit = manifest.runs[-1].get("limit") if manifest.runs else None
+    limit = manifest.runs[-1].limit if manifest.runs else None
     scans: dict[str, SourceScan] = {}
     for name, reader in readers.items():
         scan = scan_source(name, reader, int(limit) if limit is not None else None)
@@ -68,7 +67,7 @@ def check_inputs(
                     f"{name}: {uid.split('/', 1)[1]}",
                     "its files under the source root",
                     "gone since ingest (its records are still live)"
-                    if manifest.units[uid].get("segments")
+                    if manifest.units[uid].segments
                     else "gone since ingest",
                 )
 
@@ -87,7 +86,8 @@ def _check_placements(
     """Each raw file is in exactly one place; tallies the places in ``counts`` (``files_*``)."""
     places: dict[str, list[str]] = {}
     for unit in scan.discovery.units:
-        status = manifest.units.get(f"{name}/{unit.key}", {}).get("status", "new")
+        known = manifest.units.get(f"{name}/{unit.key}")
+        status = known.status if known is not None else "new"
         for f in unit.files:
             places.setdefault(f, []).append(f"{status} unit {unit.key}")
     for f in scan.discovery.metadata_files:
@@ -146,7 +146,7 @@ def _check_unit(
         )
         return
     hashes = tuple((rel, _sha256_or_missing(reader.root, rel)) for rel in unit.files)
-    if fingerprint(reader.reader_id, hashes, unit.extra, manifest.plan_digest) == entry.get("fingerprint"):
+    if fingerprint(reader.reader_id, hashes, unit.extra, manifest.plan_digest) == entry.fingerprint:
         return
     before, reader_then = _ingested_as(manifest, entry, reader, shards)
     ctx.problem(
@@ -190,11 +190,11 @@ def _sha256_or_missing(root: Path, rel: str) -> str:
 
 
 def _ingested_as(
-    manifest: Manifest, entry: Mapping[str, Any], reader: SourceReader, shards: Mapping[str, ShardData]
+    manifest: Manifest, entry: UnitEntry, reader: SourceReader, shards: Mapping[str, ShardData]
 ) -> tuple[dict[str, str], str | None]:
     """File sha256 and reader id as ingested: from a record's provenance, else (quarantined
     units have no record) the sha256 from the stat cache and no reader id."""
-    for shard, start, _stop in entry.get("segments", []):
+    for shard, start, _stop in entry.segments:
         data = shards.get(str(shard))
         if data is not None and int(start) < data.n_records:
             prov = json.loads(data.provenance[int(start)])

@@ -13,7 +13,7 @@ def check_labels(
     ctx: Checks, manifest: Manifest, shards: Mapping[str, ShardData], mapper_digest: str | None
 ) -> None:
     live = {(name, r): d.record_id[r] for name, d in shards.items() for r in d.live}
-    rel = str(manifest.labels.get("path", ""))
+    rel = manifest.labels.path if manifest.labels is not None else ""
     if not rel:
         if live or manifest.shards:
             ctx.problem("labels", "lagging", "manifest.json: labels", "a labels store entry", "none")
@@ -54,11 +54,12 @@ def check_labels(
         )
     if mapper_digest is not None and not (missing or extra or wrong):
         expected = labels_digest(mapper_digest, manifest.shards)
-        if manifest.labels.get("digest") != expected:
+        had = manifest.labels.digest if manifest.labels is not None else ""
+        if had != expected:
             ctx.problem(
                 "labels",
                 "stale",
                 rel,
                 f"labels of the current mapping tables ({expected[:16]})",
-                f"labels derived with other tables or settings ({str(manifest.labels.get('digest'))[:16]})",
+                f"labels derived with other tables or settings ({had[:16]})",
             )

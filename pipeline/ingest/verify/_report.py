@@ -24,7 +24,7 @@ def check_report(
     except (OSError, json.JSONDecodeError) as exc:
         ctx.problem("report", "lagging", "ingest_report.json", "the ingest report", f"unreadable: {exc}")
         return
-    live = sum(int(e["n_records"]) - len(e.get("dropped_rows", [])) for e in manifest.shards.values())
+    live = sum(e.n_records - len(e.dropped_rows) for e in manifest.shards.values())
     top = {
         "records_total": (live, "live rows of the manifest's shards"),
         "quarantined_inputs": (len(quarantine), "entries in quarantine.json"),
@@ -55,11 +55,11 @@ def check_report(
 
 def _source_counts(manifest: Manifest, name: str, scan: SourceScan) -> dict[str, int]:
     units = [u for uid, u in manifest.units.items() if uid.split("/", 1)[0] == name]
-    status = Counter(str(u.get("status")) for u in units)
+    status = Counter(u.status for u in units)
     return {
         "units_ingested": status["ingested"],
         "units_quarantined": status["quarantined"],
-        "records": sum(int(u.get("n_records", 0)) for u in units),
+        "records": sum(u.n_records for u in units),
         "files_on_disk": scan.files_on_disk,
     }
 
@@ -68,7 +68,7 @@ def check_debris(ctx: Checks, manifest: Manifest) -> None:
     for name in ctx.store.list_names():
         if fnmatch.fnmatchcase(name, ".*.tmp"):
             ctx.warn("debris", name, "temporary file of an interrupted JSON/CSV write")
-    current = str(manifest.labels.get("path", ""))
+    current = manifest.labels.path if manifest.labels is not None else ""
     for name in ctx.store.list_names(LABELS_DIR):
         if f"{LABELS_DIR}/{name}" != current:
             ctx.warn("debris", f"{LABELS_DIR}/{name}", "labels store the manifest does not reference")
@@ -77,12 +77,12 @@ def check_debris(ctx: Checks, manifest: Manifest) -> None:
 def count_store(
     ctx: Checks, manifest: Manifest, shards: Mapping[str, ShardData], quarantine: Sequence[Mapping[str, Any]]
 ) -> None:
-    status = Counter(str(u.get("status")) for u in manifest.units.values())
+    status = Counter(u.status for u in manifest.units.values())
     ctx.result.counts.update(
         {
             "shards": len(manifest.shards),
             "records_live": sum(len(d.live) for d in shards.values()),
-            "records_dropped": sum(len(e.get("dropped_rows", [])) for e in manifest.shards.values()),
+            "records_dropped": sum(len(e.dropped_rows) for e in manifest.shards.values()),
             "units_ingested": status["ingested"],
             "units_quarantined": status["quarantined"],
             "quarantine_entries": len(quarantine),

@@ -7,11 +7,10 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from pipeline.ingest.verify._result import Checks, ShardData
 from pipeline.store.local import STRING_FIELDS, array, read_strings
-from pipeline.store.manifest import FORMAT_VERSION, SHARDS_DIR, Manifest, StoreError, live_rows
+from pipeline.store.manifest import FORMAT_VERSION, SHARDS_DIR, Manifest, ShardEntry, StoreError, live_rows
 
 NUMERIC_FIELDS = ("orig_fs", "orig_len", "valid_len", "clipped")
 _SHARD_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -59,12 +58,12 @@ def check_shards(ctx: Checks, manifest: Manifest) -> dict[str, ShardData]:
             )
             continue
         digest, nbytes = ctx.store.shard_digest(name)
-        if digest != entry.get("sha256"):
+        if digest != entry.sha256:
             ctx.problem(
                 "shard_hash",
                 "corrupt",
                 where,
-                f"sha256 {entry.get('sha256')} ({entry.get('nbytes')} bytes)",
+                f"sha256 {entry.sha256} ({entry.nbytes} bytes)",
                 f"sha256 {digest} ({nbytes} bytes): its files changed after publishing",
             )
         data = _read_shard(ctx, name, entry)
@@ -73,9 +72,9 @@ def check_shards(ctx: Checks, manifest: Manifest) -> dict[str, ShardData]:
     return out
 
 
-def _read_shard(ctx: Checks, name: str, entry: Mapping[str, Any]) -> ShardData | None:
+def _read_shard(ctx: Checks, name: str, entry: ShardEntry) -> ShardData | None:
     where = f"{SHARDS_DIR}/{name}"
-    n = int(entry.get("n_records", -1))
+    n = entry.n_records
     try:
         group = ctx.store.open_shard(name)
         shape = tuple(array(group, "signal").shape)
@@ -91,7 +90,7 @@ def _read_shard(ctx: Checks, name: str, entry: Mapping[str, Any]) -> ShardData |
     for fname, got in lengths.items():
         if got != (n,):
             ctx.problem("shard_records", "corrupt", f"{where}/{fname}", f"shape ({n},)", f"shape {got}")
-    dropped = [int(r) for r in entry.get("dropped_rows", [])]
+    dropped = entry.dropped_rows
     bad = [r for r in dropped if not 0 <= r < n]
     if bad:
         ctx.problem(
@@ -103,7 +102,7 @@ def _read_shard(ctx: Checks, name: str, entry: Mapping[str, Any]) -> ShardData |
         )
     if any(len(v) != n for v in strings.values()):
         return None  # already reported; row-level checks would only repeat it
-    live = {int(r) for r in live_rows({"n_records": n, "dropped_rows": [r for r in dropped if 0 <= r < n]})}
+    live = {int(r) for r in live_rows(n, [r for r in dropped if 0 <= r < n])}
     return ShardData(n, live, strings["record_id"], strings["unit"], strings["provenance"])
 
 
@@ -147,8 +146,8 @@ def check_segments(ctx: Checks, manifest: Manifest, shards: Mapping[str, ShardDa
     claimed: Counter[tuple[str, int]] = Counter()
     for uid, unit in sorted(manifest.units.items()):
         where = f"manifest.json: units[{uid}]"
-        segments = unit.get("segments", [])
-        status = unit.get("status")
+        segments = unit.segments
+        status = unit.status
         if (status == "ingested") != bool(segments) or status not in ("ingested", "quarantined"):
             ctx.problem(
                 "unit_status",
@@ -157,7 +156,7 @@ def check_segments(ctx: Checks, manifest: Manifest, shards: Mapping[str, ShardDa
                 "status ingested with segments, or quarantined without",
                 f"status {status!r} with {len(segments)} segment(s)",
             )
-        if status == "quarantined" and not unit.get("rejections"):
+        if status == "quarantined" and not unit.rejections:
             ctx.problem(
                 "unit_status", "corrupt", where, "a quarantined unit has its reason(s)", "no rejections"
             )
@@ -166,13 +165,13 @@ def check_segments(ctx: Checks, manifest: Manifest, shards: Mapping[str, ShardDa
             total += int(stop) - int(start)
             _check_segment(ctx, where, uid, str(shard), int(start), int(stop), manifest, shards)
             claimed.update((str(shard), r) for r in range(int(start), int(stop)))
-        if total != unit.get("n_records"):
+        if total != unit.n_records:
             ctx.problem(
                 "unit_records",
                 "corrupt",
                 where,
                 f"n_records {total} (its segments)",
-                f"n_records {unit.get('n_records')}",
+                f"n_records {unit.n_records}",
             )
     for name, data in sorted(shards.items()):
         orphans = sorted(r for r in data.live if claimed[(name, r)] == 0)
