@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from benchmarks.ingest.bench_ingest import memory_sizes, rename_header, replica_stem
+from benchmarks.ingest.inputs import rename_header, replica_stem
+from benchmarks.ingest.results import memory_sizes
 from pipeline.config import load_params
 from pipeline.config.build import signal_plan
 from pipeline.core.records import Provenance, Record

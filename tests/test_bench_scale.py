@@ -16,14 +16,9 @@ from typing import Any
 
 import pytest
 
-from benchmarks.scale.bench_scale import (
-    RequestLog,
-    configurations,
-    cpu_by_role,
-    options,
-    parse_args,
-    parse_workers,
-)
+from benchmarks.scale.accounting import cpu_by_role
+from benchmarks.scale.options import configurations, options, parse_args, parse_workers
+from benchmarks.scale.services import RequestLog
 from pipeline.store.local import ShardStore, tree_digest
 
 REPO = Path(__file__).resolve().parents[1]

@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -40,13 +39,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import torch
-import torch.nn.functional as F  # noqa: N812  (the conventional alias)
+import torch.nn.functional as F
 
-REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))  # run as a script from anywhere
-
-from pipeline.ckernel.lib import CKernels  # noqa: E402
+from pipeline.ckernel.lib import CKernels
 
 F32 = npt.NDArray[np.float32]
 

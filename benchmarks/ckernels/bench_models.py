@@ -19,7 +19,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -29,18 +28,16 @@ import numpy as np
 import torch
 from torch import nn
 
+from pipeline.ckernel.model import CModel
+from pipeline.ckernel.weights import model_weights, write_weights
+from pipeline.cli.models import targets_for
+from pipeline.config import load_params
+from pipeline.config.build import signal_plan
+from pipeline.export.onnx import export_onnx
+from pipeline.export.runtime import OnnxRunner, measure_latency, torch_runner
+from pipeline.training.stage import make_card
+
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
-
-from pipeline.ckernel.model import CModel  # noqa: E402
-from pipeline.ckernel.weights import model_weights, write_weights  # noqa: E402
-from pipeline.cli.models import targets_for  # noqa: E402
-from pipeline.config import load_params  # noqa: E402
-from pipeline.config.build import signal_plan  # noqa: E402
-from pipeline.export.onnx import export_onnx  # noqa: E402
-from pipeline.export.runtime import OnnxRunner, measure_latency, torch_runner  # noqa: E402
-from pipeline.training.stage import make_card  # noqa: E402
-
 RUNNER = REPO / "ckernels" / "build" / "ecgk-run"
 LIBRARY = REPO / "ckernels" / "build" / "libecgk.so"
 

@@ -1,0 +1,105 @@
+"""The baseline ("today's notebooks"), in a ``--child`` process: per record ``wfdb.rdrecord`` -> the same
+preprocessing -> one ``np.savez_compressed``; and the decode comparison, our WFDB reader against
+``wfdb.rdrecord``."""
+
+from __future__ import annotations
+
+import resource
+import shutil
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import wfdb
+from tqdm import tqdm
+
+from benchmarks.ingest.inputs import SOURCE, input_rows, tree_bytes
+from benchmarks.ingest.ours import _worker_init, load_setup, peak_rss_mb
+from pipeline.core.leads import canonical_leads
+from pipeline.core.records import Provenance, Record
+from pipeline.signal.preprocess import SignalPlan, process
+from pipeline.sources.wfdb import read_header, read_signals
+
+
+def wfdb_record(root: Path, row: Mapping[str, str]) -> Record:
+    """A PTB-XL row read the notebook way, ``wfdb.rdrecord``: float32 ``(12, 5000)`` mV."""
+    rec = wfdb.rdrecord(str(root / row["filename_hr"]))
+    return Record(
+        record_id=f"{SOURCE}:{int(row['ecg_id']):05d}",
+        source=SOURCE,
+        signal=np.ascontiguousarray(rec.p_signal.T, dtype=np.float32),
+        fs_hz=float(rec.fs),
+        leads=canonical_leads(list(rec.sig_name)),
+        patient_id=None,
+        raw_labels=(),
+        provenance=Provenance(files=(), reader="wfdb.rdrecord"),
+    )
+
+
+def save_npz(root: Path, row: Mapping[str, str], plan: SignalPlan, out: Path) -> Path | None:
+    """The baseline for one record: read, preprocess alone, one compressed ``.npz`` (None if rejected)."""
+    batch, rejected = process([wfdb_record(root, row)], plan)
+    if rejected:
+        return None
+    path = out / f"{int(row['ecg_id']):05d}.npz"
+    np.savez_compressed(path, signal=batch.signal[0], scp_codes=np.array(row.get("scp_codes", "")))
+    return path
+
+
+def run_baseline(spec: Mapping[str, Any]) -> dict[str, Any]:
+    setup = load_setup(Path(spec["params"]), Path(spec["input"]), None)
+    root, out = Path(spec["input"]), Path(spec["out_dir"])
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    rows = input_rows(root)
+    _worker_init(setup.plan)
+    t0 = time.perf_counter()
+    saved = sum(
+        save_npz(root, row, setup.plan, out) is not None
+        for row in tqdm(rows, desc="baseline npz", unit="rec", leave=False)
+    )
+    seconds = time.perf_counter() - t0
+    return {
+        "n_records": saved,
+        "n_rejected": len(rows) - saved,
+        "seconds": seconds,
+        "records_per_s": saved / seconds,
+        "peak_rss_mb": peak_rss_mb(resource.RUSAGE_SELF),
+        "npz_bytes": tree_bytes(out),
+        "npz_dir": str(out),
+    }
+
+
+def run_decode(root: Path, limit: int, repeats: int) -> dict[str, Any]:
+    """Per-record decode time of our WFDB reader and of ``wfdb.rdrecord`` (files in page cache)."""
+    stems = [r["filename_hr"] for r in input_rows(root)][:limit]
+    ours_s, wfdb_s = [], []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for stem in stems:
+            read_signals(read_header(root / f"{stem}.hea"), (root / stem).parent, root)
+        ours_s.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        for stem in stems:
+            wfdb.rdrecord(str(root / stem))
+        wfdb_s.append(time.perf_counter() - t0)
+    ours_ms, wfdb_ms = 1000 * min(ours_s) / len(stems), 1000 * min(wfdb_s) / len(stems)
+    return {
+        "n_records": len(stems),
+        "ours_ms_per_record": ours_ms,
+        "wfdb_ms_per_record": wfdb_ms,
+        "speedup": wfdb_ms / ours_ms,
+        "max_abs_diff_mv": _max_decode_diff(root, stems),
+    }
+
+
+def _max_decode_diff(root: Path, stems: Sequence[str]) -> float:
+    """Largest |ours - wfdb| over the records, in mV (0 when both decode identical samples)."""
+    worst = 0.0
+    for stem in stems:
+        ours = read_signals(read_header(root / f"{stem}.hea"), (root / stem).parent, root)
+        ref = np.asarray(wfdb.rdrecord(str(root / stem)).p_signal.T, dtype=np.float32)
+        worst = max(worst, float(np.max(np.abs(ours - ref))))
+    return worst
