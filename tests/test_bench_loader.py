@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from benchmarks.loader.bench_loader import MAX_STORE_RATIO, markdown
+from benchmarks.loader.report import MAX_STORE_RATIO, markdown
 from pipeline.dataset.splits import read_index
 from pipeline.store.local import ShardStore
 

@@ -35,19 +35,3 @@ if __name__ == "__main__":
     from benchmarks.ingest.run import main
 
     sys.exit(main())
-else:
-    # The loader benchmark (benchmarks/loader/bench_loader.py) imports these from here; they live in
-    # the modules beside this script.
-    from benchmarks.ingest.inputs import SHARED_DATA, build_input, raw_wfdb_bytes, tree_bytes
-    from benchmarks.ingest.ours import run_ours
-    from benchmarks.ingest.report import code_version, publish
-
-    __all__ = [
-        "SHARED_DATA",
-        "build_input",
-        "code_version",
-        "publish",
-        "raw_wfdb_bytes",
-        "run_ours",
-        "tree_bytes",
-    ]
