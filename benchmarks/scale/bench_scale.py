@@ -24,7 +24,7 @@ moto server's request log. Lastly the preprocessing cost per record of the same 
 500 Hz (PTB-XL) and resampled to 400 Hz (the rate of CODE-15%), for the README's extrapolation.
 
 Input: the real 500 Hz PTB-XL records of the shared data set, replicated under new ``ecg_id``
-values into a PTB-XL tree (``benchmarks.ingest.bench_ingest.build_input``, the same tree as the
+values into a PTB-XL tree (``benchmarks.ingest.inputs.build_input``, the same tree as the
 ingest benchmark), ingested as the ``ptbxl`` source of the ``ecg12`` profile. PTB-XL is the data
 set the figures are extrapolated to, and its records carry the full per-record work: header
 parsing, CSV labels, 12 leads x 5,000 samples, baseline and notch filters.
