@@ -1,18 +1,8 @@
 """UCR / UEA time-series archive files (e.g. ECG5000): one record per row.
 
 Files are named ``<DATASET>_<SPLIT>.<ext>`` anywhere under the root (``ECG5000_TRAIN.txt``).
-Four on-disk formats are read:
-
-``txt``
-    whitespace-separated, class in column 0, one series per line (the pre-2018 archive).
-``tsv``
-    tab-separated, class in column 0 (the 2018 archive); ``NaN`` pads shorter series.
-``arff``
-    Weka ARFF: numeric attributes, then a final class attribute (usually nominal ``{1,2,...}``);
-    ``?`` is a missing value.
-``ts``
-    sktime: ``@`` header lines, then ``v1,v2,...:label`` per line; ``?`` is a missing value;
-    ``@equalLength false`` allows rows of different lengths.
+The four formats (``txt``, ``tsv``, ``arff``, ``ts``) and the rule that makes one class read the same
+in every format are in :mod:`pipeline.sources.ucr_formats`.
 
 The archive often ships one dataset+split in several of these formats with identical values,
 so discovery keeps one file per dataset+split (the first format in ``prefer``) and rejects the
@@ -21,20 +11,13 @@ others as duplicates.
 Each row becomes a ``(1, L)`` float32 record with lead ``"ECG"`` and ``meta["units"] ==
 "normalised"``: UCR series are z-normalised and carry no units and no sampling rate
 (``fs_hz`` is the reader option, None by default).
-
-Class labels are normalised so that one class reads the same in every format: a label that
-parses as an integral number is written as that integer (``1``, ``1.0``, ``1.0000000e+00`` and
-``'1'`` all read ``1``); another number is written in shortest round-trip form (``0.50`` reads
-``0.5``); anything else (``normal``) is kept as stated, without surrounding quotes or spaces.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import ClassVar
 
@@ -44,53 +27,15 @@ import numpy.typing as npt
 from pipeline.core.records import Discovery, InputUnit, Provenance, RawLabel, ReadError, Record, Rejection
 from pipeline.sources.base import SourceReader, list_files
 from pipeline.sources.options import UCR_FORMATS, UcrOptions
+from pipeline.sources.ucr_formats import PARSERS, Parsed, Row, normalise_label
+
+__all__ = ["FORMATS", "MAX_FILE_BYTES", "UcrReader", "normalise_label"]
 
 FORMATS = UCR_FORMATS
 _NAME = re.compile(r"^(?P<dataset>.+)_(?P<split>[^_]+)\.(?P<ext>[A-Za-z]+)$")
 _MISSING_TOKEN = "?"
 # The largest univariate UCR files are tens of MB; parsing holds several copies of the text.
 MAX_FILE_BYTES = 256 << 20
-
-
-@dataclass
-class _Row:
-    """One data line: its 1-based line number, class label and value tokens."""
-
-    line: int
-    label: str
-    tokens: list[str]
-
-
-@dataclass
-class _Parsed:
-    """A parsed file: its data rows, per-row problems found while splitting, and header facts.
-
-    ``expected_length`` is the declared series length (ARFF attribute count, ``.ts``
-    ``@seriesLength``) or None to use the file's modal length; ``classes`` is the declared
-    class set, or None when the file declares none.
-    """
-
-    rows: list[_Row | str] = field(default_factory=list)  # a str is a reason the line was bad
-    expected_length: int | None = None
-    equal_length: bool = True
-    classes: frozenset[str] | None = None
-
-
-def normalise_label(text: str) -> str:
-    """The class label as the file states it, minus quotes, with numbers in one canonical form.
-
-    ``"1"``, ``"1.0"``, ``"1.0000000e+00"`` → ``"1"``; ``"0.50"`` → ``"0.5"``; ``"'N'"`` → ``"N"``.
-    """
-    label = text.strip().strip("'\"").strip()
-    try:
-        value = float(label)
-    except ValueError:
-        return label
-    if not math.isfinite(value):
-        return label
-    if value == int(value):
-        return str(int(value))
-    return repr(value)
 
 
 class UcrReader(SourceReader):
@@ -169,7 +114,7 @@ class UcrReader(SourceReader):
         dataset = unit.extra.get("dataset") or unit.key.rsplit("_", 1)[0]
         split = unit.extra.get("split") or unit.key.rsplit("_", 1)[-1]
         text = _read_text(self.resolve(rel), rel)
-        parsed = _PARSERS[ext](text, rel)
+        parsed = PARSERS[ext](text, rel)
         if not parsed.rows:
             raise ReadError(f"{rel}: no data rows; expected one series per line")
         for index, item in _checked_rows(parsed, rel):
@@ -214,19 +159,19 @@ def _read_text(path: Path, rel: str) -> str:
 
 
 def _checked_rows(
-    parsed: _Parsed, rel: str
+    parsed: Parsed, rel: str
 ) -> Iterator[tuple[int, tuple[str, npt.NDArray[np.float32]] | str]]:
     """(row index, (normalised label, float32 values) or a rejection reason) for every row."""
     rows = parsed.rows
     expected = parsed.expected_length
     if expected is None and parsed.equal_length:
-        lengths = [len(r.tokens) for r in rows if isinstance(r, _Row)]
+        lengths = [len(r.tokens) for r in rows if isinstance(r, Row)]
         expected = _modal(lengths) if lengths else None
     problems = [r if isinstance(r, str) else _row_problem(r, rel, expected, parsed.classes) for r in rows]
-    good = [r for r, problem in zip(rows, problems, strict=True) if problem is None and isinstance(r, _Row)]
+    good = [r for r, problem in zip(rows, problems, strict=True) if problem is None and isinstance(r, Row)]
     converted = iter(_to_floats(good, rel))
     for index, (row, problem) in enumerate(zip(rows, problems, strict=True)):
-        if problem is not None or not isinstance(row, _Row):
+        if problem is not None or not isinstance(row, Row):
             yield index, problem or ""
             continue
         values = next(converted)
@@ -239,7 +184,7 @@ def _modal(lengths: Sequence[int]) -> int:
     return max(counts, key=lambda n: (counts[n], n))
 
 
-def _row_problem(row: _Row, rel: str, expected: int | None, classes: frozenset[str] | None) -> str | None:
+def _row_problem(row: Row, rel: str, expected: int | None, classes: frozenset[str] | None) -> str | None:
     if not row.tokens:
         return f"{rel}: line {row.line}: no values; expected a series of numbers"
     if not row.label.strip():
@@ -253,7 +198,7 @@ def _row_problem(row: _Row, rel: str, expected: int | None, classes: frozenset[s
     return None
 
 
-def _to_floats(rows: list[_Row], rel: str) -> list[npt.NDArray[np.float32] | str]:
+def _to_floats(rows: list[Row], rel: str) -> list[npt.NDArray[np.float32] | str]:
     """Each row's values as float32, or the reason a row has a non-numeric value.
 
     Rows are converted together (one numpy call per group of equal length); only when that
@@ -276,7 +221,7 @@ def _to_floats(rows: list[_Row], rel: str) -> list[npt.NDArray[np.float32] | str
     return out
 
 
-def _row_floats(row: _Row, rel: str) -> npt.NDArray[np.float32] | str:
+def _row_floats(row: Row, rel: str) -> npt.NDArray[np.float32] | str:
     try:
         return _parse_tokens(row.tokens)
     except ValueError:
@@ -298,132 +243,3 @@ def _parse_tokens(tokens: list[str]) -> npt.NDArray[np.float32]:
     if np.isinf(values).any() or (np.abs(values[np.isfinite(values)]) > np.finfo(np.float32).max).any():
         raise ValueError("infinite or beyond the float32 range")
     return values.astype(np.float32)
-
-
-# ---------------------------------------------------------------------- format parsers
-
-
-def _data_lines(lines: list[str], start: int = 0) -> Iterator[tuple[int, str]]:
-    """(1-based line number, stripped text) of non-blank lines from index ``start``."""
-    for number, line in enumerate(lines[start:], start=start + 1):
-        stripped = line.strip()
-        if stripped:
-            yield number, stripped
-
-
-def _parse_txt(text: str, rel: str) -> _Parsed:
-    parsed = _Parsed()
-    for number, line in _data_lines(text.splitlines()):
-        fields = line.split()
-        parsed.rows.append(_Row(number, fields[0], fields[1:]))
-    return parsed
-
-
-def _parse_tsv(text: str, rel: str) -> _Parsed:
-    parsed = _Parsed()
-    for number, line in _data_lines(text.splitlines()):
-        fields = [f.strip() for f in line.split("\t")]
-        parsed.rows.append(_Row(number, fields[0], fields[1:]))
-    return parsed
-
-
-def _parse_arff(text: str, rel: str) -> _Parsed:
-    lines = text.splitlines()
-    attributes: list[tuple[str, str]] = []
-    data_start = None
-    for i, raw in enumerate(lines):
-        line = raw.strip()
-        low = line.lower()
-        if not line or line.startswith("%"):
-            continue
-        if low.startswith("@attribute"):
-            attributes.append(_arff_attribute(line, rel, i + 1))
-        elif low.startswith("@data"):
-            data_start = i + 1
-            break
-    if data_start is None or len(attributes) < 2:
-        raise ReadError(f"{rel}: not an ARFF file; expected @attribute lines then @data")
-    for number, (_, kind) in enumerate(attributes[:-1], start=1):
-        if kind.lower() not in ("numeric", "real", "integer"):
-            raise ReadError(f"{rel}: attribute {number} has type {kind!r}; expected numeric attributes")
-    parsed = _Parsed(expected_length=len(attributes) - 1)
-    class_kind = attributes[-1][1]
-    if class_kind.startswith("{"):
-        parsed.classes = frozenset(normalise_label(c) for c in class_kind.strip("{}").split(","))
-    for number, line in _data_lines(lines, data_start):
-        if line.startswith("%"):
-            continue
-        fields = [f.strip() for f in line.split(",")]
-        parsed.rows.append(_Row(number, fields[-1], fields[:-1]))
-    return parsed
-
-
-def _arff_attribute(line: str, rel: str, number: int) -> tuple[str, str]:
-    """(name, type) of an ``@attribute name type`` line; nominal types keep their braces."""
-    rest = line[len("@attribute") :].strip()
-    if rest.startswith(("'", '"')):
-        quote = rest[0]
-        end = rest.find(quote, 1)
-        name, kind = rest[1:end], rest[end + 1 :].strip()
-    else:
-        parts = rest.split(None, 1)
-        name, kind = parts[0], parts[1].strip() if len(parts) > 1 else ""
-    if not kind:
-        where = f"{rel}: line {number}: attribute {name!r}"
-        raise ReadError(f"{where} has no type; expected '@attribute name type'")
-    return name, kind
-
-
-def _parse_ts(text: str, rel: str) -> _Parsed:
-    lines = text.splitlines()
-    parsed = _Parsed()
-    data_start = None
-    for i, raw in enumerate(lines):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        if not line.startswith("@"):
-            raise ReadError(f"{rel}: line {i + 1}: data before @data; expected @ header lines first")
-        key, _, value = line[1:].partition(" ")
-        key, value = key.lower(), value.strip()
-        if key == "data":
-            data_start = i + 1
-            break
-        _apply_ts_header(parsed, key, value, rel, i + 1)
-    if data_start is None:
-        raise ReadError(f"{rel}: no @data line; expected an sktime .ts file")
-    for number, line in _data_lines(lines, data_start):
-        if line.startswith("#"):
-            continue
-        parts = line.split(":")
-        if len(parts) != 2:
-            separators = len(parts) - 1
-            parsed.rows.append(
-                f"{rel}: line {number}: {separators} ':' separators; expected 'values:label' (univariate)"
-            )
-            continue
-        values, label = parts
-        parsed.rows.append(_Row(number, label, [v.strip() for v in values.split(",")] if values else []))
-    return parsed
-
-
-def _apply_ts_header(parsed: _Parsed, key: str, value: str, rel: str, number: int) -> None:
-    low = value.lower()
-    if key == "timestamps" and low == "true":
-        raise ReadError(f"{rel}: line {number}: @timeStamps true is unsupported; expected plain values")
-    if key == "univariate" and low == "false":
-        raise ReadError(f"{rel}: line {number}: @univariate false; expected a univariate (single-lead) file")
-    if key == "equallength":
-        parsed.equal_length = low != "false"
-    elif key == "serieslength" and value:
-        if not value.isdigit():
-            raise ReadError(f"{rel}: line {number}: @seriesLength {value!r}; expected an integer")
-        parsed.expected_length = int(value)
-    elif key == "classlabel" and low.startswith("true"):
-        names = value.split()[1:]
-        parsed.classes = frozenset(normalise_label(n) for n in names) if names else None
-    if not parsed.equal_length:
-        parsed.expected_length = None
-
-
-_PARSERS = {"txt": _parse_txt, "tsv": _parse_tsv, "arff": _parse_arff, "ts": _parse_ts}

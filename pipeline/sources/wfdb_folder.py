@@ -45,14 +45,12 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
-import numpy.typing as npt
 
 from pipeline.core.leads import canonical_leads
 from pipeline.core.records import (
     Discovery,
     InputUnit,
     Provenance,
-    RawLabel,
     ReadError,
     Record,
     Rejection,
@@ -67,6 +65,7 @@ from pipeline.sources.wfdb import (
     signal_files,
 )
 from pipeline.sources.wfdb_annotations import read_annotation_track
+from pipeline.sources.wfdb_records import RecordBase, channel_name, whole, windows
 from pipeline.sources.wfdb_text import (
     MAX_RECORDS_BYTES,
     METADATA_NAME,
@@ -76,16 +75,7 @@ from pipeline.sources.wfdb_text import (
     header_comment_labels,
     parse_records_file,
 )
-from pipeline.sources.windows import (
-    AnnotationTrack,
-    beats_in_window,
-    distinct,
-    rhythms_in_window,
-    window_starts,
-    window_stop,
-)
-
-FloatArray = npt.NDArray[np.float32]
+from pipeline.sources.windows import AnnotationTrack
 
 HEADER_SUFFIX = ".hea"
 
@@ -270,19 +260,21 @@ class WfdbFolderReader(SourceReader):
         keep, dropped = self._channels(header, header_rel)
         signal = np.ascontiguousarray(signal[keep])
         track = self._annotations(unit, header.fs_hz).ending_before(signal.shape[1])
-        base = _RecordBase(
+        base = RecordBase(
             record_id=self.record_id(unit.key),
             fs_hz=header.fs_hz,
-            leads=canonical_leads([_channel_name(header, i) for i in keep]),
+            leads=canonical_leads([channel_name(header, i) for i in keep]),
             patient_id=self._patient(unit.key),
             header_labels=header_comment_labels(header.comments) if self.options.header_labels else (),
             meta=self._meta(header, keep, dropped),
             provenance=provenance,
         )
         if self.options.window_s is None:
-            yield from _whole(self.name, base, signal, track, unit.files)
+            yield from whole(self.name, base, signal, track, unit.files)
         else:
-            yield from self._windows(base, signal, track, unit.files)
+            assert self.options.hop is not None  # set whenever window_s is (the options model's rule)
+            spacing = (self.options.window_s, self.options.hop, self.options.keep_partial)
+            yield from windows(self.name, base, signal, track, unit.files, spacing)
 
     def _channels(self, header: WfdbHeader, header_rel: str) -> tuple[list[int], list[int]]:
         """Indices of the channels kept and dropped (non-voltage ones, with ``voltage_only``)."""
@@ -291,7 +283,7 @@ class WfdbFolderReader(SourceReader):
         keep = [i for i, s in enumerate(header.signals) if mv_factor(s.units) is not None]
         dropped = [i for i in range(header.n_sig) if i not in keep]
         if not keep:
-            units = ", ".join(f"{_channel_name(header, i)} [{s.units}]" for i, s in enumerate(header.signals))
+            units = ", ".join(f"{channel_name(header, i)} [{s.units}]" for i, s in enumerate(header.signals))
             raise ReadError(
                 f"{header_rel}: no voltage channel left after dropping non-voltage ones ({units}); "
                 "expected at least one channel in mV, uV or V"
@@ -301,7 +293,7 @@ class WfdbFolderReader(SourceReader):
     def _meta(self, header: WfdbHeader, keep: list[int], dropped: list[int]) -> dict[str, str]:
         meta = {"fs_hz": repr(header.fs_hz), "record_name": header.record_name}
         if dropped:
-            meta["dropped_channels"] = ",".join(_channel_name(header, i) for i in dropped)
+            meta["dropped_channels"] = ",".join(channel_name(header, i) for i in dropped)
         units = [
             "mV" if mv_factor(header.signals[i].units) is not None else header.signals[i].units for i in keep
         ]
@@ -324,98 +316,3 @@ class WfdbFolderReader(SourceReader):
             return key
         match = re.search(self.options.patient_regex, key)
         return match.group(1) if match else None
-
-    def _windows(
-        self, base: _RecordBase, signal: FloatArray, track: AnnotationTrack, files: tuple[str, ...]
-    ) -> Iterator[Record | Rejection]:
-        window_s, hop_s = self.options.window_s, self.options.hop
-        assert window_s is not None and hop_s is not None
-        n_samples = signal.shape[1]
-        win = _samples(window_s, base.fs_hz, "window_s")
-        hop = _samples(hop_s, base.fs_hz, "hop_s")
-        starts = window_starts(n_samples, win, hop, self.options.keep_partial)
-        if not starts:
-            reason = f"recording has {n_samples} samples, fewer than one window of {win} samples"
-            yield Rejection(item=base.record_id, files=files, reason=reason, category="excluded")
-        digits = len(str(n_samples))
-        for start in starts:
-            stop = window_stop(start, n_samples, win)
-            window_id = f"{base.record_id}/w{start:0{digits}d}"
-            window = signal[:, start:stop]
-            if np.isnan(window).all():
-                reason = f"window [{start}, {stop}) holds only invalid (NaN) samples"
-                yield Rejection(item=window_id, files=files, reason=reason)
-                continue
-            yield base.record(
-                self.name,
-                window_id,
-                np.ascontiguousarray(window),
-                _labels(track, start, stop, base.header_labels),
-                {"parent": base.record_id, "window_start": str(start), "window_stop": str(stop)},
-                dataclasses.replace(base.provenance, parent_id=base.record_id, window=(start, stop)),
-            )
-
-
-@dataclass(frozen=True)
-class _RecordBase:
-    """What every record (or window) of one recording shares."""
-
-    record_id: str
-    fs_hz: float
-    leads: tuple[str, ...]
-    patient_id: str | None
-    header_labels: tuple[str, ...]
-    meta: Mapping[str, str]
-    provenance: Provenance
-
-    def record(
-        self,
-        source: str,
-        record_id: str,
-        signal: FloatArray,
-        labels: tuple[str, ...],
-        extra_meta: Mapping[str, str],
-        provenance: Provenance,
-    ) -> Record:
-        return Record(
-            record_id=record_id,
-            source=source,
-            signal=signal,
-            fs_hz=self.fs_hz,
-            leads=self.leads,
-            patient_id=self.patient_id,
-            raw_labels=tuple(RawLabel(code) for code in labels),
-            provenance=provenance,
-            meta={**self.meta, **extra_meta},
-        )
-
-
-def _whole(
-    source: str, base: _RecordBase, signal: FloatArray, track: AnnotationTrack, files: tuple[str, ...]
-) -> Iterator[Record | Rejection]:
-    """The whole recording as one record (a rejection when every sample is invalid)."""
-    n_samples = signal.shape[1]
-    if np.isnan(signal).all():
-        yield Rejection(item=base.record_id, files=files, reason="every sample is invalid (NaN)")
-        return
-    labels = _labels(track, 0, n_samples, base.header_labels)
-    yield base.record(source, base.record_id, signal, labels, {}, base.provenance)
-
-
-def _labels(track: AnnotationTrack, start: int, stop: int, header_labels: tuple[str, ...]) -> tuple[str, ...]:
-    """Raw label codes of ``[start, stop)``: beats, then rhythms, then header labels, no repeats."""
-    return distinct(
-        [*beats_in_window(track, start, stop), *rhythms_in_window(track, start, stop), *header_labels]
-    )
-
-
-def _channel_name(header: WfdbHeader, index: int) -> str:
-    """The channel's description, or ``ch<index>`` when the header leaves it blank."""
-    return header.signals[index].description or f"ch{index}"
-
-
-def _samples(seconds: float, fs_hz: float, option: str) -> int:
-    count = round(seconds * fs_hz)
-    if count < 1:
-        raise ReadError(f"{option}={seconds} s is less than one sample at {fs_hz} Hz")
-    return count

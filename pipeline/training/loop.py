@@ -185,6 +185,18 @@ def fit(
             _log_epoch(live, metrics)
             log.info("epoch %d/%d %s", epoch + 1, cfg.epochs, _format(metrics))
     _close_live(live, stopper, cfg.early_stopping.metric)
+    return _result(history, cfg, stopper, ckpt, out_dir)
+
+
+def _result(
+    history: list[dict[str, float]],
+    cfg: TrainConfig,
+    stopper: EarlyStopper,
+    ckpt: Mapping[str, Any] | None,
+    out_dir: Path,
+) -> TrainResult:
+    """What :func:`fit` returns once the last epoch is written."""
+    best = out_dir / BEST
     return TrainResult(
         history=tuple(history),
         metric=cfg.early_stopping.metric,
@@ -192,7 +204,7 @@ def fit(
         best_value=stopper.best,
         stopped_early=stopper.should_stop and len(history) < cfg.epochs,
         resumed_from_epoch=None if ckpt is None else int(ckpt["epoch"]),
-        latest_path=latest,
+        latest_path=out_dir / LATEST,
         best_path=best if best.exists() else None,
     )
 
