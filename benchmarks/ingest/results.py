@@ -154,7 +154,7 @@ def machine_info(opt: Options) -> dict[str, Any]:
         "timing": "best of the repeats; interpreter and worker-pool start-up not timed",
         "pool": "concurrent.futures.ProcessPoolExecutor, spawn",
         "cpus": len(os.sched_getaffinity(0)),
-        "cpu_model": _cpu_model(),
+        "cpu_model": cpu_model(),
         "platform": platform.platform(),
         "python": platform.python_version(),
         "versions": {
@@ -166,7 +166,8 @@ def machine_info(opt: Options) -> dict[str, Any]:
     }
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (``platform.processor()`` where that is unreadable)."""
     try:
         lines = Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines()
     except OSError:

@@ -10,7 +10,6 @@ import shlex
 import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import numcodecs
@@ -19,6 +18,7 @@ import torch
 import zarr
 
 from benchmarks.ingest.inputs import MB, PROFILE
+from benchmarks.ingest.results import cpu_model
 from benchmarks.loader.inputs import BATCH
 
 # The targets (DESIGN.md: the uncompressed-HDF5 figure, from a store under half the raw size).
@@ -60,7 +60,7 @@ def machine_info(args: argparse.Namespace) -> dict[str, Any]:
         "batch_size": BATCH,
         "timing": "one pass per measurement incl. worker start-up (fork); best of the repeats",
         "cpus": len(os.sched_getaffinity(0)),
-        "cpu_model": _cpu_model(),
+        "cpu_model": cpu_model(),
         "platform": platform.platform(),
         "python": platform.python_version(),
         "versions": {
@@ -70,14 +70,6 @@ def machine_info(args: argparse.Namespace) -> dict[str, Any]:
             "numcodecs": numcodecs.__version__,
         },
     }
-
-
-def _cpu_model() -> str:
-    try:
-        lines = Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines()
-    except OSError:
-        return platform.processor()
-    return next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")), "")
 
 
 def markdown(r: Mapping[str, Any]) -> str:
