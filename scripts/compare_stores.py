@@ -16,11 +16,12 @@ unchanged (docs/NOTES.md, issue 14).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 from pathlib import Path
 from typing import Any
+
+from pipeline.core.fs import sha256_file
 
 _RUN_FIELDS = ("run", "created")
 
@@ -32,10 +33,6 @@ def _files(root: Path) -> dict[str, Path]:
     return {
         str(p.relative_to(root)): p for p in sorted(root.rglob("*")) if p.is_file() and p.name not in _SKIPPED
     }
-
-
-def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _manifest_without_runs(path: Path) -> dict[str, Any]:
@@ -69,7 +66,7 @@ def compare(a: Path, b: Path) -> list[str]:
         if as_json is not None:
             equal = as_json(fa[key]) == as_json(fb[key])
         else:
-            equal = _digest(fa[key]) == _digest(fb[key])
+            equal = sha256_file(fa[key]) == sha256_file(fb[key])
         if equal:
             same += 1
         else:

@@ -21,10 +21,11 @@ another class needs a human decision, not a guess.
 from __future__ import annotations
 
 import csv
-import hashlib
 import shlex
 import sys
 from pathlib import Path
+
+from pipeline.core.fs import sha256_file
 
 BBB_SUBCLASSES = frozenset({"CLBBB", "CRBBB", "IRBBB", "ILBBB"})
 AF_RHYTHMS = frozenset({"AFIB", "AFLT"})
@@ -120,7 +121,7 @@ def main(argv: list[str]) -> int:
         return 2
     source, out = Path(argv[1]), Path(argv[2])
     rows = table_rows(read_statements(source))
-    digest = hashlib.sha256(source.read_bytes()).hexdigest()
+    digest = sha256_file(source)
     write_table(rows, out, "python " + shlex.join(argv), digest)
     print(f"wrote {len(rows)} SCP statements to {out}")
     return 0

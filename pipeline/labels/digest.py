@@ -7,6 +7,8 @@ import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from pipeline.core.fs import sha256_file
+
 # Bump when the mapping semantics change (lookup, threshold, combination), so that digests of
 # unchanged tables still change and labels are re-derived.
 MAPPER_VERSION = "1"
@@ -47,5 +49,5 @@ def tables_digest(
     Equal to :attr:`LabelMapper.digest` of a mapper built from the same files and arguments;
     when it changes, stored labels must be re-derived (signals need not be).
     """
-    files = [(Path(p).name, hashlib.sha256(Path(p).read_bytes()).hexdigest()) for p in paths]
+    files = [(Path(p).name, sha256_file(Path(p))) for p in paths]
     return digest_of(files, vocabulary, ptbxl_min_likelihood, unmapped, table_for, merge)
