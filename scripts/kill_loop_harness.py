@@ -68,7 +68,7 @@ class Harness:
         env[CRASH_LOG_ENV] = str(trace)
         if crash_at:
             env[CRASH_AT_ENV] = crash_at
-        with Path(log).open("wb") as fh:
+        with log.open("wb") as fh:
             t0 = time.time()
             proc = subprocess.Popen(
                 self.command(store, profiles), cwd=REPO, env=env, stdout=fh, stderr=fh, start_new_session=True

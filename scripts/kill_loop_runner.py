@@ -182,7 +182,7 @@ class KillLoop:
     def _start(self, store: Path, log: Path, trace: Path) -> subprocess.Popen[bytes]:
         env = {k: v for k, v in self.h.env.items() if k not in (CRASH_AT_ENV, CRASH_LOG_ENV)}
         env[CRASH_LOG_ENV] = str(trace)
-        with Path(log).open("wb") as fh:
+        with log.open("wb") as fh:
             return subprocess.Popen(
                 self.h.command(store, PROFILES),
                 cwd=REPO,

@@ -73,14 +73,14 @@ def exam_row(
 
 
 def write_csv(path: Path, rows: list[dict[str, str]], columns: Sequence[str] = EXAM_COLUMNS) -> None:
-    with Path(path).open("w", newline="") as fh:
+    with path.open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(columns))
         writer.writeheader()
         writer.writerows(rows)
 
 
 def csv_rows(path: Path) -> list[dict[str, str]]:
-    with Path(path).open(newline="") as fh:
+    with path.open(newline="") as fh:
         return list(csv.DictReader(fh))
 
 

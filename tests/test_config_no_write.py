@@ -169,7 +169,7 @@ def tree_state(root: Path) -> dict[str, str]:
             path = Path(folder) / name
             rel = path.relative_to(root).as_posix()
             if path.is_symlink():
-                state[rel] = f"link:{str(Path(path).readlink())}"
+                state[rel] = f"link:{path.readlink()}"
             elif path.is_dir():
                 state[rel] = "dir"
             else:

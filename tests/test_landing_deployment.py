@@ -110,7 +110,7 @@ def _serve_until_taken(
     """``ecgpipe serve`` while RECORD lands half-written (a run leaves it, changing nothing), then
     complete (a later run takes it): the deployment, the finished run that took it, the ``.mat`` bytes."""
     served = home / "serve.log"
-    log = Path(served).open("w")  # noqa: SIM115 - closed in finally
+    log = served.open("w")  # noqa: SIM115 - closed in finally
     serve = subprocess.Popen(
         ["ecgpipe", "serve"], cwd=project, env=server_env(home, url), stdout=log, stderr=subprocess.STDOUT,
         start_new_session=True,

@@ -157,10 +157,10 @@ def _tree(root: Path) -> dict[str, str]:
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root).as_posix()
         if path.is_symlink():
-            out[rel] = "link:" + str(Path(path).readlink()).replace(str(root.parent), "<tmp>")
+            out[rel] = "link:" + str(path.readlink()).replace(str(root.parent), "<tmp>")
         elif path.is_file():
             size = path.stat().st_size
-            with Path(path).open("rb") as fh:
+            with path.open("rb") as fh:
                 head = fh.read(32 << 20).replace(base, b"<tmp>")
             out[rel] = f"{size - len(base) * head.count(b'<tmp>')}:{hashlib.sha256(head).hexdigest()}"
     return out

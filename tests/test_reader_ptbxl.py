@@ -51,13 +51,13 @@ def _mini_ptbxl(shared_data: Path, dest: Path, ids: list[int], hr_ids: list[int]
 
 
 def _edit_row(path: Path, ecg_id: int, column: str, value: str) -> None:
-    with Path(path).open(newline="") as fh:
+    with path.open(newline="") as fh:
         rows = list(csv.reader(fh))
     col = rows[0].index(column)
     for row in rows[1:]:
         if row[0] == str(ecg_id):
             row[col] = value
-    with Path(path).open("w", newline="") as fh:
+    with path.open("w", newline="") as fh:
         csv.writer(fh).writerows(rows)
 
 

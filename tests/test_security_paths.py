@@ -61,12 +61,12 @@ def _ptbxl_tree(shared: Path, root: Path, outside: Path, ids: list[int]) -> None
 
 
 def _set_column(path: Path, ecg_id: int, column: str, value: str) -> None:
-    with Path(path).open(newline="", encoding="utf-8") as fh:
+    with path.open(newline="", encoding="utf-8") as fh:
         table = list(csv.DictReader(fh))
     for row in table:
         if int(row["ecg_id"]) == ecg_id:
             row[column] = value
-    with Path(path).open("w", newline="", encoding="utf-8") as fh:
+    with path.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(table[0]))
         writer.writeheader()
         writer.writerows(table)

@@ -78,7 +78,7 @@ class RequestLog:
     def since(self, mark: int) -> dict[str, int]:
         """Requests logged after ``mark``: GET (ranged or whole object), LIST, HEAD, PUT, DELETE, POST."""
         time.sleep(LOG_SETTLE_S)
-        with Path(self.path).open("rb") as fh:
+        with self.path.open("rb") as fh:
             fh.seek(mark)
             text = fh.read().decode(errors="replace")
         counts: Counter[str] = Counter()

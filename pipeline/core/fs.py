@@ -53,14 +53,14 @@ def atomic_writer(
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path(path, suffix)
     try:
-        with Path(tmp).open("xb") as fh:
+        with tmp.open("xb") as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
         _keep_mode(path, tmp)
         if crash_at is not None:
             crash_point(crash_at)
-        Path(tmp).replace(path)
+        tmp.replace(path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -75,10 +75,10 @@ def write_atomic(path: Path, data: bytes, *, suffix: str = TEMP_SUFFIX, crash_at
 
 def _keep_mode(path: Path, tmp: Path) -> None:
     try:
-        mode = stat.S_IMODE(Path(path).stat().st_mode)
+        mode = stat.S_IMODE(path.stat().st_mode)
     except FileNotFoundError:
         return
-    Path(tmp).chmod(mode)
+    tmp.chmod(mode)
 
 
 def fsync_dir(folder: Path) -> None:
@@ -98,7 +98,7 @@ def fsync_file(path: Path) -> None:
 
 def sha256_file(path: Path) -> str:
     """Hex sha256 of a file's bytes, read in blocks (memory stays flat for large files)."""
-    with Path(path).open("rb") as fh:
+    with path.open("rb") as fh:
         return hashlib.file_digest(fh, "sha256").hexdigest()
 
 

@@ -85,7 +85,7 @@ def walk(folder: Path) -> Listing:
 def copy_fsync(src: Path, dest: Path) -> str:
     """Copy ``src`` to ``dest`` (created new), fsync it and return the sha256 of the bytes copied."""
     h = hashlib.sha256()
-    with Path(src).open("rb") as fin, Path(dest).open("xb") as fout:
+    with src.open("rb") as fin, dest.open("xb") as fout:
         while block := fin.read(COPY_CHUNK):
             h.update(block)
             fout.write(block)

@@ -223,7 +223,7 @@ def _decoded_frames(path: Path, group: _Group, n_samples: int) -> Iterator[npt.N
     width = group.frame_width
     # Whole format groups per chunk so that 212 triplets never straddle two reads.
     step = max(group_samples, _CHUNK_SAMPLES // width // group_samples * group_samples)
-    with Path(path).open("rb") as fh:
+    with path.open("rb") as fh:
         fh.seek(group.byte_offset)
         done = 0
         while done < n_samples:

@@ -375,10 +375,10 @@ def _place(src: Path, dest: Path, sha256: str) -> None:
         digest = _copy_fsync(src, tmp)
         if digest != sha256:
             raise Skip("settling", f"{src.name} changed while it was copied; retried next run")
-        info = Path(src).stat()
+        info = src.stat()
         os.utime(tmp, ns=(info.st_atime_ns, info.st_mtime_ns))
         if os.path.lexists(dest):
             raise Skip("conflict", f"destination {dest} appeared during the take; left untouched")
-        Path(tmp).replace(dest)
+        tmp.replace(dest)
     finally:
         tmp.unlink(missing_ok=True)

@@ -65,7 +65,7 @@ def load_ignore(root: Path) -> pathspec.GitIgnoreSpec | None:
 
 def md5_file(path: Path) -> str:
     h = hashlib.md5()  # noqa: S324 - DVC's content hash, not a security measure
-    with Path(path).open("rb") as fh:
+    with path.open("rb") as fh:
         for block in iter(lambda: fh.read(_CHUNK), b""):
             h.update(block)
     return h.hexdigest()

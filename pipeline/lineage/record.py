@@ -341,7 +341,7 @@ def _evaluation(root: Path, model: ModelRef, record_id: str, split: str) -> dict
 
 
 def _score_row(path: Path, record_id: str) -> dict[str, str] | None:
-    with Path(path).open(newline="", encoding="utf-8") as fh:
+    with path.open(newline="", encoding="utf-8") as fh:
         for row in csv.DictReader(fh):
             if row.get("record_id") == record_id:
                 return dict(row)

@@ -103,7 +103,7 @@ class PtbXlReader(SourceReader):
             return {}
         rows: dict[int, dict[str, str]] = {}
         try:
-            with Path(path).open(newline="", encoding="utf-8") as fh:
+            with path.open(newline="", encoding="utf-8") as fh:
                 table = csv.DictReader(fh)
                 for row in table:
                     line_no = table.line_num  # physical line, correct even for quoted newlines

@@ -144,7 +144,7 @@ class ShardStore(Store):
         path = self.root / rel
         if path.exists():
             shutil.rmtree(path)
-        Path(tmp).rename(path)
+        tmp.rename(path)
 
     def remove(self, rel: str) -> None:
         path = self.root / rel
@@ -199,7 +199,7 @@ class ShardStore(Store):
             digest, nbytes = tree_digest(tmp)
             fsync_tree(tmp)
             crash_point("shard.before_rename")
-            Path(tmp).rename(final)
+            tmp.rename(final)
             crash_point("shard.after_rename")
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -156,7 +156,7 @@ class Source:
     def link_outside(self, rel: str, target: Path) -> None:
         path = self.root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        Path(path).symlink_to(target)
+        path.symlink_to(target)
 
     def record_id(self, local: str) -> str:
         return f"{self.spec.name}:{local}"

@@ -106,7 +106,7 @@ def _not_a_record(rel: str, suffix: str) -> str:
 def _looks_like_series(path: Path, suffix: str) -> bool:
     """True when the first non-blank line is a label followed by numbers (UCR ``.txt``/``.tsv``)."""
     try:
-        with Path(path).open("rb") as fh:
+        with path.open("rb") as fh:
             head = fh.read(_SNIFF_BYTES)
     except OSError:
         return True  # let the reader report why it cannot be read

@@ -228,7 +228,7 @@ def _decode_group(
     """Decode one file's interleaved samples into rows ``group.rows`` of ``digital``."""
     n_total = n_frames * len(group.rows)
     n_bytes = _bytes_for(group.fmt, n_total)
-    with Path(group.path).open("rb") as fh:
+    with group.path.open("rb") as fh:
         fh.seek(group.byte_offset)
         buf = fh.read(n_bytes)
     frames = decode_samples(group.fmt, buf, n_total).reshape(n_frames, len(group.rows))

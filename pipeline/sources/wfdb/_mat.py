@@ -48,7 +48,7 @@ def check_mat_v4(path: Path, layout: MatLayout, size: int) -> int | None:
 
     Raises :class:`MatV4Error` naming ``layout.rel`` when the file is not what the header says.
     """
-    with Path(path).open("rb") as fh:
+    with path.open("rb") as fh:
         head = fh.read(MAT4_HEADER.size + _MAX_MAT_NAME)
     rel = layout.rel
     if head.startswith(b"MATLAB"):
