@@ -79,6 +79,20 @@ def test_maxpool2d_matches_torch_with_ceil_mode(ck: CKernels) -> None:
         )
 
 
+def test_maxpool2d_crnn_windows_match_torch_across_blocks_tails_and_nan(ck: CKernels) -> None:
+    """The (2, 2) and (2, 1) windows of the CRNN blocks take a branch-free path in blocks of 16 outputs:
+    widths on and off the block size, odd sizes cut by ceil_mode, and NaN (torch propagates it)."""
+    rng = np.random.default_rng(64)
+    for h, w in [(33, 559), (17, 280), (9, 140), (1, 1), (2, 33), (5, 31), (4, 32)]:
+        x = randn(rng, 2, h, w)
+        x[0, h // 2, w // 2] = np.nan
+        for kw in (1, 2):
+            ref = F.max_pool2d(t_(x)[None], (2, kw), (2, kw), 0, ceil_mode=True)[0]
+            got = ck.maxpool2d(x, (2, kw), (2, kw), True)
+            # a max is exact: equal values, NaN where torch has NaN (assert_array_equal matches NaN to NaN)
+            np.testing.assert_array_equal(got, ref.numpy(), f"{h}x{w} k2,{kw}")
+
+
 def test_upsample_nearest_matches_torch_for_up_and_down_sizes(ck: CKernels) -> None:
     rng = np.random.default_rng(63)
     for _ in range(60):
@@ -125,6 +139,23 @@ def test_rnn_matches_torch_forward_reverse_and_bidirectional(ck: CKernels, kind:
         assert_close(one(x, fw), ref[:, :hidden], f"{kind} forward t={t} n_in={n_in} h={hidden}")
         assert_close(one(x, bw, reverse=True), ref[:, hidden:], f"{kind} reverse t={t}")
         assert_close(both(x, fw, bw), ref, f"{kind} bidirectional (row stride 2 hidden) t={t}")
+
+
+@pytest.mark.parametrize("kind", ["gru", "lstm"])
+def test_rnn_matches_torch_over_the_crnn_sequence_length_and_widths(ck: CKernels, kind: str) -> None:
+    """139 steps of 64 inputs and 64 hidden units (the demo CRNN), and widths off the 16-gate register
+    block: the input side is one product for all steps (4 steps per pass), the recurrence accumulates in
+    double, so the error stays at float rounding however long the sequence."""
+    rng = np.random.default_rng(72)
+    torch.manual_seed(72)
+    for t, n_in, hidden in [(139, 64, 64), (141, 37, 21), (3, 5, 7)]:
+        cls = nn.GRU if kind == "gru" else nn.LSTM
+        module = cls(n_in, hidden, batch_first=True).eval()
+        x = randn(rng, t, n_in)
+        with torch.no_grad():
+            ref = module(t_(x)[None])[0][0]
+        run = ck.gru if kind == "gru" else ck.lstm
+        assert_close(run(x, _weights(module, "")), ref, f"{kind} t={t} n_in={n_in} h={hidden}")
 
 
 # ---------------------------------------------------------------- output sizes and argument checks

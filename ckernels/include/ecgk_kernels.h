@@ -121,11 +121,15 @@ void ecgk_log_power(float *y, const float *spec, int n_freq, int n_frames, float
 
 /* ---- recurrent layers (one direction over a whole sequence; torch gate order and equations) ---- */
 
+/* Floats of work space one direction of a recurrent layer needs: transposed weights, the input-side gates
+ * of all t steps (one matrix product before the recurrence) and double accumulators. n_gates: 3 GRU, 4 LSTM. */
+long ecgk_rnn_scratch_len(int t, int n_in, int hidden, int n_gates);
+
 /* torch.nn.GRU, one layer, one direction; reverse != 0 runs from the last step to the first (the backward
  * half of a bidirectional layer), writing each step's hidden state at its own time index.
  * h_seq: (t, hidden) hidden state after each step, row stride out_stride floats (2 hidden when the two
  *        directions are interleaved into one (t, 2 hidden) buffer; pass h_seq + hidden for the backward half)
- * scratch: (6 hidden) work space
+ * scratch: (ecgk_rnn_scratch_len(t, n_in, hidden, 3)) work space, 8-byte aligned (malloc's)
  * x: (t, n_in)
  * w_ih: (3 hidden, n_in), gates r, z, n;  w_hh: (3 hidden, hidden);  b_ih, b_hh: (3 hidden) or NULL
  * The initial state is zero. */
@@ -134,7 +138,7 @@ void ecgk_gru(float *h_seq, float *scratch, const float *x, const float *w_ih, c
 
 /* torch.nn.LSTM, one layer, one direction (no projection); like ecgk_gru with gates i, f, g, o.
  * h_seq: (t, hidden), row stride out_stride
- * scratch: (10 hidden) work space (input-side gates, hidden-side gates, tanh(c), c)
+ * scratch: (ecgk_rnn_scratch_len(t, n_in, hidden, 4)) work space, 8-byte aligned (malloc's)
  * x: (t, n_in)
  * w_ih: (4 hidden, n_in);  w_hh: (4 hidden, hidden);  b_ih, b_hh: (4 hidden) or NULL
  * The initial state (h, c) is zero. */

@@ -5,6 +5,8 @@
  * logf), which are accurate to a few ulp, well inside the parity tolerance.
  */
 #include <math.h>
+#include <stdint.h>
+#include <string.h>
 
 #include "ecgk_kernels.h"
 
@@ -46,28 +48,91 @@ void ecgk_gelu(float *y, const float *x, int n)
     }
 }
 
-/* y, x: (n). exp is only ever taken of -|x|, so it cannot overflow: for x = -100 the result is
- * exp(-100) / (1 + exp(-100)) ~ 3.7e-44 (torch gives 0 or the same denormal), never NaN. */
+/* exp(v) for v in [-87, 0], branch-free so that the blocks below vectorize without fast-math: v = n ln 2 + r
+ * with |r| <= ln 2 / 2 (Cody-Waite: ln 2 in two parts, so n ln 2 is exact), e^r by Cephes expf's degree-7
+ * polynomial (relative error about 1e-7, i.e. within 2 ulp of libm's expf), times 2^n written straight
+ * into the exponent bits. n = round(v log2 e) by the add-and-subtract of 1.5 * 2^23 (exact in
+ * round-to-nearest; -fno-fast-math keeps the compiler from folding it). Callers clamp v to [-87, 0]:
+ * 2^n stays a normal float, and NaN has been replaced. */
+static inline float exp_nonpositive(float v)
+{
+    const float shifter = 12582912.0f; /* 1.5 * 2^23 */
+    const float t = v * 1.44269504088896341f + shifter;
+    const float n = t - shifter;
+    const float r = (v - n * 0.693359375f) + n * 2.12194440e-4f;
+    const float p =
+        ((((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r + 4.1665795894e-2f) * r +
+           1.6666665459e-1f) * r + 5.0000001201e-1f) * r * r) + r + 1.0f;
+    int32_t bits = ((int32_t)n + 127) * 8388608; /* (n + 127) << 23, n in [-126, 0] */
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+}
+
+/* -|v| clamped to [-87, 0] (exp(-87) ~ 1.6e-38 is still a normal float; below it the sigmoid and tanh
+ * below are already exact to float precision), 0 for NaN (the callers put NaN back). */
+static inline float neg_abs_clamped(float v)
+{
+    const float a = v < 0.0f ? v : -v;
+    return a < -87.0f ? -87.0f : (a == a ? a : 0.0f);
+}
+
+/* y = 1 / (1 + exp(-x)), through e = exp(-|x|): x >= 0 gives 1 / (1 + e), x < 0 gives e / (1 + e), so
+ * exp never overflows and the small side keeps its relative precision; NaN stays NaN (torch).  y, x: (n) */
 void ecgk_sigmoid(float *y, const float *x, int n)
 {
-    int i;
-    for (i = 0; i < n; ++i) {
-        const float v = x[i];
-        if (v >= 0.0f) {
-            y[i] = 1.0f / (1.0f + expf(-v));
-        } else {
-            const float e = expf(v);
-            y[i] = e / (1.0f + e);
+    int i = 0;
+    for (; i + ECGK_EW_BLOCK <= n; i += ECGK_EW_BLOCK) {
+        float t[ECGK_EW_BLOCK];
+        int j;
+        for (j = 0; j < ECGK_EW_BLOCK; ++j) {
+            const float v = x[i + j];
+            const float e = exp_nonpositive(neg_abs_clamped(v));
+            const float s = (v >= 0.0f ? 1.0f : e) / (1.0f + e);
+            t[j] = v == v ? s : v;
         }
+        for (j = 0; j < ECGK_EW_BLOCK; ++j) {
+            y[i + j] = t[j];
+        }
+    }
+    for (; i < n; ++i) {
+        const float v = x[i];
+        const float e = exp_nonpositive(neg_abs_clamped(v));
+        y[i] = v == v ? (v >= 0.0f ? 1.0f : e) / (1.0f + e) : v;
     }
 }
 
-/* y, x: (n) */
+/* tanh of one value: near 0 Cephes tanhf's odd polynomial (|v| < 0.625, where 1 - e would cancel),
+ * elsewhere sign(v) (1 - e) / (1 + e) with e = exp(-2|v|); both are computed and one is selected, so the
+ * block loop stays branch-free. NaN stays NaN. */
+static inline float tanh_one(float v)
+{
+    const float z = v * v;
+    const float small =
+        ((((-5.70498872745e-3f * z + 2.06390887954e-2f) * z - 5.37397155531e-2f) * z + 1.33314422036e-1f) * z -
+         3.33332819422e-1f) * z * v + v;
+    const float e = exp_nonpositive(neg_abs_clamped(2.0f * v));
+    const float big = (1.0f - e) / (1.0f + e);
+    const float r = z < 0.390625f ? small : (v < 0.0f ? -big : big); /* 0.390625 = 0.625^2 */
+    return v == v ? r : v;
+}
+
+/* y = tanh(x).  y, x: (n) */
 void ecgk_tanh(float *y, const float *x, int n)
 {
-    int i;
-    for (i = 0; i < n; ++i) {
-        y[i] = tanhf(x[i]);
+    int i = 0;
+    for (; i + ECGK_EW_BLOCK <= n; i += ECGK_EW_BLOCK) {
+        float t[ECGK_EW_BLOCK];
+        int j;
+        for (j = 0; j < ECGK_EW_BLOCK; ++j) {
+            t[j] = tanh_one(x[i + j]);
+        }
+        for (j = 0; j < ECGK_EW_BLOCK; ++j) {
+            y[i + j] = t[j];
+        }
+    }
+    for (; i < n; ++i) {
+        y[i] = tanh_one(x[i]);
     }
 }
 

@@ -128,12 +128,65 @@ static float window_max2d(const float *xp, int w, window rows, window cols)
     return m;
 }
 
+/* Outputs per block of the branch-free 2-row max below. */
+#define ECGK_POOL_BLOCK 16
+
+/* torch's max step: b replaces a if it is larger or NaN (the last NaN in window order wins). */
+static float max_step(float a, float b) { return ((b > a) | (b != b)) ? b : a; }
+
+/* Output row i of one channel for the (2, 2) stride (2, 2) and (2, 1) stride (2, 1) windows of the CRNN's
+ * blocks, whose full windows need no clipping: a branch-free max over the two input rows, in torch's
+ * window order (row by row, left to right). Columns whose window is cut by ceil_mode take the general
+ * path.  yr: (w_out);  r0, r1: (w) two input rows (r1 == r0 when the window's second row is cut) */
+static void maxpool2d_row2(float *yr, const float *r0, const float *r1, int w, int kw, int w_out)
+{
+    const int full = kw == 2 ? w / 2 : w;
+    int j;
+    j = 0;
+    if (kw == 2) {
+        /* blocks of a fixed size, inputs read before outputs written: what GCC's -O2 vectorizer accepts */
+        for (; j + ECGK_POOL_BLOCK <= full; j += ECGK_POOL_BLOCK) {
+            float t[ECGK_POOL_BLOCK];
+            int q;
+            for (q = 0; q < ECGK_POOL_BLOCK; ++q) {
+                const long k = 2L * (j + q);
+                t[q] = max_step(max_step(max_step(r0[k], r0[k + 1]), r1[k]), r1[k + 1]);
+            }
+            for (q = 0; q < ECGK_POOL_BLOCK; ++q) {
+                yr[j + q] = t[q];
+            }
+        }
+        for (; j < full; ++j) {
+            yr[j] = max_step(max_step(max_step(r0[2 * j], r0[2 * j + 1]), r1[2 * j]), r1[2 * j + 1]);
+        }
+    } else {
+        for (; j + ECGK_POOL_BLOCK <= full; j += ECGK_POOL_BLOCK) {
+            float t[ECGK_POOL_BLOCK];
+            int q;
+            for (q = 0; q < ECGK_POOL_BLOCK; ++q) {
+                t[q] = max_step(r0[j + q], r1[j + q]);
+            }
+            for (q = 0; q < ECGK_POOL_BLOCK; ++q) {
+                yr[j + q] = t[q];
+            }
+        }
+        for (; j < full; ++j) {
+            yr[j] = max_step(r0[j], r1[j]);
+        }
+    }
+    for (j = full; j < w_out; ++j) {
+        const window cols = pool_window(j, w, kw, kw, 0);
+        yr[j] = max_step(window_max(r0, cols.lo, cols.hi), window_max(r1, cols.lo, cols.hi));
+    }
+}
+
 /* y: (c, h_out, w_out);  x: (c, h, w) */
 void ecgk_maxpool2d(float *y, const float *x, int c, int h, int w, int kh, int kw, int sh, int sw,
                     int ceil_mode)
 {
     const int h_out = ecgk_pool_out_len(h, kh, sh, 0, ceil_mode);
     const int w_out = ecgk_pool_out_len(w, kw, sw, 0, ceil_mode);
+    const int fast = kh == 2 && sh == 2 && (kw == 1 || kw == 2) && sw == kw;
     int ch;
     for (ch = 0; ch < c; ++ch) {
         const float *xp = x + (long)ch * h * w;
@@ -142,6 +195,11 @@ void ecgk_maxpool2d(float *y, const float *x, int c, int h, int w, int kh, int k
         for (i = 0; i < h_out; ++i) {
             const window rows = pool_window(i, h, kh, sh, 0);
             int j;
+            if (fast) {
+                /* a window cut to one row max-steps that row twice: same result, same NaN rule */
+                maxpool2d_row2(yp + (long)i * w_out, xp + rows.lo * w, xp + (rows.hi - 1) * w, w, kw, w_out);
+                continue;
+            }
             for (j = 0; j < w_out; ++j) {
                 yp[(long)i * w_out + j] = window_max2d(xp, w, rows, pool_window(j, w, kw, sw, 0));
             }

@@ -97,7 +97,10 @@ static int recurrent(ecgk_plan *p, int layer, int x, int t, int n_in, int hidden
                                        : ecgk_take(p, name, 1, g * hidden, 0, 0, 0);
         }
     }
-    if (p->scratch_len < (size_t)(10 * hidden)) p->scratch_len = (size_t)(10 * hidden);
+    {
+        const size_t need = (size_t)ecgk_rnn_scratch_len(t, n_in, hidden, lstm ? 4 : 3);
+        if (p->scratch_len < need) p->scratch_len = need;
+    }
     snprintf(name, sizeof name, "rnn.%d", layer);
     return ecgk_push(p, &op, name, 2, t, dirs * hidden, 0);
 }

@@ -333,7 +333,7 @@ static int rnn_direction(const gt_case *c, result *r, const char *suffix, int co
         sprintf(name[i], "%s%s", parts[i], suffix);
         p[i] = input(c, name[i], sizes[i], ok);
     }
-    if (!*ok || (scratch = (float *)malloc((size_t)(lstm ? 10 : 6) * hidden * sizeof(float))) == NULL) {
+    if (!*ok || (scratch = (float *)malloc((size_t)ecgk_rnn_scratch_len(t, n_in, hidden, gates) * sizeof(float))) == NULL) {
         return 0;
     }
     f(r->got + col, scratch, x, p[0], p[1], p[2], p[3], t, n_in, hidden, dirs * hidden, col > 0);

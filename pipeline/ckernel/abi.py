@@ -46,6 +46,7 @@ SIGNATURES: dict[str, tuple[type | None, list[type]]] = {
     "ecgk_mean_axis1": (None, [_P] * 2 + [C_INT] * 3),
     "ecgk_transpose": (None, [_P] * 2 + [C_INT] * 2),
     "ecgk_log_power": (None, [_P] * 2 + [C_INT] * 2 + [ctypes.c_float]),
+    "ecgk_rnn_scratch_len": (ctypes.c_long, [C_INT] * 4),
     "ecgk_gru": (None, [_P] * 7 + [C_INT] * 5),
     "ecgk_lstm": (None, [_P] * 7 + [C_INT] * 5),
 }

@@ -330,7 +330,8 @@ class CKernels:
         b_hh = check_array("b_hh", wts.b_hh, (gates * hidden,))
         if out.shape[1] < col + hidden:
             raise ValueError(f"w_hh: hidden={hidden} differs between the two directions")
-        scratch = np.empty((6 if gates == 3 else 10) * hidden, np.float32)  # the header's work space
+        n_scratch = self._len("ecgk_rnn_scratch_len", t, n_in, hidden, gates)
+        scratch = np.empty(n_scratch, np.float32)  # numpy aligns to ≥ 16 bytes; C needs 8 (doubles)
         h_seq = int(out.ctypes.data) + col * out.itemsize
         ptrs = (addr(scratch), addr(x), addr(w_ih), addr(w_hh), addr(b_ih), addr(b_hh))
         self._call(name, h_seq, *ptrs, t, n_in, hidden, out.shape[1], int(reverse))
