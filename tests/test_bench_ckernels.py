@@ -25,4 +25,6 @@ def test_model_latency_benchmark_times_c_pytorch_and_onnxruntime_on_one_model(
     for key in ("pytorch_ms", "onnxruntime_ms", "c_ctypes_ms", "c_runner_ms"):
         assert row[key] > 0.0, row
     assert row["ratio_c_vs_pytorch"] == row["c_ctypes_ms"] / row["pytorch_ms"]
+    assert row["ratio_c_vs_onnxruntime"] == row["c_ctypes_ms"] / row["onnxruntime_ms"]
+    assert row["paired_ratio_c_vs_onnxruntime"] > 0.0
     assert "| autoencoder (autoencoder) | 1×140 |" in proc.stdout

@@ -315,6 +315,52 @@ static void micro_cb(const conv_job *job, const conv_panel *pn, int co, int t, i
     tile_store(acc, job, co, t, n, ECGK_CB);
 }
 
+/* micro_cb over two adjacent full micro-tiles, [t, t + 2 ECGK_TB): each weight broadcast feeds two vector
+ * FMAs, so the loop issues 8 broadcasts and 2 loads per 16 FMAs instead of 8 and 1 per 8 (the single tile
+ * is load-bound at about half the FMA peak). Two named accumulator arrays of fixed size, rather than one
+ * (ECGK_CB, 2 ECGK_TB) array, are what keeps all 16 vectors in registers at -O2. */
+static void micro_cb2(const conv_job *job, const conv_panel *pn, int co, int t)
+{
+    float lo[ECGK_CB][ECGK_TB], hi[ECGK_CB][ECGK_TB];
+    const long wc = job->w_cstride;
+    const float *w0 = job->w + (long)co * wc;
+    const float *x0 = pn->src + t;
+    int m;
+    tile_load(lo, job, co, t, ECGK_TB, ECGK_CB);
+    tile_load(hi, job, co, t + ECGK_TB, ECGK_TB, ECGK_CB);
+    for (m = 0; m < pn->n_taps; ++m) {
+        const float *xr = x0 + pn->xoff[m];
+        const float *wm = w0 + pn->woff[m];
+        const float a0 = wm[0], a1 = wm[wc], a2 = wm[2 * wc], a3 = wm[3 * wc];
+        const float a4 = wm[4 * wc], a5 = wm[5 * wc], a6 = wm[6 * wc], a7 = wm[7 * wc];
+        int i;
+        for (i = 0; i < ECGK_TB; ++i) {
+            const float xi = xr[i];
+            lo[0][i] += a0 * xi;
+            lo[1][i] += a1 * xi;
+            lo[2][i] += a2 * xi;
+            lo[3][i] += a3 * xi;
+            lo[4][i] += a4 * xi;
+            lo[5][i] += a5 * xi;
+            lo[6][i] += a6 * xi;
+            lo[7][i] += a7 * xi;
+        }
+        for (i = 0; i < ECGK_TB; ++i) {
+            const float xi = xr[ECGK_TB + i];
+            hi[0][i] += a0 * xi;
+            hi[1][i] += a1 * xi;
+            hi[2][i] += a2 * xi;
+            hi[3][i] += a3 * xi;
+            hi[4][i] += a4 * xi;
+            hi[5][i] += a5 * xi;
+            hi[6][i] += a6 * xi;
+            hi[7][i] += a7 * xi;
+        }
+    }
+    tile_store(lo, job, co, t, ECGK_TB, ECGK_CB);
+    tile_store(hi, job, co, t + ECGK_TB, ECGK_TB, ECGK_CB);
+}
+
 /* One output channel: the remainder when c_out is not a multiple of ECGK_CB. */
 static void micro_1(const conv_job *job, const conv_panel *pn, int co, int t, int n)
 {
@@ -338,16 +384,25 @@ static void micro_1(const conv_job *job, const conv_panel *pn, int co, int t, in
  * outer loop so that the panel columns of one micro-tile stay in L1 while every channel block uses them. */
 static void run_tile(const conv_job *job, const conv_panel *pn, int c_out, int width)
 {
-    int t;
-    for (t = 0; t < width; t += ECGK_TB) {
-        int n = width - t < ECGK_TB ? width - t : ECGK_TB;
+    int t = 0;
+    while (t < width) {
+        const int pair = width - t >= 2 * ECGK_TB;
+        const int n = pair ? ECGK_TB : (width - t < ECGK_TB ? width - t : ECGK_TB);
         int co = 0;
         for (; co + ECGK_CB <= c_out; co += ECGK_CB) {
-            micro_cb(job, pn, co, t, n);
+            if (pair) {
+                micro_cb2(job, pn, co, t);
+            } else {
+                micro_cb(job, pn, co, t, n);
+            }
         }
         for (; co < c_out; ++co) {
             micro_1(job, pn, co, t, n);
+            if (pair) {
+                micro_1(job, pn, co, t + ECGK_TB, ECGK_TB);
+            }
         }
+        t += pair ? 2 * ECGK_TB : n;
     }
 }
 

@@ -73,6 +73,36 @@ static void gates_block1(float *y, const float *v, const float *wt, const float 
     store_block(y, a, b, o0);
 }
 
+/* One row, four register blocks [o0, o0 + 4 ECGK_RNN_BLOCK): the recurrent side has a single row, and one
+ * block alone is two dependent FMA chains, latency-bound; four named blocks are eight independent chains.
+ * y: (g);  v: (n);  wt: (n, g);  b: (g) or NULL */
+static void gates_quad1(float *y, const float *v, const float *wt, const float *b, int n, long g, long o0)
+{
+    double a0[ECGK_RNN_BLOCK] = {0.0}, a1[ECGK_RNN_BLOCK] = {0.0};
+    double a2[ECGK_RNN_BLOCK] = {0.0}, a3[ECGK_RNN_BLOCK] = {0.0};
+    int j, k;
+    for (k = 0; k < n; ++k) {
+        const float *w = wt + (long)k * g + o0;
+        const double d = (double)v[k];
+        for (j = 0; j < ECGK_RNN_BLOCK; ++j) {
+            a0[j] += d * (double)w[j];
+        }
+        for (j = 0; j < ECGK_RNN_BLOCK; ++j) {
+            a1[j] += d * (double)w[ECGK_RNN_BLOCK + j];
+        }
+        for (j = 0; j < ECGK_RNN_BLOCK; ++j) {
+            a2[j] += d * (double)w[2 * ECGK_RNN_BLOCK + j];
+        }
+        for (j = 0; j < ECGK_RNN_BLOCK; ++j) {
+            a3[j] += d * (double)w[3 * ECGK_RNN_BLOCK + j];
+        }
+    }
+    store_block(y, a0, b, o0);
+    store_block(y, a1, b, o0 + ECGK_RNN_BLOCK);
+    store_block(y, a2, b, o0 + 2 * ECGK_RNN_BLOCK);
+    store_block(y, a3, b, o0 + 3 * ECGK_RNN_BLOCK);
+}
+
 /* Four rows at once (the input side: four time steps share each load of the weights' block row).
  * y: (4, g);  v: (4, n);  wt: (n, g);  b: (g) or NULL */
 static void gates_block4(float *y, const float *v, const float *wt, const float *b, int n, long g, long o0)
@@ -117,6 +147,11 @@ static void gates_tail(float *y, const float *v, const float *wt, const float *b
 static void gates(float *y, const float *v, const float *wt, const float *b, int n_rows, int n, long g)
 {
     long o = 0;
+    if (n_rows == 1) {
+        for (; o + 4 * ECGK_RNN_BLOCK <= g; o += 4 * ECGK_RNN_BLOCK) {
+            gates_quad1(y, v, wt, b, n, g, o);
+        }
+    }
     for (; o + ECGK_RNN_BLOCK <= g; o += ECGK_RNN_BLOCK) {
         if (n_rows == 4) {
             gates_block4(y, v, wt, b, n, g, o);
