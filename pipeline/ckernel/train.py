@@ -10,11 +10,11 @@ as in :mod:`pipeline.ckernel.abi` (float32, C-contiguous, the stated shape) befo
 from __future__ import annotations
 
 import ctypes
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from torch import nn
 
 from pipeline.ckernel.abi import DEFAULT_LIB, F32, addr, check_array, open_library
 from pipeline.models.autoencoder import ConvAutoencoder
@@ -23,7 +23,7 @@ _P = ctypes.c_void_p
 _I = ctypes.c_int
 _F = ctypes.c_float
 _D = ctypes.c_double
-TRAIN_SIGNATURES: dict[str, tuple[type | None, list[type]]] = {
+TRAIN_SIGNATURES: dict[str, tuple[type | None, list[Any]]] = {
     "ecgk_conv1d_backward": (None, [_P] * 6 + [_I] * 6),
     "ecgk_conv_transpose1d_backward": (None, [_P] * 6 + [_I] * 6),
     "ecgk_linear_backward": (None, [_P] * 6 + [_I] * 2),
@@ -107,7 +107,9 @@ class CTrainKernels:
         check_array("w", w, (n_out, n_in))
         check_array("dy", dy, (n_out,))
         dx, dw, db = np.empty_like(x), np.zeros_like(w), np.zeros(n_out, np.float32)
-        self._fn("ecgk_linear_backward")(addr(dx), addr(dw), addr(db), addr(dy), addr(x), addr(w), n_in, n_out)
+        self._fn("ecgk_linear_backward")(
+            addr(dx), addr(dw), addr(db), addr(dy), addr(x), addr(w), n_in, n_out
+        )
         return dx, dw, db
 
     def relu_backward(self, dy: F32, y: F32) -> F32:
@@ -126,15 +128,28 @@ class CTrainKernels:
         return dx
 
     def batchnorm_train(
-        self, x: F32, gamma: F32, beta: F32, running: tuple[F32, F32], eps: float = 1e-5, momentum: float = 0.1
+        self,
+        x: F32,
+        gamma: F32,
+        beta: F32,
+        running: tuple[F32, F32],
+        eps: float = 1e-5,
+        momentum: float = 0.1,
     ) -> tuple[F32, F32, F32]:
         """``(y (b, c, t), mean (c), invstd (c))``; ``running`` (mean, var) are updated in place."""
         b, c, t = check_array("x", x, ndim=3).shape
-        for name, a in (("gamma", gamma), ("beta", beta), ("running_mean", running[0]), ("running_var", running[1])):
+        for name, a in (
+            ("gamma", gamma),
+            ("beta", beta),
+            ("running_mean", running[0]),
+            ("running_var", running[1]),
+        ):
             check_array(name, a, (c,))
         y, mean, invstd = np.empty_like(x), np.empty(c, np.float32), np.empty(c, np.float32)
-        self._fn("ecgk_batchnorm_train")(addr(y), addr(mean), addr(invstd), addr(running[0]), addr(running[1]),
-                                         addr(x), addr(gamma), addr(beta), b, c, t, eps, momentum)  # fmt: skip
+        stats = (addr(mean), addr(invstd), addr(running[0]), addr(running[1]))
+        self._fn("ecgk_batchnorm_train")(
+            addr(y), *stats, addr(x), addr(gamma), addr(beta), b, c, t, eps, momentum
+        )
         return y, mean, invstd
 
     def batchnorm_train_backward(

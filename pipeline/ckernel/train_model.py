@@ -3,7 +3,8 @@
 :class:`CAutoencoderTrainer` owns one C trainer: its arena holds parameters, gradients, AdamW moments, batch
 norm running statistics, and every activation with its gradient for up to ``max_batch`` samples. Tensors are
 named as torch names them: parameters and buffers by ``state_dict`` key, activations by the module that
-outputs them (``encoder.0.0`` the first conv, ``encoder.0.1`` its batch norm, …, ``recon`` the model's output).
+outputs them (``encoder.0.0`` the first conv, ``encoder.0.1`` its batch norm, …, ``recon`` the
+model's output).
 """
 
 from __future__ import annotations
@@ -17,7 +18,17 @@ import numpy as np
 import torch
 
 from pipeline.ckernel.abi import F32, addr, check_array
-from pipeline.ckernel.train import _DATA, _GRAD, _M, _V, ACT, BUFFER, PARAM, autoencoder_dims, load_train_library
+from pipeline.ckernel.train import (
+    _DATA,
+    _GRAD,
+    _M,
+    _V,
+    ACT,
+    BUFFER,
+    PARAM,
+    autoencoder_dims,
+    load_train_library,
+)
 from pipeline.models.autoencoder import ConvAutoencoder
 
 
@@ -98,8 +109,7 @@ class CAutoencoderTrainer:
         check_array("x", x, (b, *self.in_shape))
         if b > self.max_batch:
             raise ValueError(f"x: batch {b} is larger than the trainer's max_batch {self.max_batch}")
-        loss = float(self._lib.ecgk_ae_train_forward_backward(self._t, addr(x), b))
-        return loss
+        return float(self._lib.ecgk_ae_train_forward_backward(self._t, addr(x), b))
 
     def clip_grad_norm(self, max_norm: float) -> float:
         """``clip_grad_norm_`` over every parameter gradient; returns the norm before clipping."""
