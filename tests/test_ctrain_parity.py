@@ -4,14 +4,18 @@ training steps with the pipeline's AdamW, schedule and clipping."""
 
 from __future__ import annotations
 
+import ctypes
+import re
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from pipeline.ckernel.train import ACT, PARAM, load_train_library
 from pipeline.ckernel.train_model import CAutoencoderTrainer
-from pipeline.ckernel.train_parity import gradient_parity, train_both
+from pipeline.ckernel.train_parity import SKIP_ACTS, gradient_parity, train_both
 from pipeline.models.autoencoder import ConvAutoencoder
 from pipeline.training.options import TrainConfig
 
@@ -43,18 +47,37 @@ def test_every_gradient_and_activation_matches_autograd_on_real_ecg5000_batches(
     assert not bad, bad
 
 
-def test_gradient_parity_flags_a_changed_weight_at_its_gradient(beats: tuple[np.ndarray, np.ndarray]) -> None:
+class _Perturbed(CAutoencoderTrainer):
+    """A trainer on ``model``'s weights with 0.01 added to one tensor (torch keeps the original)."""
+
+    # added, not scaled: a training-mode batch norm right after a conv would cancel a scaled weight
+
+    def __init__(self, model: ConvAutoencoder, max_batch: int, tensor: str) -> None:
+        self.tensor = tensor
+        super().__init__(model, max_batch)
+
+    def load_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
+        super().load_state_dict({**state, self.tensor: state[self.tensor] + 0.01})
+
+
+@pytest.mark.parametrize(
+    ("tensor", "first_changed_act"), [("out.bias", "out"), ("decoder.1.0.weight", "decoder.1.0")]
+)
+def test_gradient_parity_flags_exactly_the_activations_after_a_changed_weight_and_every_gradient(
+    beats: tuple[np.ndarray, np.ndarray], tensor: str, first_changed_act: str
+) -> None:
     x = np.ascontiguousarray(beats[0][:16])
     torch.manual_seed(1)
     model = ConvAutoencoder()
-    trainer = CAutoencoderTrainer(model, 16)
-    ref = gradient_parity(model, trainer, x)
-    assert all(c.ok for c in ref)
-    state = model.state_dict()
-    state["out.bias"] = state["out.bias"] + 0.01  # C runs on this, torch keeps the original
-    trainer.load_state_dict(state)
-    trainer.forward_backward(x)
-    assert abs(trainer.grads()["out.bias"][0] - [c for c in ref if c.name == "out.bias"][0].max_abs) > 0
+    trainer = _Perturbed(model, 16, tensor)
+    flagged = {(c.kind, c.name) for c in gradient_parity(model, trainer, x) if not c.ok}
+    acts = [n for n in trainer.names(ACT) if n not in SKIP_ACTS]  # forward order
+    after = acts[acts.index(first_changed_act) :]
+    # forward: the activations before the changed layer are untouched, it and all after differ; backward: the
+    # loss gradient differs, so every activation and parameter gradient does
+    expected = {("loss", "loss"), *(("act", n) for n in after), *(("act_grad", n) for n in acts)}
+    expected |= {("param_grad", n) for n in trainer.names(PARAM)}
+    assert flagged == expected
 
 
 def test_c_training_follows_torch_losses_step_by_step(beats: tuple[np.ndarray, np.ndarray]) -> None:
@@ -73,15 +96,38 @@ def test_c_training_follows_torch_losses_step_by_step(beats: tuple[np.ndarray, n
     np.testing.assert_allclose(c, t, rtol=5e-2)
 
 
-def test_trainer_refuses_impossible_dims_and_oversized_batches_naming_the_source_line() -> None:
-    with pytest.raises(ValueError, match=r"train_autoencoder\.c:\d+: .*odd"):
-        CAutoencoderTrainer(ConvAutoencoder(kernel_size=3), 4).__class__(_even_kernel_model(), 4)
-    trainer = CAutoencoderTrainer(ConvAutoencoder(), 4)
-    with pytest.raises(ValueError, match="max_batch 4"):
-        trainer.forward_backward(np.zeros((5, 1, 140), np.float32))
+def _new_trainer_error(dims: list[int], max_batch: int = 4) -> str:
+    """``ecgk_ae_train_new``'s error text for ``dims`` (it must refuse them: NULL)."""
+    lib = load_train_library()
+    err = ctypes.create_string_buffer(256)
+    handle = lib.ecgk_ae_train_new(
+        (ctypes.c_int * len(dims))(*dims), len(dims), max_batch, 1e-5, 0.1, err, 256
+    )
+    assert not handle, dims
+    return str(err.value.decode())
 
 
-def _even_kernel_model() -> ConvAutoencoder:
+@pytest.mark.parametrize(
+    ("dims", "max_batch", "reason"),
+    [
+        ([1, 140, 4, 16, 3, 16, 32, 64], 4, r"an odd kernel; got 1, 140, 4, 16, batch 4"),
+        ([1, 140, 7, 16, 3, 16, 32, 64], 0, r"max_batch >= 1 .*batch 0"),
+        ([0, 140, 7, 16, 3, 16, 32, 64], 4, r"channels.*got 0, 140"),
+        ([1, 140, 7, 16, 3, 16, 32], 4, r"then n_widths widths; got 7 values"),
+        ([1, 140, 7, 16, 2, 16, 0], 4, r"width 1 is 0, expected >= 1"),
+    ],
+)
+def test_trainer_refuses_each_impossible_dim_naming_the_source_line_and_the_value(
+    dims: list[int], max_batch: int, reason: str
+) -> None:
+    assert re.match(r"[^:]*train_autoencoder\.c:\d+: " + ".*" + reason, _new_trainer_error(dims, max_batch))
+
+
+def test_trainer_refuses_an_even_kernel_model_and_an_oversized_batch() -> None:
     model = ConvAutoencoder(kernel_size=3)
     model.out.kernel_size = (4,)  # the C side must refuse what torch's constructor already refuses
-    return model
+    with pytest.raises(ValueError, match=r"^ecgk_ae_train_new: .*train_autoencoder\.c:\d+: .*odd kernel"):
+        CAutoencoderTrainer(model, 4)
+    trainer = CAutoencoderTrainer(ConvAutoencoder(), 4)
+    with pytest.raises(ValueError, match=r"x: batch 5 is larger than the trainer's max_batch 4"):
+        trainer.forward_backward(np.zeros((5, 1, 140), np.float32))

@@ -119,6 +119,14 @@ class CAutoencoderTrainer:
         """One AdamW step (decay on rank ≥ 2 tensors only); returns the step count."""
         return int(self._lib.ecgk_ae_train_adamw(self._t, lr, betas[0], betas[1], eps, weight_decay))
 
+    def load_moments(self, name: str, m: F32, v: F32) -> None:
+        """Set AdamW's (m, v) of parameter ``name`` (flat, its size), e.g. from torch's optimizer state."""
+        for which, src in ((_M, m), (_V, v)):
+            dst = self._view(name, which)
+            if src.size != dst.size:
+                raise ValueError(f"{name}: moment has {src.size} values, the C trainer {dst.size}")
+            dst[:] = src.ravel()
+
     def grads(self) -> dict[str, F32]:
         """Copies of every parameter gradient of the last backward, flat."""
         return {n: self._view(n, _GRAD).copy() for n in self.names(PARAM)}

@@ -8,8 +8,10 @@ a :class:`TensorCheck` records the worst element of one tensor.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -150,30 +152,51 @@ def batch_order(n: int, batch_size: int, epochs: int, seed: int) -> Iterator[np.
 
 @dataclass
 class TrainRun:
-    """Per-step losses of both sides, the learning rates, and the trained torch and C models."""
+    """Per-step losses of both sides, the learning rates, and the trained torch and C models. With re-sync,
+    ``weight_diffs`` holds after each step the largest ``max|c − t| / max|t|`` over the parameter tensors
+    (C started that step from torch's weights and AdamW moments)."""
 
     torch_losses: list[float]
     c_losses: list[float]
     lrs: list[float]
     torch_model: ConvAutoencoder
     c_model: ConvAutoencoder
+    weight_diffs: list[float] = field(default_factory=list)
+
+
+def sync_from_torch(trainer: CAutoencoderTrainer, model: nn.Module, opt: torch.optim.Optimizer) -> None:
+    """Copy ``model``'s parameters, running statistics and ``opt``'s AdamW moments into ``trainer``."""
+    trainer.load_state_dict(model.state_dict())
+    for name, p in model.named_parameters():
+        state = opt.state.get(p)
+        if state:
+            trainer.load_moments(name, state["exp_avg"].numpy(), state["exp_avg_sq"].numpy())
+
+
+def weight_diff(trainer: CAutoencoderTrainer, model: nn.Module) -> float:
+    """Largest relative difference ``max|c − t| / max|t|`` over the parameter tensors."""
+    c = trainer.state_dict(model.state_dict())
+    worst = 0.0
+    for name, p in model.named_parameters():
+        t = p.detach().double()
+        worst = max(worst, float((c[name].double() - t).abs().max() / t.abs().max().clamp_min(1e-30)))
+    return worst
 
 
 def train_both(
-    model: ConvAutoencoder, x_train: F32, cfg: TrainConfig, batch_size: int, library: str | None = None,
-    max_steps: int | None = None,
+    model: ConvAutoencoder, x_train: F32, cfg: TrainConfig, batch_size: int,
+    library: Path | str | None = None, max_steps: int | None = None, resync: bool = False,
 ) -> TrainRun:  # fmt: skip
     """Train a copy of ``model`` in torch and one in C from the same weights and batches: ``cfg``'s AdamW
     (``make_optimizer``'s groups), warm-up + cosine schedule and gradient clipping, ``cfg.epochs`` epochs
-    (or the first ``max_steps`` steps), no early stopping. Both models come back in eval mode."""
-    import copy
-
+    (or the first ``max_steps`` steps), no early stopping. With ``resync`` every step of C starts from
+    torch's weights and moments, so the two sides differ by one step's rounding only (see
+    :attr:`TrainRun.weight_diffs`). Both models come back in eval mode."""
     ref = copy.deepcopy(model).train()
     c_model = copy.deepcopy(model)
     trainer = CAutoencoderTrainer(model, batch_size, library)
     opt = make_optimizer(ref, cfg)
-    steps_per_epoch = -(-len(x_train) // batch_size)
-    sched = make_scheduler(opt, cfg, steps_per_epoch)
+    sched = make_scheduler(opt, cfg, -(-len(x_train) // batch_size))
     betas, eps = opt.defaults["betas"], opt.defaults["eps"]
     run = TrainRun([], [], [], ref, c_model)
     for step, idx in enumerate(batch_order(len(x_train), batch_size, cfg.epochs, cfg.seed)):
@@ -181,6 +204,8 @@ def train_both(
             break
         xb = np.ascontiguousarray(x_train[idx])
         lr = float(opt.param_groups[0]["lr"])
+        if resync:
+            sync_from_torch(trainer, ref, opt)
         opt.zero_grad(set_to_none=True)
         loss = nn.functional.mse_loss(ref(torch.from_numpy(xb)), torch.from_numpy(xb))
         torch.autograd.backward(loss)
@@ -194,6 +219,8 @@ def train_both(
         trainer.adamw(lr, betas, eps, cfg.weight_decay)
         run.torch_losses.append(float(loss.item()))
         run.lrs.append(lr)
+        if resync:
+            run.weight_diffs.append(weight_diff(trainer, ref))
     c_model.load_state_dict(trainer.state_dict(c_model.state_dict()))
     trainer.close()
     ref.eval()
