@@ -203,7 +203,7 @@ class CTrainParams(_Strict):
     act_rtol: float = Field(default=1e-4, ge=0)
     exact_steps: int = Field(default=20, ge=1)  # the first steps' losses: loss_exact_rtol
     loss_exact_rtol: float = Field(default=1e-4, ge=0)
-    loss_rtol: float = Field(default=0.05, ge=0)  # every step's loss
+    loss_rtol: float = Field(default=0.15, ge=0)  # every step's loss (free-running drift: docs)
     auroc_atol: float = Field(default=0.01, ge=0)
 
 
