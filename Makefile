@@ -12,7 +12,7 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 90
 export PYTHONUNBUFFERED := 1
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install run test lint typecheck pytest ingest-shared real-models bench bench-scale bench-ckernels bench-cli clean
+.PHONY: install run test lint typecheck pytest ingest-shared real-models bench bench-scale bench-ckernels bench-ctrain bench-cli clean
 
 install: $(STAMP)
 
@@ -61,6 +61,11 @@ bench-ckernels: install
 	$(MAKE) -C ckernels all
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/ckernels/bench_models.py
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/ckernels/bench_kernels.py
+
+## training steps/s of the autoencoder: C vs PyTorch CPU, 1 thread (benchmarks/ctrain/results.json)
+bench-ctrain: install
+	$(MAKE) -C ckernels
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/ctrain/bench_ctrain.py
 
 ## `ecgpipe --help` start-up: the lazy CLI vs the eager import it replaced
 bench-cli: install

@@ -37,7 +37,7 @@ FLOW_COMMANDS: dict[str, Command] = {
 def all_commands() -> dict[str, Command]:
     """Library and flow commands, in the order ``ecgpipe --help`` lists them."""
     order = ("demo-data", "ingest", "summary", "split", "train", "evaluate", "export", "predict", "cexport",
-             "parity", "lineage", "serve", "land", "verify")  # fmt: skip
+             "parity", "ctrain", "lineage", "serve", "land", "verify")  # fmt: skip
     table = {**LIBRARY_COMMANDS, **FLOW_COMMANDS}
     return {name: table[name] for name in sorted(table, key=lambda n: order.index(n) if n in order else 99)}
 

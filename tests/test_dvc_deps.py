@@ -30,7 +30,7 @@ def _code_deps(stage: str) -> list[str]:
 
 
 def test_every_stage_that_runs_python_is_checked() -> None:
-    expected = {"demo_data", "ingest", "split", "train", "evaluate", "export", "cexport", "parity"}
+    expected = {"demo_data", "ingest", "split", "train", "evaluate", "export", "cexport", "parity", "ctrain"}
     assert set(ECGPIPE_STAGES) == expected
 
 
@@ -43,7 +43,7 @@ def test_stage_code_deps_are_exactly_what_its_command_imports(stage: str) -> Non
 
 
 def test_model_stages_do_not_depend_on_lineage_verify_or_flow_code() -> None:
-    for stage in ("split", "train", "evaluate", "export", "cexport", "parity"):
+    for stage in ("split", "train", "evaluate", "export", "cexport", "parity", "ctrain"):
         deps = _code_deps(stage)
         assert "pipeline/cli/lineage.py" not in deps and "pipeline/cli/verify.py" not in deps
         assert not [

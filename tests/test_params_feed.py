@@ -13,11 +13,18 @@ import pytest
 from pydantic import BaseModel
 
 from pipeline.ckernel.parity import Tolerance
+from pipeline.ckernel.train_stage import CTrainTolerance
 from pipeline.cli.models import eval_settings, loader_settings, train_config
 from pipeline.config import ModelTrainParams, Params, Storage, load_params
 from pipeline.config.build import storage_spec
 from pipeline.config.feed import fed_fields, from_params
-from pipeline.config.stages import AnomalyThresholdParams, EvaluateParams, ParityParams, StoppingParams
+from pipeline.config.stages import (
+    AnomalyThresholdParams,
+    CTrainParams,
+    EvaluateParams,
+    ParityParams,
+    StoppingParams,
+)
 from pipeline.evaluation.evaluate import EvalSettings
 from pipeline.store.local import StorageSpec
 from pipeline.training.options import EarlyStopping, TrainConfig
@@ -40,6 +47,7 @@ USED_BY_COMMAND: dict[type[BaseModel], set[str]] = {
     },
     EvaluateParams: {"out_dir", "batch_size", "n_strips", "anomaly_threshold"},  # the latter as anomaly_<k>
     ParityParams: {"models", "out_dir", "library", "max_records", "batch_size"},
+    CTrainParams: {"models", "out_dir", "epochs"},
     Storage: set(),
     StoppingParams: set(),
 }
@@ -47,6 +55,7 @@ FED_TO: dict[type[BaseModel], tuple[type[Any], ...]] = {
     ModelTrainParams: (TrainConfig, LoaderSettings),
     EvaluateParams: (EvalSettings,),
     ParityParams: (Tolerance,),
+    CTrainParams: (CTrainTolerance,),
     Storage: (StorageSpec,),
     StoppingParams: (EarlyStopping,),
 }

@@ -63,6 +63,9 @@ LIBRARY_COMMANDS: dict[str, Command] = {
     "parity": Command(
         "pipeline.cli.parity", "compare the C kernels with PyTorch layer by layer on the test split"
     ),
+    "ctrain": Command(
+        "pipeline.cli.ctrain", "train the autoencoder in C and in PyTorch from the same weights and compare"
+    ),
     "lineage": Command(
         "pipeline.cli.lineage",
         "where an artifact came from (stages, params, code, shards, raw files) or where a record went",

@@ -11,6 +11,7 @@ from pipeline.config.profiles import Profile
 from pipeline.config.sources import SourceConfig
 from pipeline.config.stages import (
     VAL_METRICS,
+    CTrainParams,
     DemoParams,
     DeployParams,
     EvaluateParams,
@@ -36,6 +37,7 @@ class Params(_Strict):
     evaluate: EvaluateParams = EvaluateParams()
     export: ExportParams = ExportParams()
     parity: ParityParams = ParityParams()
+    ctrain: CTrainParams = CTrainParams()
     landing: LandingParams = LandingParams()
     deploy: DeployParams = DeployParams()
 
@@ -55,6 +57,10 @@ class Params(_Strict):
         unknown = [m for m in self.parity.models if m not in self.train.models]
         if unknown:
             raise ValueError(f"parity.models {unknown} are not in train.models ({sorted(self.train.models)})")
+        for name in self.ctrain.models:
+            if name not in self.train.models or self.train.models[name].kind != "autoencoder":
+                raise ValueError(f"ctrain.models: {name!r} is not an autoencoder in train.models (C training "
+                                 "covers the autoencoder family only)")  # fmt: skip
         self._check_landing()
         return self
 

@@ -1,4 +1,4 @@
-"""The stage sections of params: ingest, labels, demo, split, train, evaluate, export, parity,
+"""The stage sections of params: ingest, labels, demo, split, train, evaluate, export, parity, ctrain,
 landing and deploy (one model each)."""
 
 from __future__ import annotations
@@ -187,6 +187,24 @@ class ParityParams(_Strict):
     metric_atol: float = Field(default=1e-4, ge=0)
     max_records: int | None = Field(default=None, ge=1)  # null: the whole test split
     batch_size: int = Field(default=16, ge=1)
+
+
+class CTrainParams(_Strict):
+    """Training in C vs PyTorch (``ecgpipe ctrain <model>``): both train the model from the same seeded
+    initial weights and batch order; ``<out_dir>/<model>/report.json`` holds gradient errors on a real
+    batch, both loss curves and both test AUROCs. Tolerances: docs/ckernels.md "Training in C"."""
+
+    models: tuple[str, ...] = ("autoencoder",)
+    out_dir: Path = Path("ctrain")
+    epochs: int | None = Field(default=None, ge=1)  # null: the model's train.models.<m>.epochs
+    grad_atol: float = Field(default=1e-7, ge=0)
+    grad_rtol: float = Field(default=1e-3, ge=0)
+    act_atol: float = Field(default=1e-5, ge=0)
+    act_rtol: float = Field(default=1e-4, ge=0)
+    exact_steps: int = Field(default=20, ge=1)  # the first steps' losses: loss_exact_rtol
+    loss_exact_rtol: float = Field(default=1e-4, ge=0)
+    loss_rtol: float = Field(default=0.15, ge=0)  # every step's loss (free-running drift: docs)
+    auroc_atol: float = Field(default=0.01, ge=0)
 
 
 _CRON_FIELD = r"[0-9A-Za-z*/,?#LW-]+"
