@@ -90,6 +90,19 @@ def flow_run_id() -> str | None:
 @flow(name="ingest-profile", log_prints=True)
 def ingest_profile(params: Params, profile: str, limit: int | None = None) -> dict[str, Any]:
     """Ingest every source feeding one profile into its shard store; returns the report."""
+    report = profile_run(params, profile, limit, only_if_idle=False)
+    assert report is not None  # only_if_idle=False always runs
+    return report
+
+
+def profile_run(params: Params, profile: str, limit: int | None, only_if_idle: bool) -> dict[str, Any] | None:
+    """Plan, run the batches, commit and relabel one profile under its store lock; returns the report.
+
+    With ``only_if_idle`` it returns None (lock released, nothing but debris removed) as soon as the plan has
+    units to process or to drop, so that the caller runs it as an ``ingest-profile`` subflow; a
+    profile with nothing new finishes here, inside the caller's flow run. Both paths run the same
+    code, so the check decides only how the run is recorded, never what is stored.
+    """
     log = get_run_logger()
     prof = params.profiles[profile]
     root = store_root(params.ingest, smoke=limit is not None)
@@ -112,6 +125,8 @@ def ingest_profile(params: Params, profile: str, limit: int | None = None) -> di
         manifest = store.load_manifest()
         store.remove_debris(manifest)
         plan = plan_ingest(profile, plan_s, storage, readers, manifest, params.ingest.batch_units, limit)
+        if only_if_idle and (plan.todo or plan.vanished):
+            return None
         for name, scan in plan.scans.items():
             if scan.skipped:
                 log.warning("source %s skipped: %s (%s)", name, scan.skipped, scan.root)
@@ -228,7 +243,12 @@ def ingest(
     reports = {}
     try:
         for name in names:
-            reports[name] = ingest_profile.with_options(task_runner=runner)(params, name, limit)
+            # a profile with nothing to process finishes in this flow run: a subflow run per profile
+            # costs about a second of API calls and heartbeat shutdown, most of a no-op ingest
+            report = profile_run(params, name, limit, only_if_idle=True)
+            if report is None:
+                report = ingest_profile.with_options(task_runner=runner)(params, name, limit)
+            reports[name] = report
     finally:
         if shared:
             # the temporary server dies with this flow; later flows in this process must not use it
