@@ -12,7 +12,7 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 90
 export PYTHONUNBUFFERED := 1
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install run test lint typecheck pytest ingest-shared real-models bench bench-scale bench-ckernels bench-cli clean
+.PHONY: install run test lint typecheck pytest ingest-shared real-models bench bench-scale bench-ckernels bench-cli bench-loader bench-incremental bench-all clean
 
 install: $(STAMP)
 
@@ -65,6 +65,17 @@ bench-ckernels: install
 ## `ecgpipe --help` start-up: the lazy CLI vs the eager import it replaced
 bench-cli: install
 	$(BIN)/python benchmarks/cli/bench_cli.py
+
+## training loader: records/s per core, 1 and 2 workers, against the baselines it replaced
+bench-loader: install
+	$(BIN)/python benchmarks/loader/bench_loader.py
+
+## incremental `ecgpipe ingest` (no-op, one new record): running `ecgpipe server` vs temporary server
+bench-incremental: install
+	$(BIN)/python benchmarks/cli/bench_incremental.py
+
+## every benchmark, each printing ours vs its baseline measured in the same run (a fresh clone: ~40 min)
+bench-all: bench bench-loader bench-scale bench-ckernels bench-cli bench-incremental
 
 clean:
 	rm -rf data/shards data/shards_smoke data/raw .prefect
