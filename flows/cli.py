@@ -104,11 +104,11 @@ def cmd_serve(args: argparse.Namespace, params: Params) -> int:
 
     landing_targets(params)  # refuses a landing source whose kind cannot land, before serving
     require_local_store(params, "ecgpipe serve")
-    if not os.environ.get("PREFECT_API_URL"):
+    if not os.environ.get("PREFECT_API_URL"):  # set by flows/__init__ when `ecgpipe server` runs
         print(
             "warning: PREFECT_API_URL is not set; the deployment lives only as long as this process's "
-            "temporary server. Start one with `prefect server start` and export "
-            "PREFECT_API_URL=http://127.0.0.1:4200/api (README: Scheduled landing runs).",
+            "temporary server. Start one with `ecgpipe server start` (docs/ingest.md) or point "
+            "PREFECT_API_URL at your own (README: Scheduled landing runs).",
             file=sys.stderr,
         )
     serve_landing(params, args.params, list(args.overrides))
