@@ -56,11 +56,14 @@ def read_state(home: Path | None = None) -> ServerState | None:
     """The recorded server, or None when there is no (readable) state file."""
     path = state_path(home)
     try:
-        return ServerState(**json.loads(path.read_text()))
+        state = ServerState(**json.loads(path.read_text()))
     except FileNotFoundError:
         return None
     except (ValueError, TypeError) as exc:
         raise RuntimeError(f"{path}: not an ecgpipe server state file ({exc}); delete it") from exc
+    if not state.api_url.startswith(f"http://{HOST}:"):  # runs would be sent wherever it points
+        raise RuntimeError(f"{path}: api_url {state.api_url!r} is not on {HOST}; delete the file")
+    return state
 
 
 def healthy(api_url: str, timeout_s: float = 1.0) -> bool:

@@ -97,3 +97,18 @@ def test_flow_command_records_its_run_in_the_running_server(home: Path, tmp_path
     assert "temporary server" not in run.stdout + run.stderr
     runs = api_post(state.api_url, "/flow_runs/filter", {"flows": {"name": {"any_": ["ingest"]}}})
     assert [r["state_type"] for r in runs] == ["COMPLETED"]
+
+
+def test_a_state_file_pointing_off_this_machine_is_refused(home: Path) -> None:
+    home.mkdir(parents=True)
+    state = {
+        "pid": os.getpid(),
+        "port": 80,
+        "api_url": "http://example.org:80/api",
+        "log": "x",
+        "started": "then",
+    }
+    server.state_path(home).write_text(json.dumps(state))
+    with pytest.raises(RuntimeError, match="not on 127.0.0.1"):
+        server.read_state(home)
+    assert server.running_server(home) is None
