@@ -88,15 +88,47 @@ def test_stale_state_file_is_reported_and_not_used(home: Path, monkeypatch: pyte
     assert "PREFECT_API_URL" not in os.environ
 
 
-def test_flow_command_records_its_run_in_the_running_server(home: Path, tmp_path: Path) -> None:
+def test_ingest_uses_the_running_server_and_records_a_no_op_run_without_the_flow_engine(
+    home: Path, tmp_path: Path
+) -> None:
     state = server.start(free_port(), home=home)
-    args = ["--set", f"ingest.store={tmp_path / 'store'}", "--set", "sources.ptbxl.root=/nonexistent"]
-    # no PREFECT_API_URL in the environment: the command must find the server through PREFECT_HOME
-    run = _ecgpipe(home, "ingest", "--profile", "ecg12", *args)
-    assert run.returncode == 0, run.stderr
-    assert "temporary server" not in run.stdout + run.stderr
-    runs = api_post(state.api_url, "/flow_runs/filter", {"flows": {"name": {"any_": ["ingest"]}}})
-    assert [r["state_type"] for r in runs] == ["COMPLETED"]
+    raw = tmp_path / "ucr"
+    raw.mkdir()
+    (raw / "ECG_TRAIN.txt").write_text("".join(f"{1 + i % 2} " + " 0.5" * 140 + "\n" for i in range(4)))
+    args = [
+        "--profile",
+        "beats140",
+        "--set",
+        f"ingest.store={tmp_path / 'store'}",
+        "--set",
+        f"sources.ucr.root={raw}",
+    ]
+    # no PREFECT_API_URL in the environment: the command finds the server through PREFECT_HOME
+    first = _ecgpipe(home, "ingest", *args)
+    assert first.returncode == 0, first.stderr
+    assert "4 records (4 processed now)" in first.stdout
+    assert "temporary server" not in first.stdout + first.stderr
+    second = _ecgpipe(home, "ingest", *args, "--metrics", str(tmp_path / "metrics.json"))
+    assert second.returncode == 0, second.stderr
+    assert "4 records (0 processed now)" in second.stdout
+    assert json.loads((tmp_path / "metrics.json").read_text())["beats140"]["records"] == 4
+
+    runs = api_post(
+        state.api_url,
+        "/flow_runs/filter",
+        {"flows": {"name": {"any_": ["ingest"]}}, "sort": "START_TIME_ASC"},
+    )
+    assert [(r["state_type"], "no-op" in r["tags"]) for r in runs] == [
+        ("COMPLETED", False),
+        ("COMPLETED", True),
+    ]
+    assert runs[1]["parameters"]["profiles"] == ["beats140"]
+    subflows = api_post(state.api_url, "/flow_runs/filter", {"flows": {"name": {"any_": ["ingest-profile"]}}})
+    assert len(subflows) == 1  # the first run processed records in its subflow; the no-op has none
+    arts = api_post(state.api_url, "/artifacts/filter", {"artifacts": {"key": {"any_": ["ingest-summary"]}}})
+    assert {a["flow_run_id"] for a in arts} == {r["id"] for r in runs}
+    logs = api_post(state.api_url, "/logs/filter", {"logs": {"flow_run_id": {"any_": [runs[1]["id"]]}}})
+    assert any("beats140: 0 units to process" in line["message"] for line in logs)
 
 
 def test_a_state_file_pointing_off_this_machine_is_refused(home: Path) -> None:
