@@ -12,7 +12,7 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 90
 export PYTHONUNBUFFERED := 1
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install run test lint typecheck pytest ingest-shared real-models bench bench-scale bench-ckernels bench-ctrain bench-cli clean
+.PHONY: install run test lint typecheck pytest ingest-shared real-models bench bench-scale bench-ckernels bench-ctrain bench-cli bench-loader bench-incremental bench-codecs bench-all clean
 
 install: $(STAMP)
 
@@ -70,6 +70,21 @@ bench-ctrain: install
 ## `ecgpipe --help` start-up: the lazy CLI vs the eager import it replaced
 bench-cli: install
 	$(BIN)/python benchmarks/cli/bench_cli.py
+
+## training loader: records/s per core, 1 and 2 workers, against the baselines it replaced
+bench-loader: install
+	$(BIN)/python benchmarks/loader/bench_loader.py
+
+## incremental `ecgpipe ingest` (no-op, one new record): running `ecgpipe server` vs temporary server
+bench-incremental: install
+	$(BIN)/python benchmarks/cli/bench_incremental.py
+
+## signal codecs on real PTB-XL and CinC 2017 records: size vs raw WFDB, decode speed vs today's codec
+bench-codecs: install
+	$(BIN)/python benchmarks/codecs/bench_codecs.py
+
+## every benchmark, each printing ours vs its baseline measured in the same run (a fresh clone: ~40 min)
+bench-all: bench bench-loader bench-scale bench-ckernels bench-ctrain bench-cli bench-incremental bench-codecs
 
 clean:
 	rm -rf data/shards data/shards_smoke data/raw .prefect

@@ -4,6 +4,8 @@
 - ``ecgpipe serve``: register the scheduled landing deployment (schedule and concurrency limit from
   the ``deploy`` params) with the Prefect API in ``PREFECT_API_URL`` and serve its runs until
   interrupted (flows/serve.py).
+- ``ecgpipe server start|stop|status``: the long-lived local Prefect server on 127.0.0.1 that every
+  command reuses while it runs (flows/server.py); without it each flow command starts a temporary one.
 - ``ecgpipe land``: one landing run now, in this process (take → ingest → ``dvc repro``); with
   ``--dry-run`` only say what would be taken and what would be left, and why.
 
@@ -20,7 +22,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pipeline.cli.main import LIBRARY_COMMANDS, Command, run
 
@@ -31,19 +33,21 @@ FLOW_COMMANDS: dict[str, Command] = {
     "ingest": Command("flows.cli", "ingest raw sources into zarr shards (a Prefect flow)"),
     "serve": Command("flows.cli", "serve the scheduled landing deployment (Prefect)"),
     "land": Command("flows.cli", "one landing run now: take landed records, ingest, dvc repro"),
+    "server": Command("flows.cli", "start|stop|status of the local Prefect server every command reuses"),
 }
 
 
 def all_commands() -> dict[str, Command]:
     """Library and flow commands, in the order ``ecgpipe --help`` lists them."""
     order = ("demo-data", "ingest", "summary", "split", "train", "evaluate", "export", "predict", "cexport",
-             "parity", "ctrain", "lineage", "serve", "land", "verify")  # fmt: skip
+             "parity", "ctrain", "lineage", "serve", "land", "server", "verify")  # fmt: skip
     table = {**LIBRARY_COMMANDS, **FLOW_COMMANDS}
     return {name: table[name] for name in sorted(table, key=lambda n: order.index(n) if n in order else 99)}
 
 
 def add_arguments(command: str, p: argparse.ArgumentParser) -> None:
-    """The arguments of ``ingest``, ``serve`` or ``land`` (``--params``/``--set`` come from the caller)."""
+    """The arguments of ``ingest``, ``serve``, ``land`` or ``server`` (``--params``/``--set`` come from the
+    caller)."""
     if command == "ingest":
         p.add_argument(
             "--limit",
@@ -60,10 +64,15 @@ def add_arguments(command: str, p: argparse.ArgumentParser) -> None:
         p.add_argument("--dry-run", action="store_true", help="report what would be taken; move nothing")
         p.add_argument("--no-repro", action="store_true", help="take and ingest, but skip dvc repro")
         p.add_argument("--json", action="store_true", help="print the run's summary as JSON")
+    elif command == "server":
+        p.add_argument("action", choices=("start", "stop", "status"))
+        p.add_argument(
+            "--port", type=int, default=None, help="start: port on 127.0.0.1 (default 4200, else free)"
+        )
 
 
 def cmd_ingest(args: argparse.Namespace, params: Params) -> int:
-    from flows.ingest import ingest
+    from flows.noop import idle_ingest
     from pipeline.config import ConfigError
     from pipeline.ingest.report import ingest_metrics
     from pipeline.store.local import write_json_atomic
@@ -72,7 +81,12 @@ def cmd_ingest(args: argparse.Namespace, params: Params) -> int:
     unknown = [n for n in names if n not in params.profiles]
     if unknown:
         raise ConfigError(f"--profile {', '.join(unknown)}: not in profiles ({', '.join(params.profiles)})")
-    reports: dict[str, Any] = ingest(str(args.params), list(args.overrides), args.limit, names)
+    # nothing new and `ecgpipe server` running: recorded without importing Prefect (flows/noop.py)
+    reports = idle_ingest(params, str(args.params), list(args.overrides), args.limit, names)
+    if reports is None:
+        from flows.ingest import ingest
+
+        reports = ingest(str(args.params), list(args.overrides), args.limit, names)
     bad = [n for n, r in reports.items() if not r["reconciled"]]
     if args.metrics is not None:
         write_json_atomic(args.metrics, ingest_metrics(reports))
@@ -95,11 +109,11 @@ def cmd_serve(args: argparse.Namespace, params: Params) -> int:
 
     landing_targets(params)  # refuses a landing source whose kind cannot land, before serving
     require_local_store(params, "ecgpipe serve")
-    if not os.environ.get("PREFECT_API_URL"):
+    if not os.environ.get("PREFECT_API_URL"):  # set by flows/__init__ when `ecgpipe server` runs
         print(
             "warning: PREFECT_API_URL is not set; the deployment lives only as long as this process's "
-            "temporary server. Start one with `prefect server start` and export "
-            "PREFECT_API_URL=http://127.0.0.1:4200/api (README: Scheduled landing runs).",
+            "temporary server. Start one with `ecgpipe server start` (docs/ingest.md) or point "
+            "PREFECT_API_URL at your own (README: Scheduled landing runs).",
             file=sys.stderr,
         )
     serve_landing(params, args.params, list(args.overrides))
@@ -126,10 +140,33 @@ def cmd_land(args: argparse.Namespace, params: Params) -> int:
     return 0
 
 
+def cmd_server(args: argparse.Namespace, params: Params) -> int:
+    """Start, stop or report the local server; ``status`` exits 1 when none is running."""
+    from flows import server
+
+    if args.action == "start":
+        state = server.start(args.port)
+        print(f"Prefect server running: pid {state.pid}, {state.api_url} (log {state.log})")
+        print("every ecgpipe command in this project now uses it; `ecgpipe server stop` ends it")
+        return 0
+    if args.action == "stop":
+        stopped = server.stop()
+        print(
+            f"stopped Prefect server pid {stopped.pid} ({stopped.api_url})"
+            if stopped
+            else "no server recorded"
+        )
+        return 0
+    report = server.status()
+    print(json.dumps(report, indent=2))
+    return 0 if report["running"] else 1
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace, Params], int]] = {
     "ingest": cmd_ingest,
     "serve": cmd_serve,
     "land": cmd_land,
+    "server": cmd_server,
 }
 
 

@@ -7,9 +7,7 @@ Dask). Each batch task writes its own shard files, so there is exactly one write
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,17 +20,14 @@ from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTa
 from tqdm import tqdm
 
 from flows.assets import file_asset, publish
+from flows.profile import run_profile
 from pipeline.config import IngestParams, Params, load_params
-from pipeline.config.build import signal_plan, storage_spec, store_root
 from pipeline.ingest.batch import BatchResult, run_batch
-from pipeline.ingest.commit import commit
-from pipeline.ingest.plan import Batch, IngestPlan, plan_ingest
+from pipeline.ingest.plan import Batch, IngestPlan
 from pipeline.ingest.report import ingest_markdown
 from pipeline.signal.preprocess import SignalPlan
 from pipeline.sources.base import SourceReader
-from pipeline.sources.registry import build_readers
 from pipeline.store.base import Store
-from pipeline.store.labels import relabel
 from pipeline.store.local import ShardInfo, StorageSpec
 from pipeline.store.remote import open_store
 from pipeline.store.root import StoreRoot
@@ -90,62 +85,34 @@ def flow_run_id() -> str | None:
 @flow(name="ingest-profile", log_prints=True)
 def ingest_profile(params: Params, profile: str, limit: int | None = None) -> dict[str, Any]:
     """Ingest every source feeding one profile into its shard store; returns the report."""
-    log = get_run_logger()
-    prof = params.profiles[profile]
-    root = store_root(params.ingest, smoke=limit is not None)
-    store = open_store(root, profile)
-    readers = build_readers(params, prof.sources)
-    plan_s, storage = signal_plan(prof), storage_spec(prof)
-    started = datetime.now(UTC).isoformat(timespec="seconds")
+    report = profile_run(params, profile, limit, only_if_idle=False)
+    assert report is not None  # only_if_idle=False always runs
+    return report
+
+
+def profile_run(params: Params, profile: str, limit: int | None, only_if_idle: bool) -> dict[str, Any] | None:
+    """:func:`flows.profile.run_profile` in this flow run: batches as Prefect tasks, new shards
+    published as asset events; failed batches fail the run after the others are committed."""
     run_id = flow_run_id()
-    run_info = {"flow_run_id": run_id, "started": started, "limit": limit}
-    attrs = {
-        "profile": profile,
-        "leads": list(prof.leads),
-        "fs_hz": prof.fs_hz,
-        "length": prof.length,
-        "plan_digest": plan_s.digest(),
-        # no flow-run id or time here: a shard's bytes depend on its inputs and code only, so any
-        # runner (threads, a cluster, another machine) writes the same shard; the manifest says which run
-    }
-    with store.lock():
-        manifest = store.load_manifest()
-        store.remove_debris(manifest)
-        plan = plan_ingest(profile, plan_s, storage, readers, manifest, params.ingest.batch_units, limit)
-        for name, scan in plan.scans.items():
-            if scan.skipped:
-                log.warning("source %s skipped: %s (%s)", name, scan.skipped, scan.root)
-        log.info(
-            "%s: %d units to process in %d batches, %d unchanged, %d vanished",
-            profile,
-            len(plan.todo),
-            len(plan.batches),
-            len(plan.unchanged),
-            len(plan.vanished),
-        )
-        t0 = time.perf_counter()  # before submitting: on a cluster, tasks start while others are submitted
-        results, failed = _run_batches(plan, params, readers, (plan_s, storage, root), profile, attrs)
-        report = commit(plan, sorted(results, key=lambda r: r.seq), store, manifest, run_info)
-        report["seconds"] = round(time.perf_counter() - t0, 3)
-        # which process wrote each new shard: not stored (it differs run to run), shown to the caller
-        report["writers"] = {info.name: r.writer for r in results for info in r.shards}
-        report["labels"] = relabel(
-            store,
-            params.labels.tables_dir,
-            params.vocabulary(profile),
-            params.labels.ptbxl_min_likelihood,
-            params.labels.unmapped,
-            params.label_tables_for(),
-            prof.label_merge,
-        )
-    _publish_shards(store, [info for r in results for info in r.shards], readers, run_id)
-    if failed:
+    done = run_profile(
+        params,
+        profile,
+        limit,
+        only_if_idle,
+        get_run_logger(),
+        run_id,
+        lambda plan, readers, how, attrs: _run_batches(plan, params, readers, how, profile, attrs),
+    )
+    if done is None:
+        return None
+    _publish_shards(done.store, [info for r in done.results for info in r.shards], done.readers, run_id)
+    if done.failed:
         raise RuntimeError(
-            f"{profile}: {len(failed)} of {len(plan.batches)} batch(es) failed after "
-            f"{params.ingest.retries} retries (first: {failed[0]!r}); the other batches are committed "
+            f"{profile}: {len(done.failed)} of {done.n_batches} batch(es) failed after "
+            f"{params.ingest.retries} retries (first: {done.failed[0]!r}); the other batches are committed "
             "and the failed units will be processed by the next run"
         )
-    return report
+    return done.report
 
 
 def _run_batches(
@@ -228,7 +195,12 @@ def ingest(
     reports = {}
     try:
         for name in names:
-            reports[name] = ingest_profile.with_options(task_runner=runner)(params, name, limit)
+            # a profile with nothing to process finishes in this flow run: a subflow run per profile
+            # costs about a second of API calls and heartbeat shutdown, most of a no-op ingest
+            report = profile_run(params, name, limit, only_if_idle=True)
+            if report is None:
+                report = ingest_profile.with_options(task_runner=runner)(params, name, limit)
+            reports[name] = report
     finally:
         if shared:
             # the temporary server dies with this flow; later flows in this process must not use it

@@ -14,7 +14,6 @@ from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
-from scipy import signal as sps
 
 F32 = npt.NDArray[np.float32]
 
@@ -38,6 +37,8 @@ def design_sos(spec: FilterSpec) -> npt.NDArray[np.float64] | None:
     Butterworth high-pass for baseline wander, IIR notch for mains, optional Butterworth band-pass.
     Applied forward-backward (zero phase), so the effective order doubles.
     """
+    from scipy import signal as sps  # on first use: importing scipy.signal costs ~0.5 s per command
+
     stages: list[npt.NDArray[np.float64]] = []
     nyq = spec.fs_hz / 2
     if spec.baseline_hz is not None:
@@ -57,6 +58,8 @@ def design_sos(spec: FilterSpec) -> npt.NDArray[np.float64] | None:
 
 def apply_filters(x: F32, spec: FilterSpec) -> F32:
     """Zero-phase filter ``x`` ``(..., T)`` along the last axis; returns float32 of the same shape."""
+    from scipy import signal as sps  # on first use: importing scipy.signal costs ~0.5 s per command
+
     sos = design_sos(spec)
     if sos is None:
         return x
@@ -81,6 +84,8 @@ def resample_ratio(fs_in: float, fs_out: float) -> tuple[int, int]:
 
 def resample(x: F32, fs_in: float, fs_out: float) -> F32:
     """Polyphase resampling of ``(..., T)`` along the last axis from ``fs_in`` to ``fs_out`` Hz."""
+    from scipy import signal as sps  # on first use: importing scipy.signal costs ~0.5 s per command
+
     up, down = resample_ratio(fs_in, fs_out)
     if up == down:
         return x
