@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from pipeline.core.records import ReadError
-from pipeline.sources.base import confined_path
+from pipeline.sources.base import confined_path, resolved_root
 from pipeline.sources.wfdb._header import BYTES_PER_SAMPLE, FLAC_FORMATS, WfdbHeader, mv_factor, signal_files
 from pipeline.sources.wfdb._mat import MatLayout, check_mat_v4
 
@@ -135,8 +135,11 @@ def _file_groups(header: WfdbHeader, directory: Path, root: Path) -> list[_FileG
         first = header.signals[rows[0]]
         if any(header.signals[i].fmt != first.fmt for i in rows):
             raise ReadError(f"{name}: signals stored in one file have different formats; expected one")
-        # relpath is pure string work; confined_path then resolves links and refuses escapes.
-        rel = PurePosixPath(os.path.relpath(Path(directory) / name, root)).as_posix()
+        # relpath is pure string work, so both sides are resolved first: against a symlinked root
+        # as written, every file would look like '../../..' (the root is trusted, see
+        # resolved_root); confined_path then resolves links inside it and refuses escapes.
+        here = os.path.realpath(directory)
+        rel = PurePosixPath(os.path.relpath(Path(here) / name, resolved_root(root))).as_posix()
         path = confined_path(Path(root), rel)
         try:
             info = path.stat()
