@@ -14,9 +14,12 @@ Discovery
     another annotator, or not named by any header).
 
 Reading
-    Signals are float32 ``(C, T)`` in mV at the header's ``fs_hz``. With ``voltage_only``
-    channels whose units are not a voltage (``NU`` plethysmograms, respiration, ``mmHg``
-    pressures) are dropped and named in ``meta["dropped_channels"]``. Without ``window_s`` one
+    Signals are float32 ``(C, T)`` in mV. With ``voltage_only`` channels that are not ECG (units
+    not a voltage: ``NU`` plethysmograms, ``mmHg`` pressures, ``%``; or named ``ABP``, ``PLETH``,
+    ``RESP``, ... whatever their units, see :func:`~pipeline.sources.wfdb.is_ecg_signal`) are
+    dropped and named in ``meta["dropped_channels"]``. Multi-rate records (``spf`` samples per
+    frame) are read sample for sample: ``fs_hz`` is the frame rate times the kept channels'
+    largest ``spf`` (``meta["frame_fs_hz"]`` keeps the frame rate), never an average per frame. Without ``window_s`` one
     :class:`Record` per recording; with ``window_s`` one per window (see
     :mod:`pipeline.sources.windows`), with local id ``<record>/w<start>`` (start sample
     zero-padded to the number of digits of the recording's sample count).
@@ -44,8 +47,6 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
-import numpy as np
-
 from pipeline.core.leads import canonical_leads
 from pipeline.core.records import (
     Discovery,
@@ -59,9 +60,11 @@ from pipeline.sources.base import SourceReader, list_files
 from pipeline.sources.options import WfdbFolderOptions
 from pipeline.sources.wfdb import (
     WfdbHeader,
+    is_ecg_signal,
     mv_factor,
     read_header,
     read_signals,
+    sample_rate_hz,
     signal_files,
 )
 from pipeline.sources.wfdb_annotations import read_annotation_track
@@ -251,22 +254,22 @@ class WfdbFolderReader(SourceReader):
             )
         header_path = self.resolve(header_rel)
         header = read_header(header_path)
+        keep, dropped = self._channels(header, header_rel)
         try:
-            signal = read_signals(header, header_path.parent, self.root)
+            signal = read_signals(header, header_path.parent, self.root, keep)
         except (OSError, ValueError) as exc:
             raise ReadError(f"{header_rel}: cannot read the signals: {exc}") from exc
         if signal.shape[1] == 0:
             raise ReadError(f"{header_rel}: the record holds no samples; expected at least one")
-        keep, dropped = self._channels(header, header_rel)
-        signal = np.ascontiguousarray(signal[keep])
-        track = self._annotations(unit, header.fs_hz).ending_before(signal.shape[1])
+        fs_hz = sample_rate_hz(header, keep)
+        track = self._annotations(unit, header.fs_hz, fs_hz).ending_before(signal.shape[1])
         base = RecordBase(
             record_id=self.record_id(unit.key),
-            fs_hz=header.fs_hz,
+            fs_hz=fs_hz,
             leads=canonical_leads([channel_name(header, i) for i in keep]),
             patient_id=self._patient(unit.key),
             header_labels=header_comment_labels(header.comments) if self.options.header_labels else (),
-            meta=self._meta(header, keep, dropped),
+            meta=self._meta(header, keep, dropped, fs_hz),
             provenance=provenance,
         )
         if self.options.window_s is None:
@@ -280,18 +283,20 @@ class WfdbFolderReader(SourceReader):
         """Indices of the channels kept and dropped (non-voltage ones, with ``voltage_only``)."""
         if not self.options.voltage_only:
             return list(range(header.n_sig)), []
-        keep = [i for i, s in enumerate(header.signals) if mv_factor(s.units) is not None]
+        keep = [i for i, s in enumerate(header.signals) if is_ecg_signal(s)]
         dropped = [i for i in range(header.n_sig) if i not in keep]
         if not keep:
             units = ", ".join(f"{channel_name(header, i)} [{s.units}]" for i, s in enumerate(header.signals))
             raise ReadError(
                 f"{header_rel}: no voltage channel left after dropping non-voltage ones ({units}); "
-                "expected at least one channel in mV, uV or V"
+                "expected at least one ECG channel in mV, uV or V"
             )
         return keep, dropped
 
-    def _meta(self, header: WfdbHeader, keep: list[int], dropped: list[int]) -> dict[str, str]:
-        meta = {"fs_hz": repr(header.fs_hz), "record_name": header.record_name}
+    def _meta(self, header: WfdbHeader, keep: list[int], dropped: list[int], fs_hz: float) -> dict[str, str]:
+        meta = {"fs_hz": repr(fs_hz), "record_name": header.record_name}
+        if fs_hz != header.fs_hz:
+            meta["frame_fs_hz"] = repr(header.fs_hz)
         if dropped:
             meta["dropped_channels"] = ",".join(channel_name(header, i) for i in dropped)
         units = [
@@ -301,15 +306,17 @@ class WfdbFolderReader(SourceReader):
             meta["units"] = ",".join(units)
         return meta
 
-    def _annotations(self, unit: InputUnit, fs_hz: float) -> AnnotationTrack:
-        """The unit's annotations, sample indices at ``fs_hz``; empty when it has none."""
+    def _annotations(self, unit: InputUnit, frame_fs_hz: float, fs_hz: float) -> AnnotationTrack:
+        """The unit's annotations, sample indices at ``fs_hz``; empty when it has none.
+
+        WFDB annotation times count frames (``frame_fs_hz``) unless the file states its own rate."""
         ext = self.options.annotation_ext
         if ext is None:
             return AnnotationTrack.empty()
         rel = f"{unit.key}.{ext}"
         if rel not in unit.files:
             return AnnotationTrack.empty()
-        return read_annotation_track(self.resolve(rel), ext, fs_hz, rel)
+        return read_annotation_track(self.resolve(rel), ext, fs_hz, rel, frame_fs_hz)
 
     def _patient(self, key: str) -> str | None:
         if self.options.patient_regex is None:

@@ -33,8 +33,29 @@ BYTES_PER_SAMPLE: dict[str, tuple[int, int]] = {
 FLAC_FORMATS = frozenset({"508", "516", "524"})
 KNOWN_FORMATS = frozenset(BYTES_PER_SAMPLE) | FLAC_FORMATS
 
-# Multiplier taking a voltage in these units (compared lower-cased) to mV.
-_TO_MV = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "μv": 1e-3, "v": 1e3, "nv": 1e-6}
+# Multiplier taking a voltage in these units (compared lower-cased) to mV. Both micro signs: the
+# Greek mu (U+03BC) and the micro sign (U+00B5), which is what a Latin-1 header's byte 0xB5 decodes to.
+_TO_MV = {
+    "mv": 1.0,
+    "millivolt": 1.0,
+    "millivolts": 1.0,
+    "uv": 1e-3,
+    "\u00b5v": 1e-3,
+    "\u03bcv": 1e-3,
+    "microvolt": 1e-3,
+    "microvolts": 1e-3,
+    "v": 1e3,
+    "volt": 1e3,
+    "volts": 1e3,
+    "nv": 1e-6,
+}
+# Signals that are never an ECG lead whatever their units say: MIMIC and Challenge headers often
+# leave the units of PLETH/RESP out, and WFDB's default unit is mV.
+_NOT_ECG = re.compile(
+    r"(abp|art|pap|cvp|icp|rap|lap|uap|p\d*|pleth|ppg|resp|respiration|spo2|sao2|co2|etco2|hr|pulse|"
+    r"nbp\w*|temp\w*|eeg\w*|emg\w*|eog\w*|sound|pcg)",
+    re.IGNORECASE,
+)
 
 _INT = re.compile(r"[+-]?\d+")
 _FLOAT = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
@@ -279,6 +300,12 @@ def signal_files(header: WfdbHeader) -> tuple[str, ...]:
 def mv_factor(units: str) -> float | None:
     """Multiplier from ``units`` to mV, or None when the units are not a voltage."""
     return _TO_MV.get(units.strip().lower())
+
+
+def is_ecg_signal(spec: SignalSpec) -> bool:
+    """True when the signal may be an ECG lead: its units are a voltage (:func:`mv_factor`) and its
+    description does not name another kind of signal (``ABP``, ``PLETH``, ``RESP``, ``SpO2``, ...)."""
+    return mv_factor(spec.units) is not None and not _NOT_ECG.fullmatch(spec.description.strip())
 
 
 def physical_units(header: WfdbHeader) -> tuple[str, ...]:
