@@ -19,8 +19,16 @@ Reading
     ``RESP``, ... whatever their units, see :func:`~pipeline.sources.wfdb.is_ecg_signal`) are
     dropped and named in ``meta["dropped_channels"]``. Multi-rate records (``spf`` samples per
     frame) are read sample for sample: ``fs_hz`` is the frame rate times the kept channels'
-    largest ``spf`` (``meta["frame_fs_hz"]`` keeps the frame rate), never an average per frame. Without ``window_s`` one
-    :class:`Record` per recording; with ``window_s`` one per window (see
+    largest ``spf`` (``meta["frame_fs_hz"]`` keeps the frame rate), never an average per frame.
+
+    Multi-segment records (a master header naming segments) are read as one recording: segments
+    concatenated, signals matched by name across the segments of a variable layout, NaN over gaps
+    (``~``) and where a segment lacks a signal; the master's annotation file is attached. Each
+    segment header is reported as "part of" its master (no file of it is read twice). When two
+    headers name the same signal file, the one whose record name is the file's stem reads it; the
+    other is a duplicate.
+
+    Without ``window_s`` one :class:`Record` per recording; with ``window_s`` one per window (see
     :mod:`pipeline.sources.windows`), with local id ``<record>/w<start>`` (start sample
     zero-padded to the number of digits of the recording's sample count).
 
@@ -56,13 +64,16 @@ from pipeline.core.records import (
     Record,
     Rejection,
 )
-from pipeline.sources.base import SourceReader, list_files
+from pipeline.sources.base import SourceReader, list_files, resolved_root
 from pipeline.sources.options import WfdbFolderOptions
 from pipeline.sources.wfdb import (
+    MultiSegmentHeader,
     WfdbHeader,
     is_ecg_signal,
+    load_segments,
     mv_factor,
-    read_header,
+    read_any_header,
+    read_segmented,
     read_signals,
     sample_rate_hz,
     signal_files,
@@ -97,10 +108,28 @@ class _Scan:
     rejected: list[Rejection] = dataclasses.field(default_factory=list)
     # record name -> (reason, category) for records whose leftover files share their fate
     record_fate: dict[str, tuple[str, str]] = dataclasses.field(default_factory=dict)
+    owner: dict[str, str] = dataclasses.field(default_factory=dict)  # file -> the unit that took it
 
     def reject(self, rel: str, reason: str, category: str = "error") -> None:
         self.remaining.discard(rel)
         self.rejected.append(Rejection(item=rel, files=(rel,), reason=reason, category=category))
+
+
+class _Duplicate(ReadError):
+    """A header naming a signal file another record already reads."""
+
+
+def _stem_owners_first(parsed: Mapping[str, object]) -> list[str]:
+    """Headers in the order they may take signal files: first those whose record name matches the
+    stem of every signal file they name (``100.hea`` for ``100.dat``), then the rest; sorted within.
+    So a variant header (``100-no-len.hea``) naming the same file is the duplicate, not the record."""
+
+    def matches(rel: str) -> bool:
+        header = parsed[rel]
+        stem = posixpath.basename(rel)[: -len(HEADER_SUFFIX)]
+        return isinstance(header, WfdbHeader) and all(_stem(f) == stem for f in signal_files(header))
+
+    return sorted(parsed, key=lambda rel: (not matches(rel), rel))
 
 
 class WfdbFolderReader(SourceReader):
@@ -133,16 +162,25 @@ class WfdbFolderReader(SourceReader):
             scan.rejected.extend(refused)
             refused_files = {r.item for r in refused}
             metadata = [f for f in metadata if f not in refused_files]
+        listed = []
         for header in self._headers(scan.remaining):
             governing = governing_list(header, lists)
             if governing is not None and not governing.lists(header[: -len(HEADER_SUFFIX)]):
                 self._reject_record(scan, header, f"not listed in {governing.file}", "excluded")
             else:
-                self._add_unit(scan, header)
+                listed.append(header)
+        parsed = self._parsed(scan, listed)
+        for master in [h for h, p in parsed.items() if isinstance(p, MultiSegmentHeader)]:
+            self._add_master(scan, master, parsed)
+        for header in _stem_owners_first(parsed):
+            single = parsed[header]
+            if header in scan.remaining and isinstance(single, WfdbHeader):
+                self._add_unit(scan, header, single)
         scan.rejected.extend(self._missing_listed(lists, files))
         for rel in sorted(scan.remaining):
             scan.rejected.append(self._leftover(rel, scan))
-        return Discovery(tuple(scan.units), tuple(metadata), tuple(scan.rejected))
+        units = sorted(scan.units, key=lambda u: u.key)
+        return Discovery(tuple(units), tuple(metadata), tuple(scan.rejected))
 
     def _records_lists(self, metadata: list[str]) -> tuple[dict[str, RecordsList], list[Rejection]]:
         """The ``RECORDS`` files by folder (``""`` is the root), and those refused as too large
@@ -166,34 +204,86 @@ class WfdbFolderReader(SourceReader):
         matched = {p.relative_to(self.root).as_posix() for p in self.root.glob(self.options.pattern)}
         return sorted(f for f in matched & candidates if f.endswith(HEADER_SUFFIX))
 
-    def _add_unit(self, scan: _Scan, header_rel: str) -> None:
+    def _parsed(self, scan: _Scan, headers: list[str]) -> dict[str, WfdbHeader | MultiSegmentHeader]:
+        """Each header parsed once; an unreadable one is rejected with its reason."""
+        parsed: dict[str, WfdbHeader | MultiSegmentHeader] = {}
+        for rel in headers:
+            try:
+                parsed[rel] = read_any_header(self.resolve(rel), rel)
+            except ReadError as exc:
+                self._reject_record(scan, rel, str(exc), "error")
+        return parsed
+
+    def _add_unit(self, scan: _Scan, header_rel: str, header: WfdbHeader) -> None:
         key = header_rel[: -len(HEADER_SUFFIX)]
         try:
-            header = read_header(self.resolve(header_rel))
-            data_files = self._signal_file_paths(header, header_rel, scan.remaining)
+            data_files = self._signal_file_paths(header, header_rel, scan)
+        except _Duplicate as dup:
+            self._reject_record(scan, header_rel, str(dup), "duplicate")
+            return
         except ReadError as exc:
             self._reject_record(scan, header_rel, str(exc), "error")
             return
-        files = [header_rel, *data_files]
+        self._claim_unit(scan, key, [header_rel, *data_files])
+
+    def _claim_unit(self, scan: _Scan, key: str, files: list[str]) -> None:
+        """A unit of ``files`` (header first) plus its annotation file when present."""
         if self.options.annotation_ext is not None:
             annotation = f"{key}.{self.options.annotation_ext}"
-            if annotation in scan.remaining and annotation != header_rel:
+            if annotation in scan.remaining and annotation not in files:
                 files.append(annotation)
         scan.remaining.difference_update(files)
+        scan.owner.update(dict.fromkeys(files, key))
         scan.units.append(InputUnit(key=key, files=tuple(dict.fromkeys(files))))
         scan.record_fate[key] = (
             f"belongs to record {key} but is not read (annotation_ext={self.options.annotation_ext!r})",
             "excluded",
         )
 
-    def _signal_file_paths(self, header: WfdbHeader, header_rel: str, available: set[str]) -> list[str]:
-        """Root-relative paths of the header's signal files; each must exist and be unclaimed."""
+    def _add_master(self, scan: _Scan, master_rel: str, parsed: Mapping[str, object]) -> None:
+        """A multi-segment record: one unit of the master, its segment headers and their signal
+        files; each segment header is also reported as part of the master, never read alone."""
+        key = master_rel[: -len(HEADER_SUFFIX)]
+        master = parsed[master_rel]
+        assert isinstance(master, MultiSegmentHeader)
+        folder = posixpath.dirname(master_rel)
+        segment_rels = [posixpath.join(folder, f"{n}{HEADER_SUFFIX}") for n in master.segment_headers()]
+        files = [master_rel]
+        try:
+            for rel in segment_rels:
+                segment = parsed.get(rel)
+                if rel not in scan.remaining or not isinstance(segment, WfdbHeader):
+                    raise ReadError(
+                        f"{master_rel}: segment {rel} is missing, unreadable or part of another record; "
+                        "expected a single-segment header beside the master"
+                    )
+                files += [rel, *self._signal_file_paths(segment, rel, scan)]
+        except ReadError as exc:
+            self._reject_record(scan, master_rel, str(exc), "error")
+            for rel in segment_rels:  # never read alone: they are parts of a refused record
+                if rel in scan.remaining:
+                    reason = f"part of multi-segment record {key}, which is refused: {exc}"
+                    self._reject_record(scan, rel, reason, "error")
+            return
+        self._claim_unit(scan, key, files)
+        for rel in segment_rels:
+            reason = f"part of multi-segment record {key}; read as one recording with it"
+            scan.rejected.append(Rejection(item=rel, files=(), reason=reason, category="excluded"))
+
+    def _signal_file_paths(self, header: WfdbHeader, header_rel: str, scan: _Scan) -> list[str]:
+        """Root-relative paths of the header's signal files; each must exist and be unclaimed
+        (:class:`_Duplicate` when another record took it)."""
         folder = posixpath.dirname(header_rel)
         paths = []
         for name in signal_files(header):
             full = self.resolve(posixpath.join(folder, name))
-            rel = full.relative_to(self.root.resolve()).as_posix()
-            if rel not in available:
+            rel = full.relative_to(resolved_root(self.root)).as_posix()
+            if rel in scan.owner:
+                raise _Duplicate(
+                    f"{header_rel}: names signal file {rel}, which record {scan.owner[rel]} reads (its "
+                    "header's name matches the file); this header is another description of the same data"
+                )
+            if rel not in scan.remaining:
                 raise ReadError(
                     f"{header_rel}: signal file {name!r} is missing or already belongs to another record; "
                     "expected a file beside the header"
@@ -253,10 +343,19 @@ class WfdbFolderReader(SourceReader):
                 f"unit {unit.key}: files {unit.files} hold no {header_rel}; expected the record's header"
             )
         header_path = self.resolve(header_rel)
-        header = read_header(header_path)
+        parsed = read_any_header(header_path, header_rel)
+        segmented = None
+        if isinstance(parsed, MultiSegmentHeader):
+            segmented = load_segments(parsed, header_path.parent, posixpath.dirname(header_rel))
+            header = segmented.combined
+        else:
+            header = parsed
         keep, dropped = self._channels(header, header_rel)
         try:
-            signal = read_signals(header, header_path.parent, self.root, keep)
+            if segmented is None:
+                signal = read_signals(header, header_path.parent, self.root, keep)
+            else:
+                signal = read_segmented(segmented, keep, header_path.parent, self.root)
         except (OSError, ValueError) as exc:
             raise ReadError(f"{header_rel}: cannot read the signals: {exc}") from exc
         if signal.shape[1] == 0:

@@ -39,8 +39,22 @@ from pipeline.sources.wfdb._header import (
     signal_files,
 )
 from pipeline.sources.wfdb._mat import MAT4_HEADER, MAT4_INT16, MatLayout, MatV4Error, check_mat_v4
+from pipeline.sources.wfdb._segments import (
+    MultiSegmentHeader,
+    Segment,
+    SegmentedRecord,
+    load_segments,
+    read_any_header,
+    read_segmented,
+)
 
 __all__ = [
+    "MultiSegmentHeader",
+    "Segment",
+    "SegmentedRecord",
+    "load_segments",
+    "read_any_header",
+    "read_segmented",
     "BYTES_PER_SAMPLE",
     "DECODED_FORMATS",
     "DEFAULT_FS_HZ",

@@ -143,7 +143,7 @@ def parse_header(text: str, source: str) -> WfdbHeader:
 
     Raises :class:`ReadError` naming the file, line and field for any malformed field.
     """
-    lines, comments = _split_lines(text.lstrip("\ufeff"), source)
+    lines, comments = split_lines(text.lstrip("\ufeff"), source)
     if not lines:
         raise ReadError(f"{source}: no record line; expected 'name n_sig [fs [n_samples ...]]'")
     record_name, n_sig, fs_hz, n_samples = _parse_record_line(lines[0])
@@ -163,6 +163,11 @@ def read_header(path: Path, source: str | None = None) -> WfdbHeader:
     ``source`` names the file in errors (default: its file name).
     """
     source = source or Path(path).name
+    return parse_header(header_text(path, source), source)
+
+
+def header_text(path: Path, source: str) -> str:
+    """The text of a ``.hea`` file, size-checked first (UTF-8, falling back to Latin-1)."""
     try:
         size = Path(path).stat().st_size
         if size > MAX_HEADER_BYTES:
@@ -171,13 +176,12 @@ def read_header(path: Path, source: str | None = None) -> WfdbHeader:
     except OSError as exc:
         raise ReadError(f"{source}: cannot read header: {exc.strerror or exc}") from exc
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError:
-        text = raw.decode("latin-1")
-    return parse_header(text, source)
+        return raw.decode("latin-1")
 
 
-def _split_lines(text: str, source: str) -> tuple[list[_Line], list[str]]:
+def split_lines(text: str, source: str) -> tuple[list[_Line], list[str]]:
     """Non-comment lines (numbered) and comment texts; blank lines are dropped."""
     lines: list[_Line] = []
     comments: list[str] = []
@@ -206,7 +210,7 @@ def _parse_record_line(line: _Line) -> tuple[str, int, float, int | None]:
     fields = line.text.split()
     name_field = fields[0]
     if "/" in name_field:
-        raise line.error("record name", name_field, "a single-segment record (multi-segment is unsupported)")
+        raise line.error("record name", name_field, "a single-segment record (this one is multi-segment)")
     if len(fields) < 2:
         raise line.error("number of signals", "", "an integer after the record name")
     n_sig = line.int_field("number of signals", fields[1], minimum=0)
@@ -232,7 +236,9 @@ def _parse_signal_line(line: _Line) -> SignalSpec:
     if "\x00" in file_name:
         # A NUL byte cannot be in a path; os calls would raise ValueError instead of a ReadError.
         raise line.error("file name", file_name, "a file name without NUL bytes")
-    fmt, spf, skew, offset = _parse_format(line, fields[1])
+    # Format 0 is WFDB's null signal: no stored samples (the signal lines of a layout header, "~").
+    null = file_name == "~" and fields[1] == "0"
+    fmt, spf, skew, offset = ("0", 1, 0, 0) if null else _parse_format(line, fields[1])
     adc_zero = line.int_field("ADC zero", fields[4]) if len(fields) > 4 else 0
     gain, baseline, units = _parse_gain(line, fields[2] if len(fields) > 2 else "", adc_zero)
     adc_res = line.int_field("ADC resolution", fields[3], minimum=0) if len(fields) > 3 else 0
