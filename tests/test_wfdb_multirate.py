@@ -6,6 +6,7 @@ the ECG leads at their true rate, never averaged per frame. On the shared multi-
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -36,8 +37,12 @@ def test_the_shared_multi_rate_record_gives_its_ecg_at_250_hz_like_unsmoothed_wf
 
 
 @pytest.mark.shared_data
-def test_a_shared_segment_with_four_ecg_samples_per_frame_is_read_at_500_hz(shared_data: Path) -> None:
-    folder = shared_data / "wfdb_misc" / "multi-segment" / "041s"
+def test_a_shared_segment_with_four_ecg_samples_per_frame_is_read_at_500_hz(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path  # the segment alone: beside its master it is read as part of the master
+    for suffix in (".hea", ".dat"):
+        shutil.copy2(shared_data / "wfdb_misc" / "multi-segment" / "041s" / f"041s01{suffix}", folder)
     reader = WfdbFolderReader("misc", folder)
     (record,) = records_of(read_all(reader, unit_named(reader.discover(), "041s01")))
     # PLETH and RESP leave their units out (WFDB's default is mV) but are never ECG leads.

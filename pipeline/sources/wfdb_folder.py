@@ -48,11 +48,9 @@ Patients
 
 from __future__ import annotations
 
-import dataclasses
 import posixpath
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from typing import ClassVar
 
 from pipeline.core.leads import canonical_leads
@@ -80,6 +78,14 @@ from pipeline.sources.wfdb import (
 )
 from pipeline.sources.wfdb_annotations import read_annotation_track
 from pipeline.sources.wfdb_records import RecordBase, channel_name, whole, windows
+from pipeline.sources.wfdb_scan import (
+    HEADER_SUFFIX,
+    DuplicateHeader,
+    Scan,
+    missing_listed,
+    stem,
+    stem_owners_first,
+)
 from pipeline.sources.wfdb_text import (
     MAX_RECORDS_BYTES,
     METADATA_NAME,
@@ -90,46 +96,6 @@ from pipeline.sources.wfdb_text import (
     parse_records_file,
 )
 from pipeline.sources.windows import AnnotationTrack
-
-HEADER_SUFFIX = ".hea"
-
-
-def _stem(rel: str) -> str:
-    """A file's record name: its path without the last extension."""
-    return posixpath.splitext(rel)[0]
-
-
-@dataclass
-class _Scan:
-    """Discovery state: files still unaccounted for and what has been decided so far."""
-
-    remaining: set[str]
-    units: list[InputUnit] = dataclasses.field(default_factory=list)
-    rejected: list[Rejection] = dataclasses.field(default_factory=list)
-    # record name -> (reason, category) for records whose leftover files share their fate
-    record_fate: dict[str, tuple[str, str]] = dataclasses.field(default_factory=dict)
-    owner: dict[str, str] = dataclasses.field(default_factory=dict)  # file -> the unit that took it
-
-    def reject(self, rel: str, reason: str, category: str = "error") -> None:
-        self.remaining.discard(rel)
-        self.rejected.append(Rejection(item=rel, files=(rel,), reason=reason, category=category))
-
-
-class _Duplicate(ReadError):
-    """A header naming a signal file another record already reads."""
-
-
-def _stem_owners_first(parsed: Mapping[str, object]) -> list[str]:
-    """Headers in the order they may take signal files: first those whose record name matches the
-    stem of every signal file they name (``100.hea`` for ``100.dat``), then the rest; sorted within.
-    So a variant header (``100-no-len.hea``) naming the same file is the duplicate, not the record."""
-
-    def matches(rel: str) -> bool:
-        header = parsed[rel]
-        stem = posixpath.basename(rel)[: -len(HEADER_SUFFIX)]
-        return isinstance(header, WfdbHeader) and all(_stem(f) == stem for f in signal_files(header))
-
-    return sorted(parsed, key=lambda rel: (not matches(rel), rel))
 
 
 class WfdbFolderReader(SourceReader):
@@ -144,7 +110,8 @@ class WfdbFolderReader(SourceReader):
     """
 
     kind: ClassVar[str] = "wfdb"
-    version: ClassVar[str] = "1"
+    # 2: multi-rate signals at their true rate, multi-segment records, named non-ECG channels dropped
+    version: ClassVar[str] = "2"
 
     Options: ClassVar[type[WfdbFolderOptions]] = WfdbFolderOptions
     options: WfdbFolderOptions
@@ -153,7 +120,7 @@ class WfdbFolderReader(SourceReader):
 
     def discover(self) -> Discovery:
         files = list_files(self.root)
-        scan = _Scan(remaining=set(files))
+        scan = Scan(remaining=set(files))
         metadata = [f for f in files if METADATA_NAME.fullmatch(posixpath.basename(f))]
         scan.remaining.difference_update(metadata)
         lists: dict[str, RecordsList] = {}
@@ -172,11 +139,11 @@ class WfdbFolderReader(SourceReader):
         parsed = self._parsed(scan, listed)
         for master in [h for h, p in parsed.items() if isinstance(p, MultiSegmentHeader)]:
             self._add_master(scan, master, parsed)
-        for header in _stem_owners_first(parsed):
+        for header in stem_owners_first(parsed):
             single = parsed[header]
             if header in scan.remaining and isinstance(single, WfdbHeader):
                 self._add_unit(scan, header, single)
-        scan.rejected.extend(self._missing_listed(lists, files))
+        scan.rejected.extend(missing_listed(lists, files))
         for rel in sorted(scan.remaining):
             scan.rejected.append(self._leftover(rel, scan))
         units = sorted(scan.units, key=lambda u: u.key)
@@ -204,7 +171,7 @@ class WfdbFolderReader(SourceReader):
         matched = {p.relative_to(self.root).as_posix() for p in self.root.glob(self.options.pattern)}
         return sorted(f for f in matched & candidates if f.endswith(HEADER_SUFFIX))
 
-    def _parsed(self, scan: _Scan, headers: list[str]) -> dict[str, WfdbHeader | MultiSegmentHeader]:
+    def _parsed(self, scan: Scan, headers: list[str]) -> dict[str, WfdbHeader | MultiSegmentHeader]:
         """Each header parsed once; an unreadable one is rejected with its reason."""
         parsed: dict[str, WfdbHeader | MultiSegmentHeader] = {}
         for rel in headers:
@@ -214,11 +181,11 @@ class WfdbFolderReader(SourceReader):
                 self._reject_record(scan, rel, str(exc), "error")
         return parsed
 
-    def _add_unit(self, scan: _Scan, header_rel: str, header: WfdbHeader) -> None:
+    def _add_unit(self, scan: Scan, header_rel: str, header: WfdbHeader) -> None:
         key = header_rel[: -len(HEADER_SUFFIX)]
         try:
             data_files = self._signal_file_paths(header, header_rel, scan)
-        except _Duplicate as dup:
+        except DuplicateHeader as dup:
             self._reject_record(scan, header_rel, str(dup), "duplicate")
             return
         except ReadError as exc:
@@ -226,7 +193,7 @@ class WfdbFolderReader(SourceReader):
             return
         self._claim_unit(scan, key, [header_rel, *data_files])
 
-    def _claim_unit(self, scan: _Scan, key: str, files: list[str]) -> None:
+    def _claim_unit(self, scan: Scan, key: str, files: list[str]) -> None:
         """A unit of ``files`` (header first) plus its annotation file when present."""
         if self.options.annotation_ext is not None:
             annotation = f"{key}.{self.options.annotation_ext}"
@@ -240,7 +207,7 @@ class WfdbFolderReader(SourceReader):
             "excluded",
         )
 
-    def _add_master(self, scan: _Scan, master_rel: str, parsed: Mapping[str, object]) -> None:
+    def _add_master(self, scan: Scan, master_rel: str, parsed: Mapping[str, object]) -> None:
         """A multi-segment record: one unit of the master, its segment headers and their signal
         files; each segment header is also reported as part of the master, never read alone."""
         key = master_rel[: -len(HEADER_SUFFIX)]
@@ -270,16 +237,16 @@ class WfdbFolderReader(SourceReader):
             reason = f"part of multi-segment record {key}; read as one recording with it"
             scan.rejected.append(Rejection(item=rel, files=(), reason=reason, category="excluded"))
 
-    def _signal_file_paths(self, header: WfdbHeader, header_rel: str, scan: _Scan) -> list[str]:
+    def _signal_file_paths(self, header: WfdbHeader, header_rel: str, scan: Scan) -> list[str]:
         """Root-relative paths of the header's signal files; each must exist and be unclaimed
-        (:class:`_Duplicate` when another record took it)."""
+        (:class:`DuplicateHeader` when another record took it)."""
         folder = posixpath.dirname(header_rel)
         paths = []
         for name in signal_files(header):
             full = self.resolve(posixpath.join(folder, name))
             rel = full.relative_to(resolved_root(self.root)).as_posix()
             if rel in scan.owner:
-                raise _Duplicate(
+                raise DuplicateHeader(
                     f"{header_rel}: names signal file {rel}, which record {scan.owner[rel]} reads (its "
                     "header's name matches the file); this header is another description of the same data"
                 )
@@ -291,41 +258,15 @@ class WfdbFolderReader(SourceReader):
             paths.append(rel)
         return paths
 
-    def _reject_record(self, scan: _Scan, header_rel: str, reason: str, category: str) -> None:
+    def _reject_record(self, scan: Scan, header_rel: str, reason: str, category: str) -> None:
         """Reject a header; the files named like its record follow it (see :meth:`_leftover`)."""
         key = header_rel[: -len(HEADER_SUFFIX)]
         scan.reject(header_rel, reason, category)
         scan.record_fate[key] = (f"belongs to record {key}, rejected: {reason}", category)
 
-    def _missing_listed(self, lists: Mapping[str, RecordsList], files: list[str]) -> list[Rejection]:
-        """Records a ``RECORDS`` file lists whose header does not exist or which would leave the root
-        (no file under the root to account for)."""
-        present = set(files)
-        missing = [
-            Rejection(
-                item=key,
-                files=(),
-                reason=f"listed in {listing.file} but {key}{HEADER_SUFFIX} does not exist",
-            )
-            for listing in lists.values()
-            for key in sorted(listing.records)
-            if f"{key}{HEADER_SUFFIX}" not in present
-        ]
-        escaping = [
-            Rejection(
-                item=entry,
-                files=(),
-                reason=f"listed in {listing.file} but {entry!r} leaves the source root; expected a record "
-                "name under it",
-            )
-            for listing in lists.values()
-            for entry in listing.escaping
-        ]
-        return missing + escaping
-
-    def _leftover(self, rel: str, scan: _Scan) -> Rejection:
+    def _leftover(self, rel: str, scan: Scan) -> Rejection:
         """Why a file that is neither in a unit nor metadata was not read."""
-        fate = scan.record_fate.get(_stem(rel))
+        fate = scan.record_fate.get(stem(rel))
         if fate is not None:
             return Rejection(item=rel, files=(rel,), reason=fate[0], category=fate[1])
         if rel.endswith(HEADER_SUFFIX):
