@@ -68,14 +68,13 @@ def _edf(root: Path) -> None:
     ecg = EdfSignalSpec("ECG II", "mV", 250, _noise(250 * 12, 1, 4)[:, 0], (-3.2768, 3.2767))
     for name in ("good", "truncated", "header_bytes", "non_ascii"):
         write_edf(root / f"{name}.edf", [ecg], n_records=12, annotations=[(1.0, 2.0, "Artifact")])
-    raw = (root / "truncated.edf").read_bytes()
-    (root / "truncated.edf").write_bytes(raw[:-300])
-    raw = bytearray((root / "header_bytes.edf").read_bytes())
-    raw[184:192] = b"1024    "
-    (root / "header_bytes.edf").write_bytes(bytes(raw))
-    raw = bytearray((root / "non_ascii.edf").read_bytes())
-    raw[512 - 256 : 528 - 256] = "ÉCG II".encode("latin-1").ljust(16)
-    (root / "non_ascii.edf").write_bytes(bytes(raw))
+    (root / "truncated.edf").write_bytes((root / "truncated.edf").read_bytes()[:-300])
+    wrong = bytearray((root / "header_bytes.edf").read_bytes())
+    wrong[184:192] = b"1024    "
+    (root / "header_bytes.edf").write_bytes(bytes(wrong))
+    label = bytearray((root / "non_ascii.edf").read_bytes())
+    label[256:272] = "ÉCG II".encode("latin-1").ljust(16)
+    (root / "non_ascii.edf").write_bytes(bytes(label))
 
 
 def _run(work: Path, *args: str) -> subprocess.CompletedProcess[str]:
