@@ -119,7 +119,9 @@ def read_edf_header(path: Path, rel: str) -> EdfHeader:
         )
     reserved = _ascii(fixed[192:236], rel, "reserved")
     n_records = int(
-        _number(_ascii(fixed[236:244], rel, "number of data records"), rel, "records", integer=True)
+        _number(
+            _ascii(fixed[236:244], rel, "number of data records"), rel, "number of data records", integer=True
+        )
     )
     record_s = _number(_ascii(fixed[244:252], rel, "data record duration"), rel, "duration")
     if record_s <= 0:
