@@ -137,7 +137,7 @@ def _is_landed(record: str, landed: Mapping[str, str]) -> bool:
 def test_the_corpus_has_over_200_variants_covering_every_kind_and_category(corpus: Corpus) -> None:
     counts = corpus.counts()
     assert len(corpus.variants) >= 200
-    assert set(counts) == {"ptbxl", "cinc2017", "cinc2021", "ptb_diagnostic", "code", "ucr", "wfdb"}
+    assert set(counts) == {"ptbxl", "cinc2017", "cinc2021", "ptb_diagnostic", "code", "ucr", "wfdb", "edf"}
     categories = {c for per_kind in counts.values() for c in per_kind}
     for needed in (
         "truncated", "alloc_bomb", "header_non_numeric", "header_out_of_range", "format_code", "lead_count",

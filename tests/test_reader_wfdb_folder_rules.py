@@ -1,6 +1,6 @@
-"""The generic WFDB-folder reader on assorted real WFDB records (non-voltage channels, multi-segment)
-and on hand-built folders for the RECORDS, unreadable-file, NaN-window, channel-dropping and
-options rules.
+"""The generic WFDB-folder reader on assorted real WFDB records (non-voltage channels; multi-rate
+and multi-segment records have their own test modules) and on hand-built folders for the RECORDS,
+unreadable-file, NaN-window, channel-dropping and options rules.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import wfdb
 
 from pipeline.core.records import ReadError, Record, Rejection
 from pipeline.sources.base import list_files
@@ -60,44 +59,6 @@ def test_misc_records_drop_non_voltage_channels_and_equal_wfdb(misc: Path) -> No
     assert [label.code for label in got["v102s"].raw_labels] == ["Ventricular_Tachycardia", "False alarm"]
     assert got["3000003_0003"].raw_labels == ()
     assert got["3000003_0003"].signal.shape == (2, 1028) and got["3000003_0003"].fs_hz == 125.0
-
-
-@pytest.mark.shared_data
-def test_misc_multi_segment_and_multi_rate_records_are_read_as_today(misc: Path) -> None:
-    """Pins today's behaviour on the records SOURCES.md (wfdb_misc) added, until multi-segment and
-    multi-rate support (a later issue) changes it on purpose: a multi-segment master header (and the
-    layout header of a variable-layout record) is refused, each segment is read as a record of its
-    own, and a multi-rate record is read as wfdb's default read, one averaged sample per frame at the
-    frame rate."""
-    reader = WfdbFolderReader("misc", misc)
-    discovery = reader.discover()
-    headers = sorted(str(p.relative_to(misc).with_suffix("")) for p in misc.rglob("*.hea"))
-    assert sorted([u.key for u in discovery.units] + [r.item[:-4] for r in discovery.rejected]) == headers
-    reasons = {r.item: r.reason for r in discovery.rejected}
-    assert {r.category for r in discovery.rejected} == {"error"}
-    assert "multi-segment is unsupported" in reasons["multi-segment/041s/041s.hea"]
-    assert "multi-segment is unsupported" in reasons["multi-segment/s25047/s25047-2704-05-04-10-44.hea"]
-    assert "field format = '0'" in reasons["multi-segment/s25047/3234460_layout.hea"]
-    assert len(reasons) == 3
-    # The numerics record (HR, SpO2, ... at 1/60 Hz) has no voltage channel.
-    numerics = unit_named(discovery, "multi-segment/s25047/s25047-2704-05-04-10-44n")
-    with pytest.raises(ReadError, match="no voltage channel left"):
-        read_all(reader, numerics)
-    for unit in discovery.units:
-        if unit.key == numerics.key:
-            continue
-        (record,) = records_of(read_all(reader, unit))
-        rec = wfdb.rdrecord(str(misc / unit.key))
-        assert record.fs_hz == float(rec.fs)
-        kept = [rec.sig_name.index(lead) for lead in record.leads]
-        np.testing.assert_array_equal(record.signal, wfdb_physical(misc / unit.key)[kept])
-    mixed = records_of(read_all(reader, unit_named(discovery, "mixedsignals")))[0]
-    # II, III and V have 4 samples per frame (249.89 Hz); today each frame is averaged to one.
-    assert mixed.leads == ("II", "III", "V") and mixed.signal.shape == (3, 14_400)
-    assert mixed.fs_hz == 62.4725 and mixed.meta["dropped_channels"] == "ABP,Pleth,Resp"
-    segment = records_of(read_all(reader, unit_named(discovery, "multi-segment/041s/041s01")))[0]
-    # PLETH and RESP declare mV in this header, so they count as voltage channels.
-    assert segment.leads == ("III", "I", "V", "PLETH", "RESP") and segment.signal.shape == (5, 1000)
 
 
 @pytest.mark.shared_data
@@ -260,5 +221,5 @@ def test_reader_is_picklable_with_its_options(tmp_path: Path) -> None:
         10.0,
         5.0,
         CPSC_PATIENT,
-        "wfdb@1",
+        "wfdb@2",
     )

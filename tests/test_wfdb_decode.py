@@ -19,6 +19,7 @@ from pipeline.sources.wfdb import (
     physical_units,
     read_header,
     read_signals,
+    sample_rate_hz,
 )
 from tests.wfdb_io_support import WfdbSpy, wfdb_physical, write_record
 
@@ -146,14 +147,20 @@ def test_fallback_accepts_a_header_wfdb_would_reject(tmp_path: Path) -> None:
     np.testing.assert_allclose(read_signals(header, tmp_path, tmp_path), d_signal.T / 1000.0, rtol=1e-6)
 
 
-def test_fallback_with_samples_per_frame_matches_wfdb(tmp_path: Path) -> None:
+def test_fallback_with_samples_per_frame_keeps_every_sample_like_unsmoothed_wfdb(tmp_path: Path) -> None:
     frames = np.array([[1, 2, 10], [3, 4, 20], [5, 6, 30]], dtype="<i2")  # sig0 x2 per frame, sig1 x1
     hea = write_record(
         tmp_path, "spf", "spf 2 100 3\nspf.dat 16x2 10/mV\nspf.dat 16 10/mV\n", frames.tobytes()
     )
     header = read_header(hea)
-    signal = read_signals(header, tmp_path, tmp_path)
-    np.testing.assert_array_equal(signal, wfdb_physical(tmp_path, "spf"))
+    expected = wfdb.rdrecord(str(tmp_path / "spf"), smooth_frames=False, return_res=64).e_p_signal
+    np.testing.assert_array_equal(
+        read_signals(header, tmp_path, tmp_path, [0])[0], expected[0].astype(np.float32)
+    )
+    assert sample_rate_hz(header, [0]) == 200.0 and sample_rate_hz(header, [1]) == 100.0
+    both = read_signals(header, tmp_path, tmp_path)
+    assert both.shape == (2, 6)  # the 100 Hz signal interpolated onto the 200 Hz grid, never averaged
+    np.testing.assert_allclose(both[1], [1.0, 1.25, 1.75, 2.25, 2.75, 3.0])
 
 
 def test_truncated_file_in_fallback_format_raises_before_wfdb(

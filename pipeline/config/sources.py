@@ -19,6 +19,7 @@ from pipeline.sources.options import (
     Cinc2017Options,
     Cinc2021Options,
     CodeOptions,
+    EdfOptions,
     PtbDiagnosticOptions,
     PtbXlOptions,
     UcrOptions,
@@ -65,7 +66,18 @@ class WfdbSource(WfdbFolderOptions, _SourceBase):
     kind: Literal["wfdb"]
 
 
+class EdfSource(EdfOptions, _SourceBase):
+    kind: Literal["edf"]
+
+
 SourceConfig = Annotated[
-    PtbXlSource | Cinc2017Source | Cinc2021Source | PtbDiagnosticSource | CodeSource | UcrSource | WfdbSource,
+    PtbXlSource
+    | Cinc2017Source
+    | Cinc2021Source
+    | PtbDiagnosticSource
+    | CodeSource
+    | UcrSource
+    | WfdbSource
+    | EdfSource,
     Field(discriminator="kind"),
 ]

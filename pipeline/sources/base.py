@@ -75,13 +75,23 @@ def confined_path(root: Path, rel: str) -> Path:
         raise ReadError(f"path {rel!r} contains a NUL byte; expected a file name")
     if PurePosixPath(rel).is_absolute() or Path(rel).is_absolute():
         raise ReadError(f"path {rel!r} is absolute; expected a path relative to {root}")
-    base = _resolved_root(str(root))
+    base = resolved_root(root)
     # PTH118: string paths on purpose: realpath of the joined string, then a prefix test on strings,
     # is the confinement rule (Path's / would drop ``base`` when ``rel`` is absolute)
     full = os.path.realpath(os.path.join(base, rel))  # noqa: PTH118 - see above
     if full != base and not full.startswith(base.rstrip(os.sep) + os.sep):
         raise ReadError(f"path {rel!r} escapes the source root {root}")
     return Path(full)
+
+
+def resolved_root(root: Path | str) -> str:
+    """The configured root with its links resolved: the one trusted place, resolved once.
+
+    A user may point a source at a symlink (a large download kept outside the repository); the
+    root is trusted as given, and only paths *inside* it are confined (:func:`confined_path`).
+    Root-relative paths must be computed against this string, never against ``root`` as written.
+    """
+    return _resolved_root(str(root))
 
 
 @lru_cache(maxsize=256)

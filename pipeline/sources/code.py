@@ -66,7 +66,7 @@ from pipeline.sources.code_table import (
     norm_exam_id,
 )
 from pipeline.sources.options import CodeOptions
-from pipeline.sources.wfdb import physical_units, read_header, read_signals, signal_files
+from pipeline.sources.wfdb import physical_units, read_header, read_signals, sample_rate_hz, signal_files
 
 # Names callers import from here (the reader's public face); the definitions live in code_table/code_hdf5.
 __all__ = [
@@ -315,7 +315,7 @@ class CodeReader(SourceReader):
             record_id=record_id,
             source=self.name,
             signal=signal,
-            fs_hz=header.fs_hz,
+            fs_hz=sample_rate_hz(header),
             leads=tuple(canonical_code_lead(s.description) for s in header.signals),
             patient_id=exam_patient(row),
             raw_labels=labels,

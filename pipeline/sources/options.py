@@ -21,6 +21,26 @@ UcrFormat = Literal["txt", "tsv", "ts", "arff"]
 UCR_FORMATS: tuple[UcrFormat, ...] = ("txt", "tsv", "ts", "arff")
 
 
+def relative_glob(pattern: str) -> str:
+    """``pattern`` when it is a glob relative to a source root (no absolute path, no ``..``)."""
+    if not pattern or PurePosixPath(pattern).is_absolute() or ".." in PurePosixPath(pattern).parts:
+        raise ValueError(f"pattern {pattern!r} must be a glob relative to the root, such as '**/*.hea'")
+    return pattern
+
+
+def one_group_regex(pattern: str | None) -> str | None:
+    """``pattern`` when it is a valid regular expression with exactly one group (the patient id)."""
+    if pattern is None:
+        return None
+    try:
+        compiled = re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"patient_regex {pattern!r} is not a valid regular expression: {exc}") from exc
+    if compiled.groups != 1:
+        raise ValueError(f"patient_regex {pattern!r} must have exactly one group (the patient id)")
+    return pattern
+
+
 class ReaderOptions(BaseModel):
     """Options of a reader with none; the base of every kind's model (unknown keys are refused)."""
 
@@ -106,9 +126,7 @@ class WfdbFolderOptions(ReaderOptions):
     @field_validator("pattern")
     @classmethod
     def _relative_glob(cls, pattern: str) -> str:
-        if not pattern or PurePosixPath(pattern).is_absolute() or ".." in PurePosixPath(pattern).parts:
-            raise ValueError(f"pattern {pattern!r} must be a glob relative to the root, such as '**/*.hea'")
-        return pattern
+        return relative_glob(pattern)
 
     @field_validator("annotation_ext")
     @classmethod
@@ -120,21 +138,31 @@ class WfdbFolderOptions(ReaderOptions):
     @field_validator("patient_regex")
     @classmethod
     def _one_group(cls, pattern: str | None) -> str | None:
-        if pattern is None:
-            return None
-        try:
-            compiled = re.compile(pattern)
-        except re.error as exc:
-            raise ValueError(f"patient_regex {pattern!r} is not a valid regular expression: {exc}") from exc
-        if compiled.groups != 1:
-            raise ValueError(f"patient_regex {pattern!r} must have exactly one group (the patient id)")
-        return pattern
+        return one_group_regex(pattern)
 
     @model_validator(mode="after")
     def _hop_needs_window(self) -> Self:
         if self.hop_s is not None and self.window_s is None:
             raise ValueError("hop_s is set but window_s is not; set both (seconds) or neither")
         return self
+
+
+class EdfOptions(ReaderOptions):
+    """EDF/EDF+ files: which files (glob below the root), ECG channels only, patients from the path."""
+
+    pattern: str = "**/*.edf"
+    voltage_only: bool = True
+    patient_regex: str | None = None
+
+    @field_validator("pattern")
+    @classmethod
+    def _relative_glob(cls, pattern: str) -> str:
+        return relative_glob(pattern)
+
+    @field_validator("patient_regex")
+    @classmethod
+    def _one_group(cls, pattern: str | None) -> str | None:
+        return one_group_regex(pattern)
 
 
 # params ``kind`` → its options model; the readers' own table is pipeline.sources.registry.
@@ -146,6 +174,7 @@ OPTIONS: dict[str, type[ReaderOptions]] = {
     "code": CodeOptions,
     "ucr": UcrOptions,
     "wfdb": WfdbFolderOptions,
+    "edf": EdfOptions,
 }
 
 __all__ = [
@@ -155,6 +184,7 @@ __all__ = [
     "Cinc2017Options",
     "Cinc2021Options",
     "CodeOptions",
+    "EdfOptions",
     "PtbDiagnosticOptions",
     "PtbXlOptions",
     "ReaderOptions",

@@ -22,6 +22,7 @@ _KINDS = {
     "code": ("pipeline.sources.code", "CodeReader"),
     "ucr": ("pipeline.sources.ucr", "UcrReader"),
     "wfdb": ("pipeline.sources.wfdb_folder", "WfdbFolderReader"),
+    "edf": ("pipeline.sources.edf", "EdfReader"),
 }
 assert set(_KINDS) == set(OPTIONS), "every kind has a reader and an options model"
 

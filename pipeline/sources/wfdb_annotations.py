@@ -16,10 +16,14 @@ from pipeline.sources.wfdb import annotation_problem
 from pipeline.sources.windows import AnnotationTrack
 
 
-def read_annotation_track(path: Path, extension: str, fs_hz: float, rel: str) -> AnnotationTrack:
+def read_annotation_track(
+    path: Path, extension: str, fs_hz: float, rel: str, frame_fs_hz: float | None = None
+) -> AnnotationTrack:
     """Read a WFDB annotation file with ``wfdb.rdann`` into an :class:`AnnotationTrack`.
 
-    Sample indices are rescaled to ``fs_hz`` when the file declares another time resolution.
+    Sample indices are rescaled to ``fs_hz`` when the file declares another time resolution, or,
+    when it declares none, from ``frame_fs_hz`` (the record's frame rate: WFDB counts annotation
+    times in frames, which differ from samples in a multi-rate record; default ``fs_hz``).
     ``rel`` names the file in errors.
     """
     import wfdb
@@ -39,7 +43,7 @@ def read_annotation_track(path: Path, extension: str, fs_hz: float, rel: str) ->
             "annotation codes"
         )
     samples = np.asarray(ann.sample, dtype=np.int64)
-    ann_fs = float(ann.fs) if ann.fs else None
+    ann_fs = float(ann.fs) if ann.fs else frame_fs_hz
     if ann_fs is not None and not math.isclose(ann_fs, fs_hz, rel_tol=1e-9):
         samples = np.rint(samples * (fs_hz / ann_fs)).astype(np.int64)
     symbols = [str(s) for s in ann.symbol]

@@ -109,6 +109,14 @@ def read_ecg(header: WfdbHeader, header_rel: str, root: Path, allowed: Collectio
             raise ReadError(
                 f"{header_rel}: header names signal file {rel}, which is not among {sorted(allowed)}"
             )
+    multi_rate = [f"{s.description or i} (x{s.samples_per_frame})" for i, s in enumerate(header.signals)]
+    if any(s.samples_per_frame != 1 for s in header.signals):
+        # These readers state the header's frame rate as the record's rate; reading such a record
+        # sample for sample needs per-signal rates (kind wfdb does it), averaging would be wrong data.
+        raise ReadError(
+            f"{header_rel}: signals stored at several samples per frame ({', '.join(multi_rate)}); "
+            "expected one sample per frame (read multi-rate records with a source of kind wfdb)"
+        )
     not_voltage = [
         f"{s.description or i} ({s.units})"
         for i, s in enumerate(header.signals)

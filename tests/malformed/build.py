@@ -12,6 +12,7 @@ from tests.malformed.cinc2017 import build_cinc2017
 from tests.malformed.cinc2021 import build_cinc2021
 from tests.malformed.code15 import build_code, write_part
 from tests.malformed.corpus import SEED, Corpus
+from tests.malformed.multiseg_edf import build_edf, build_multisegment
 from tests.malformed.ptb_diagnostic import build_ptb_diagnostic
 from tests.malformed.ptbxl import build_ptbxl
 from tests.malformed.ucr import build_ucr
@@ -28,6 +29,8 @@ BUILDERS: tuple[Callable[[Corpus, Path, np.random.Generator], None], ...] = (
     build_mitbih,
     build_cpsc2021,
     build_wfdb_misc,
+    build_multisegment,
+    build_edf,
 )
 
 

@@ -63,7 +63,8 @@ def m_spf_huge(e: Edit) -> Outcome:
         fmt = sig[1]
         sig[1] = re.sub(r"^(\d+)(x\d+)?", lambda m: f"{m.group(1)}x1000000", fmt)
     claimed = e.header.n_samples * 10**6 * len(e.header.signals) * 8
-    return Outcome("alloc_bomb", TRUNC_REASON, claimed)
+    # Readers of fixed databases refuse any spf > 1 before opening the signal file.
+    return Outcome("alloc_bomb", rf"{TRUNC_REASON}|several samples per frame", claimed)
 
 
 def m_offset_huge(e: Edit) -> Outcome:
@@ -246,7 +247,7 @@ def m_header_nul(e: Edit) -> Outcome:
 
 def m_multi_segment(e: Edit) -> Outcome:
     e.header.record[0] = e.header.record[0] + "/2"
-    return Outcome("header_out_of_range", r"multi-segment is unsupported")
+    return Outcome("header_out_of_range", r"multi-segment|segment")
 
 
 def m_record_line_name_only(e: Edit) -> Outcome:

@@ -19,6 +19,7 @@ from pipeline.sources.wfdb._decode import (
     FloatArray,
     decode_samples,
     read_signals,
+    sample_rate_hz,
 )
 from pipeline.sources.wfdb._header import (
     BYTES_PER_SAMPLE,
@@ -30,6 +31,7 @@ from pipeline.sources.wfdb._header import (
     MAX_HEADER_BYTES,
     SignalSpec,
     WfdbHeader,
+    is_ecg_signal,
     mv_factor,
     parse_header,
     physical_units,
@@ -37,8 +39,22 @@ from pipeline.sources.wfdb._header import (
     signal_files,
 )
 from pipeline.sources.wfdb._mat import MAT4_HEADER, MAT4_INT16, MatLayout, MatV4Error, check_mat_v4
+from pipeline.sources.wfdb._segments import (
+    MultiSegmentHeader,
+    Segment,
+    SegmentedRecord,
+    load_segments,
+    read_any_header,
+    read_segmented,
+)
 
 __all__ = [
+    "MultiSegmentHeader",
+    "Segment",
+    "SegmentedRecord",
+    "load_segments",
+    "read_any_header",
+    "read_segmented",
     "BYTES_PER_SAMPLE",
     "DECODED_FORMATS",
     "DEFAULT_FS_HZ",
@@ -60,11 +76,13 @@ __all__ = [
     "annotation_problem",
     "check_mat_v4",
     "decode_samples",
+    "is_ecg_signal",
     "end_marker",
     "mv_factor",
     "parse_header",
     "physical_units",
     "read_header",
     "read_signals",
+    "sample_rate_hz",
     "signal_files",
 ]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import stat
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -20,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from pipeline.core.records import ReadError
-from pipeline.sources.base import confined_path
+from pipeline.sources.base import confined_path, resolved_root
 from pipeline.sources.wfdb._header import BYTES_PER_SAMPLE, FLAC_FORMATS, WfdbHeader, mv_factor, signal_files
 from pipeline.sources.wfdb._mat import MatLayout, check_mat_v4
 
@@ -87,16 +88,24 @@ class _FileGroup:
     size: int  # bytes
 
 
-def read_signals(header: WfdbHeader, directory: Path, root: Path) -> FloatArray:
-    """Decode a record's signals as float32 ``(C, T)``.
+def read_signals(
+    header: WfdbHeader, directory: Path, root: Path, rows: Sequence[int] | None = None
+) -> FloatArray:
+    """Decode a record's signals ``rows`` (default: all) as float32 ``(C, T)``, each at its true rate.
 
     Voltage channels are in mV: ``(digital - baseline) / gain``, converted from uV/V where the
     units say so; other channels (``NU``, ``mmHg``) are ``(digital - baseline) / gain`` in their
     own units (see :func:`physical_units`). Invalid-sample codes become NaN. ``directory`` is
     the header's folder; signal files must lie inside ``root``.
+
+    A signal stored with ``spf`` samples per frame is read sample for sample, never averaged per
+    frame: ``T`` is the number of frames times the largest ``spf`` among ``rows``, so the result is
+    at :func:`sample_rate_hz` ``(header, rows)``. A row stored at fewer samples per frame is
+    linearly interpolated onto that grid (choose ``rows`` sharing one rate to avoid it).
     """
     if header.n_sig == 0:
         raise ReadError(f"{header.record_name}: header declares no signals")
+    chosen = list(range(header.n_sig)) if rows is None else list(rows)
     groups = _file_groups(header, directory, root)
     n_frames = _checked_frames(header, groups)
     for group in groups:  # a .mat file's own header is checked before its size against the WFDB one
@@ -109,8 +118,35 @@ def read_signals(header: WfdbHeader, directory: Path, root: Path) -> FloatArray:
         invalid = np.zeros((header.n_sig, n_frames), dtype=bool)
         for group in groups:
             _decode_group(group, n_frames, digital, invalid)
-        return _finite_or_refused(header, _to_physical(header, digital, invalid))
-    return _finite_or_refused(header, _read_with_wfdb(header, groups, n_frames))
+        signal = _to_physical(header, digital, invalid)
+        return _finite_or_refused(header, signal if rows is None else np.ascontiguousarray(signal[chosen]))
+    tracks = _read_with_wfdb(header, groups, n_frames)
+    return _finite_or_refused(header, _on_common_grid(header, [tracks[i] for i in chosen], chosen))
+
+
+def sample_rate_hz(header: WfdbHeader, rows: Sequence[int] | None = None) -> float:
+    """Rate in Hz of :func:`read_signals` ``(header, rows)``: the frame rate times the largest number
+    of samples per frame among ``rows`` (a 62.47 Hz frame with 4 ECG samples each is 249.89 Hz)."""
+    chosen = range(header.n_sig) if rows is None else rows
+    return header.fs_hz * max((header.signals[i].samples_per_frame for i in chosen), default=1)
+
+
+def _on_common_grid(header: WfdbHeader, tracks: list[FloatArray], rows: list[int]) -> FloatArray:
+    """Stack per-signal sample tracks ``(n_frames * spf_i,)`` into ``(C, n_frames * max spf)``."""
+    spf = [header.signals[i].samples_per_frame for i in rows]
+    top = max(spf)
+    n_frames = len(tracks[0]) // spf[0] if tracks else 0
+    out = np.empty((len(rows), n_frames * top), dtype=np.float32)
+    target = (np.arange(n_frames * top, dtype=np.float64) + 0.5) / top  # sample centres, in frames
+    for k, (track, n) in enumerate(zip(tracks, spf, strict=True)):
+        if n == top:
+            out[k] = track
+        else:
+            # Lower-rate signals (respiration beside ECG) are only ever interpolated up, never
+            # ECG averaged down; linear interpolation keeps NaN gaps local.
+            source = (np.arange(len(track), dtype=np.float64) + 0.5) / n
+            out[k] = np.interp(target, source, track.astype(np.float64))
+    return out
 
 
 def _finite_or_refused(header: WfdbHeader, signal: FloatArray) -> FloatArray:
@@ -135,8 +171,11 @@ def _file_groups(header: WfdbHeader, directory: Path, root: Path) -> list[_FileG
         first = header.signals[rows[0]]
         if any(header.signals[i].fmt != first.fmt for i in rows):
             raise ReadError(f"{name}: signals stored in one file have different formats; expected one")
-        # relpath is pure string work; confined_path then resolves links and refuses escapes.
-        rel = PurePosixPath(os.path.relpath(Path(directory) / name, root)).as_posix()
+        # relpath is pure string work, so both sides are resolved first: against a symlinked root
+        # as written, every file would look like '../../..' (the root is trusted, see
+        # resolved_root); confined_path then resolves links inside it and refuses escapes.
+        here = os.path.realpath(directory)
+        rel = PurePosixPath(os.path.relpath(Path(here) / name, resolved_root(root))).as_posix()
         path = confined_path(Path(root), rel)
         try:
             info = path.stat()
@@ -262,8 +301,10 @@ def _to_physical(
     return out
 
 
-def _read_with_wfdb(header: WfdbHeader, groups: list[_FileGroup], n_frames: int) -> FloatArray:
-    """Decode any other layout with ``wfdb.rdrecord`` through a normalised header in a temp dir.
+def _read_with_wfdb(header: WfdbHeader, groups: list[_FileGroup], n_frames: int) -> list[FloatArray]:
+    """Decode any other layout with ``wfdb.rdrecord`` through a normalised header in a temp dir:
+    one float32 track per signal, ``n_frames * spf`` samples long (``smooth_frames=False``, so a
+    multi-rate signal keeps every sample rather than one average per frame).
 
     The temp header uses plain names wfdb accepts and links to the (already confined and
     size-checked) signal files, so header quirks wfdb rejects never reach it.
@@ -277,13 +318,20 @@ def _read_with_wfdb(header: WfdbHeader, groups: list[_FileGroup], n_frames: int)
             (Path(tmp) / names[group.name]).symlink_to(group.path)
         (Path(tmp) / "rec.hea").write_text(_normalised_header(header, names, n_frames), encoding="ascii")
         try:
-            record = wfdb.rdrecord(str(Path(tmp) / "rec"), physical=True, return_res=64)
+            record = wfdb.rdrecord(str(Path(tmp) / "rec"), physical=True, return_res=64, smooth_frames=False)
         except Exception as exc:  # wfdb raises many types (ValueError, IndexError, ...)
             files = ", ".join(g.rel for g in groups)
             raise ReadError(f"{files}: wfdb could not decode the signals: {exc}") from exc
-    p_signal = np.asarray(record.p_signal, dtype=np.float64)
-    factors = np.array([mv_factor(s.units) or 1.0 for s in header.signals], dtype=np.float64)
-    return np.ascontiguousarray((p_signal * factors).T, dtype=np.float32)
+    tracks = []
+    for spec, track in zip(header.signals, record.e_p_signal, strict=True):
+        values = np.asarray(track, dtype=np.float64) * (mv_factor(spec.units) or 1.0)
+        if len(values) != n_frames * spec.samples_per_frame:
+            raise ReadError(
+                f"{header.record_name}: signal {spec.description or 'unnamed'} decoded to {len(values)} "
+                f"samples; expected {n_frames} frames x {spec.samples_per_frame}"
+            )
+        tracks.append(values.astype(np.float32))
+    return tracks
 
 
 def _normalised_header(header: WfdbHeader, names: dict[str, str], n_frames: int) -> str:

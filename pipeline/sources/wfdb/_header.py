@@ -33,8 +33,29 @@ BYTES_PER_SAMPLE: dict[str, tuple[int, int]] = {
 FLAC_FORMATS = frozenset({"508", "516", "524"})
 KNOWN_FORMATS = frozenset(BYTES_PER_SAMPLE) | FLAC_FORMATS
 
-# Multiplier taking a voltage in these units (compared lower-cased) to mV.
-_TO_MV = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "μv": 1e-3, "v": 1e3, "nv": 1e-6}
+# Multiplier taking a voltage in these units (compared lower-cased) to mV. Both micro signs: the
+# Greek mu (U+03BC) and the micro sign (U+00B5), which is what a Latin-1 header's byte 0xB5 decodes to.
+_TO_MV = {
+    "mv": 1.0,
+    "millivolt": 1.0,
+    "millivolts": 1.0,
+    "uv": 1e-3,
+    "\u00b5v": 1e-3,
+    "\u03bcv": 1e-3,
+    "microvolt": 1e-3,
+    "microvolts": 1e-3,
+    "v": 1e3,
+    "volt": 1e3,
+    "volts": 1e3,
+    "nv": 1e-6,
+}
+# Signals that are never an ECG lead whatever their units say: MIMIC and Challenge headers often
+# leave the units of PLETH/RESP out, and WFDB's default unit is mV.
+_NOT_ECG = re.compile(
+    r"(abp|art|pap|cvp|icp|rap|lap|uap|p\d*|pleth|ppg|resp|respiration|spo2|sao2|co2|etco2|hr|pulse|"
+    r"nbp\w*|temp\w*|eeg\w*|emg\w*|eog\w*|sound|pcg)",
+    re.IGNORECASE,
+)
 
 _INT = re.compile(r"[+-]?\d+")
 _FLOAT = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
@@ -122,7 +143,7 @@ def parse_header(text: str, source: str) -> WfdbHeader:
 
     Raises :class:`ReadError` naming the file, line and field for any malformed field.
     """
-    lines, comments = _split_lines(text.lstrip("\ufeff"), source)
+    lines, comments = split_lines(text.lstrip("\ufeff"), source)
     if not lines:
         raise ReadError(f"{source}: no record line; expected 'name n_sig [fs [n_samples ...]]'")
     record_name, n_sig, fs_hz, n_samples = _parse_record_line(lines[0])
@@ -142,6 +163,11 @@ def read_header(path: Path, source: str | None = None) -> WfdbHeader:
     ``source`` names the file in errors (default: its file name).
     """
     source = source or Path(path).name
+    return parse_header(header_text(path, source), source)
+
+
+def header_text(path: Path, source: str) -> str:
+    """The text of a ``.hea`` file, size-checked first (UTF-8, falling back to Latin-1)."""
     try:
         size = Path(path).stat().st_size
         if size > MAX_HEADER_BYTES:
@@ -150,13 +176,12 @@ def read_header(path: Path, source: str | None = None) -> WfdbHeader:
     except OSError as exc:
         raise ReadError(f"{source}: cannot read header: {exc.strerror or exc}") from exc
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError:
-        text = raw.decode("latin-1")
-    return parse_header(text, source)
+        return raw.decode("latin-1")
 
 
-def _split_lines(text: str, source: str) -> tuple[list[_Line], list[str]]:
+def split_lines(text: str, source: str) -> tuple[list[_Line], list[str]]:
     """Non-comment lines (numbered) and comment texts; blank lines are dropped."""
     lines: list[_Line] = []
     comments: list[str] = []
@@ -185,7 +210,7 @@ def _parse_record_line(line: _Line) -> tuple[str, int, float, int | None]:
     fields = line.text.split()
     name_field = fields[0]
     if "/" in name_field:
-        raise line.error("record name", name_field, "a single-segment record (multi-segment is unsupported)")
+        raise line.error("record name", name_field, "a single-segment record (this one is multi-segment)")
     if len(fields) < 2:
         raise line.error("number of signals", "", "an integer after the record name")
     n_sig = line.int_field("number of signals", fields[1], minimum=0)
@@ -211,7 +236,9 @@ def _parse_signal_line(line: _Line) -> SignalSpec:
     if "\x00" in file_name:
         # A NUL byte cannot be in a path; os calls would raise ValueError instead of a ReadError.
         raise line.error("file name", file_name, "a file name without NUL bytes")
-    fmt, spf, skew, offset = _parse_format(line, fields[1])
+    # Format 0 is WFDB's null signal: no stored samples (the signal lines of a layout header, "~").
+    null = file_name == "~" and fields[1] == "0"
+    fmt, spf, skew, offset = ("0", 1, 0, 0) if null else _parse_format(line, fields[1])
     adc_zero = line.int_field("ADC zero", fields[4]) if len(fields) > 4 else 0
     gain, baseline, units = _parse_gain(line, fields[2] if len(fields) > 2 else "", adc_zero)
     adc_res = line.int_field("ADC resolution", fields[3], minimum=0) if len(fields) > 3 else 0
@@ -279,6 +306,12 @@ def signal_files(header: WfdbHeader) -> tuple[str, ...]:
 def mv_factor(units: str) -> float | None:
     """Multiplier from ``units`` to mV, or None when the units are not a voltage."""
     return _TO_MV.get(units.strip().lower())
+
+
+def is_ecg_signal(spec: SignalSpec) -> bool:
+    """True when the signal may be an ECG lead: its units are a voltage (:func:`mv_factor`) and its
+    description does not name another kind of signal (``ABP``, ``PLETH``, ``RESP``, ``SpO2``, ...)."""
+    return mv_factor(spec.units) is not None and not _NOT_ECG.fullmatch(spec.description.strip())
 
 
 def physical_units(header: WfdbHeader) -> tuple[str, ...]:
