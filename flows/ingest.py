@@ -22,7 +22,7 @@ from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTa
 from tqdm import tqdm
 
 from flows.assets import file_asset, publish
-from pipeline.config import IngestParams, Params, load_params
+from pipeline.config import IngestParams, Params, load_params, require_source_roots
 from pipeline.config.build import signal_plan, storage_spec, store_root
 from pipeline.ingest.batch import BatchResult, run_batch
 from pipeline.ingest.commit import commit
@@ -223,6 +223,7 @@ def ingest(
     """Ingest all (or the named) profiles; publishes a markdown summary artifact."""
     params = load_params(Path(params_path), overrides)
     names = list(profiles) if profiles else list(params.profiles)
+    require_source_roots(params, names)  # a mistyped root fails here, before any store is touched
     shared = share_api_url() if params.ingest.task_runner != "threads" else None
     runner = make_task_runner(params.ingest)
     reports = {}
