@@ -73,7 +73,7 @@ def add_arguments(command: str, p: argparse.ArgumentParser) -> None:
 
 def cmd_ingest(args: argparse.Namespace, params: Params) -> int:
     from flows.noop import idle_ingest
-    from pipeline.config import ConfigError
+    from pipeline.config import ConfigError, require_source_roots
     from pipeline.ingest.report import ingest_metrics
     from pipeline.store.local import write_json_atomic
 
@@ -81,6 +81,7 @@ def cmd_ingest(args: argparse.Namespace, params: Params) -> int:
     unknown = [n for n in names if n not in params.profiles]
     if unknown:
         raise ConfigError(f"--profile {', '.join(unknown)}: not in profiles ({', '.join(params.profiles)})")
+    require_source_roots(params, names)  # a mistyped root fails before the no-op path or the flow
     # nothing new and `ecgpipe server` running: recorded without importing Prefect (flows/noop.py)
     reports = idle_ingest(params, str(args.params), list(args.overrides), args.limit, names)
     if reports is None:

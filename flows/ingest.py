@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from flows.assets import file_asset, publish
 from flows.profile import run_profile
-from pipeline.config import IngestParams, Params, load_params
+from pipeline.config import IngestParams, Params, load_params, require_source_roots
 from pipeline.ingest.batch import BatchResult, run_batch
 from pipeline.ingest.plan import Batch, IngestPlan
 from pipeline.ingest.report import ingest_markdown
@@ -190,6 +190,7 @@ def ingest(
     """Ingest all (or the named) profiles; publishes a markdown summary artifact."""
     params = load_params(Path(params_path), overrides)
     names = list(profiles) if profiles else list(params.profiles)
+    require_source_roots(params, names)  # a mistyped root fails here, before any store is touched
     shared = share_api_url() if params.ingest.task_runner != "threads" else None
     runner = make_task_runner(params.ingest)
     reports = {}

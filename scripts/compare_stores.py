@@ -7,7 +7,8 @@ Every file under the two store roots is hashed (sha256) and compared by relative
 and the start time of each run, and the ``run``/``created`` fields of each shard entry), because those
 name *when and by which run* a shard was written, not what it holds. ``ingest_report.json`` is compared
 without the absolute source roots it names (the same raw tree read from another folder). Skipped:
-``.lock`` files and ``file_cache.json`` (a cache of raw-file hashes keyed by absolute path and mtime).
+``.lock`` files, ``file_cache.json`` (a cache of raw-file hashes keyed by absolute path and mtime) and
+``runs.json`` (the run log).
 
 Exit status 0 when the stores hold the same bytes (manifests: the same apart from run bookkeeping), 1
 otherwise; the differences are printed one per line. Used to show that a refactor leaves stored data
@@ -26,7 +27,7 @@ from pipeline.core.fs import sha256_file
 _RUN_FIELDS = ("run", "created")
 
 
-_SKIPPED = (".lock", "file_cache.json")
+_SKIPPED = (".lock", "file_cache.json", "runs.json")
 
 
 def _files(root: Path) -> dict[str, Path]:

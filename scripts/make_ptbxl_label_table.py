@@ -16,6 +16,12 @@ subclass, so the table stays right when PTB-XL's own hierarchy is the reference:
 
 A diagnostic class outside NORM/MI/STTC/HYP/CD stops the script: a new PTB-XL release with
 another class needs a human decision, not a guess.
+
+After the SCP statements, one row per signal-quality column of ``ptbxl_database.csv``
+(``static_noise``, ``burst_noise``, ``baseline_drift``, ``electrodes_problems``) -> NOISY: the reader
+states a record-scope raw label of that name when the column is non-empty, for the columns named in
+``sources.<ptbxl>.noise_columns`` (default: all but ``baseline_drift``), so that param, not this table,
+chooses which problems count.
 """
 
 from __future__ import annotations
@@ -89,8 +95,24 @@ def read_statements(path: Path) -> list[dict[str, str]]:
     return rows
 
 
+QUALITY_ROWS = (
+    ("static_noise", "static noise (the column names the leads affected)"),
+    ("burst_noise", "burst noise (the column names the leads affected)"),
+    ("baseline_drift", "baseline drift (the column names the leads affected)"),
+    ("electrodes_problems", "electrode problems (the column names the leads affected)"),
+)
+
+
+def quality_rows() -> list[tuple[str, ...]]:
+    """The rows of the signal-quality raw labels: each -> NOISY (which count: the reader's param)."""
+    note = "signal-quality column non-empty (record scope; counted when in sources.ptbxl.noise_columns)"
+    return [
+        ("ptbxl", code, "NOISY", note, description, "quality", "", "") for code, description in QUALITY_ROWS
+    ]
+
+
 def table_rows(statements: list[dict[str, str]]) -> list[tuple[str, ...]]:
-    """One output row per SCP statement, in the input's order."""
+    """One output row per SCP statement, in the input's order, then the signal-quality rows."""
     out: list[tuple[str, ...]] = []
     for row in statements:
         diagnostic_class = row["diagnostic_class"].strip()
@@ -100,7 +122,7 @@ def table_rows(statements: list[dict[str, str]]) -> list[tuple[str, ...]]:
         out.append(
             ("ptbxl", row["code"], label, note, description, statement_kind(row), diagnostic_class, subclass)
         )
-    return out
+    return out + quality_rows()
 
 
 def write_table(rows: list[tuple[str, ...]], out: Path, command: str, input_sha256: str) -> None:

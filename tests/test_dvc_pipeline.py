@@ -10,10 +10,12 @@ import re
 import struct
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
-from tests.pipeline_repo import copy_of, run, tool_env
+from tests.pipeline_repo import REPO, copy_of, run, tool_env
 
 
 @pytest.fixture(scope="module")
@@ -107,3 +109,44 @@ def test_dvc_exp_run_with_a_train_epochs_override_trains_again(repo: Path) -> No
     assert after["step"] == before + 1  # two epochs logged: steps 0 and 1
     shown = run(["dvc", "exp", "show", "--json"], repo).stdout
     assert "train.models.crnn.epochs" in shown or '"epochs": 2' in shown
+
+
+def _stage_loops() -> tuple[dict[str, Any], dict[str, Any]]:
+    dvc_yaml = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    return dvc_yaml, params
+
+
+def test_export_and_parity_loops_name_each_models_profile_as_params_do() -> None:
+    """DVC cannot look up ``train.models.<model>.profile`` by a loop variable, so the export and parity
+    loops name each model's profile; it must be the one params.yaml trains the model on."""
+    stages, params = _stage_loops()
+    models = params["train"]["models"]
+    for stage in ("export", "parity"):
+        loop = stages[stage]["foreach"]
+        assert all(loop[m]["profile"] == models[m]["profile"] for m in loop), stage
+        assert "data/shards/${item.profile}" in stages[stage]["do"]["deps"]
+    assert list(stages["parity"]["foreach"]) == params["parity"]["models"]
+
+
+def test_no_stage_but_ingest_depends_on_every_profiles_store() -> None:
+    stages, _ = _stage_loops()
+    whole = [
+        name for name, s in stages.items() if "data/shards" in s.get("deps", s.get("do", {}).get("deps", []))
+    ]
+    assert whole == []
+
+
+@pytest.mark.slow
+@pytest.mark.prefect
+def test_a_changed_ecg12_store_makes_only_the_resnet_chain_stale(
+    reproduced_repo: Path, tmp_path: Path
+) -> None:
+    """Landing a record of one profile changes that profile's store only: `dvc status` then lists the
+    ingest stage (its output changed) and the stages of the model trained on that profile, no other."""
+    repo = copy_of(reproduced_repo, tmp_path / "repo")
+    (repo / "data" / "shards" / "ecg12" / "landed.json").write_text("{}")  # as a new shard would
+    stale = set(json.loads(run(["dvc", "status", "--json"], repo).stdout))
+    resnet = {f"{s}@resnet" for s in ("split", "train", "evaluate", "export", "cexport", "parity")}
+    assert "ingest" in stale and stale - {"ingest"} <= resnet, sorted(stale)
+    assert {"split@resnet", "export@resnet", "parity@resnet"} <= stale, sorted(stale)

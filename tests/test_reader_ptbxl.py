@@ -14,6 +14,7 @@ import wfdb
 from pipeline.core.records import Discovery, Provenance, RawLabel, ReadError, Record, Rejection
 from pipeline.sources.base import list_files
 from pipeline.sources.ptbxl import PtbXlReader, normalise_patient_id, parse_scp_codes
+from tests.labels_support import DEFAULT_VOCABULARY, make_mapper, make_tables
 
 pytestmark = pytest.mark.shared_data
 
@@ -109,7 +110,12 @@ def test_reads_all_records_with_scp_codes_patient_and_meta(shared_data: Path) ->
     assert sum(any(lab.code == "NORM" for lab in r.raw_labels) for r in records.values()) == 186
     first = records["00001"]
     assert first.record_id == "ptbxl:00001"
-    assert first.raw_labels == (RawLabel("NORM", 100.0), RawLabel("LVOLT", 0.0), RawLabel("SR", 0.0))
+    assert first.raw_labels == (
+        RawLabel("NORM", 100.0),
+        RawLabel("LVOLT", 0.0),
+        RawLabel("SR", 0.0),
+        RawLabel("static_noise"),  # its static_noise column names leads I-V1
+    )
     assert first.patient_id == "15709"
     assert dict(first.meta) == {
         "strat_fold": "3",
@@ -120,6 +126,30 @@ def test_reads_all_records_with_scp_codes_patient_and_meta(shared_data: Path) ->
     }
     assert records["00300"].meta["rate_hz"] == "100"
     assert {r.meta["strat_fold"] for r in records.values()} == {str(i) for i in range(1, 11)}
+    # signal-quality columns (default: all but baseline_drift) as record-scope raw labels, shared rows:
+    # static_noise 67, burst_noise 8, electrodes_problems 3 rows, 76 records with at least one
+    quality = Counter(lab.code for r in records.values() for lab in r.raw_labels if lab.likelihood is None)
+    assert quality == {"static_noise": 67, "burst_noise": 8, "electrodes_problems": 3}
+    mapper, noisy = make_mapper(make_tables()), DEFAULT_VOCABULARY.index("NOISY")
+    assert sum(int(mapper.map_labels("ptbxl", r.raw_labels).labels[noisy]) for r in records.values()) == 76
+
+
+def test_noise_columns_choose_which_quality_columns_become_raw_labels(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    """ecg_id 4 states only baseline drift: NOISY only when noise_columns names baseline_drift; the
+    option is in the unit's fingerprint, so changing it re-reads the records."""
+    _mini_ptbxl(shared_data, tmp_path, [1, 4], [])
+    mapper = make_mapper(make_tables())
+    noisy = DEFAULT_VOCABULARY.index("NOISY")
+    default = PtbXlReader("ptbxl", tmp_path)
+    drift = PtbXlReader("ptbxl", tmp_path, noise_columns=("baseline_drift",))
+    got = {name: _read(r, r.discover()) for name, r in (("default", default), ("drift", drift))}
+    assert [lab.code for lab in got["drift"]["00004"].raw_labels][-1] == "baseline_drift"
+    assert not mapper.map_labels("ptbxl", got["default"]["00004"].raw_labels).labels[noisy]
+    assert mapper.map_labels("ptbxl", got["drift"]["00004"].raw_labels).labels[noisy]
+    assert mapper.map_labels("ptbxl", got["default"]["00001"].raw_labels).labels[noisy]
+    assert default.discover().units[0].extra != drift.discover().units[0].extra
 
 
 @pytest.mark.parametrize(

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from pipeline.config.base import ConfigError
 from pipeline.config.load import apply_overrides, load_params, params_from_dict, parse_override
-from pipeline.config.params import Params, require_local_store
+from pipeline.config.params import Params, require_local_store, require_source_roots
 from pipeline.config.profiles import Profile, Quality, Storage
 from pipeline.config.sources import SOURCE_NAMES, SourceConfig, WfdbSource
 from pipeline.config.stages import (
@@ -60,4 +60,5 @@ __all__ = [
     "params_from_dict",
     "parse_override",
     "require_local_store",
+    "require_source_roots",
 ]

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ValidationError
 
 from pipeline.config.base import ConfigError, _Strict
 from pipeline.config.params import Params
+from pipeline.config.sources import DEFAULT_ROOT
 from pipeline.sources.options import OPTIONS
 
 
@@ -102,8 +103,19 @@ def _resolve(base: Path, p: Path) -> Path:
     return p if p.is_absolute() else (base / p)
 
 
+def _root_required(name: str, root: Path, required: bool | None) -> bool:
+    """Whether a missing root fails the ingest: a root the user chose (anything but the default
+    ``data/raw/<name>``) must exist; the default may be absent (that source is not set up)."""
+    return required if required is not None else root != DEFAULT_ROOT / name
+
+
 def _resolve_paths(params: Params, base: Path) -> Params:
-    sources = {n: s.model_copy(update={"root": _resolve(base, s.root)}) for n, s in params.sources.items()}
+    sources = {
+        n: s.model_copy(
+            update={"root": _resolve(base, s.root), "required": _root_required(n, s.root, s.required)}
+        )
+        for n, s in params.sources.items()
+    }
     ingest = params.ingest.model_copy(
         update={
             "store": _resolve(base, params.ingest.store),

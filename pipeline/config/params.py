@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import field_validator, model_validator
@@ -118,3 +119,24 @@ def require_local_store(params: Params, command: str) -> None:
             f"ingest.object_store: `{command}` works on local stores (ingest.store) only, and "
             f"ingest.object_store is set to {params.ingest.object_store.url}; run it without that setting"
         )
+
+
+def require_source_roots(params: Params, profiles: Sequence[str]) -> None:
+    """Refuse an ingest whose sources have a root that must exist and does not (a mistyped
+    ``--set sources.<name>.root=...``): one error naming every such key. Roots left at the default
+    ``data/raw/<name>`` may be absent: those sources are skipped with a notice; so may the roots of
+    ``landing.sources``, which the landing flow creates when their first records land."""
+    names = sorted({s for p in profiles for s in params.profiles[p].sources} - set(params.landing.sources))
+    bad = [
+        n
+        for n in names
+        if params.sources[n].enabled and params.sources[n].required and not params.sources[n].root.is_dir()
+    ]
+    if bad:
+        lines = [
+            f"sources.{n}.root: {params.sources[n].root} does not exist or is not a folder; expected the "
+            f"{params.sources[n].kind} source's folder"
+            for n in bad
+        ]
+        hint = "fix the path, or leave a source out with --set sources.<name>.enabled=false"
+        raise ConfigError("; ".join(lines) + f" ({hint})")

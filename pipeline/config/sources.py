@@ -29,9 +29,17 @@ from pipeline.sources.options import (
 SOURCE_NAMES = ("ptbxl", "cinc2017", "cinc2021", "ptb_diagnostic", "code", "ucr", "mitbih", "cpsc2021")
 
 
+DEFAULT_ROOT = Path("data/raw")  # a source's root by default: data/raw/<name>, beside params.yaml
+
+
 class _SourceBase(_Strict):
     root: Path
     enabled: bool = True
+    required: bool | None = Field(
+        default=None,
+        description="a root that does not exist fails the ingest (null: unless root is data/raw/<name>, "
+        "the default of a source not set up, which is skipped with a notice)",
+    )
     label_table: str | None = Field(
         default=None, description="which label table's `source` rows apply (default: the source's kind)"
     )

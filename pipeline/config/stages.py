@@ -130,6 +130,9 @@ class ModelTrainParams(_Strict):
     device: str = "auto"
     amp: bool = True
     deterministic: bool = True
+    threads: int = Field(
+        default=2, ge=1, le=256, description="torch CPU threads while training: same count, same weights"
+    )
     num_workers: int = Field(default=0, ge=0, le=64)
     shuffle_buffer: int = Field(default=512, ge=1)
     early_stopping: StoppingParams = StoppingParams()

@@ -63,7 +63,7 @@ def commit(
     crash_point("commit.before_report")
     report = reconcile(plan, manifest, quarantine, n_new)
     if changed or _report_state(report) != _report_state(_stored_report(store)):
-        store.write_json("ingest_report.json", report)
+        store.write_json("ingest_report.json", stored_report(report))
     crash_point("commit.done")
     return report
 
@@ -114,6 +114,17 @@ def _report_state(report: Any) -> Any:
     if isinstance(report, list):
         return [_report_state(v) for v in report]
     return report
+
+
+def stored_report(report: Mapping[str, Any]) -> dict[str, Any]:
+    """``ingest_report.json`` as stored: without the sources' absolute roots, which name the machine, not
+    the data (the returned report and the stage's provenance record keep them), so two ingests of the
+    same raw tree from different folders store the same bytes."""
+    sources = {
+        name: {k: v for k, v in src.items() if k != "root"} if isinstance(src, dict) else src
+        for name, src in report.get("sources", {}).items()
+    }
+    return {**report, "sources": sources}
 
 
 def _stored_report(store: Store) -> Any:

@@ -19,7 +19,7 @@ from typing import Any
 from pipeline.core.fs import sha256_file
 from pipeline.core.records import Discovery, InputUnit, ReadError
 from pipeline.signal.preprocess import SignalPlan
-from pipeline.sources.base import SourceReader, confined_path, list_files
+from pipeline.sources.base import SourceLayoutError, SourceReader, confined_path, list_files
 from pipeline.store.local import StorageSpec
 from pipeline.store.manifest import Manifest
 
@@ -120,7 +120,13 @@ def fingerprint(
 
 
 def scan_source(name: str, reader: SourceReader, limit: int | None) -> SourceScan:
-    """Discover one source; a missing root or a failing discovery is reported, not raised."""
+    """Discover one source; a missing root or a failing discovery is reported, not raised.
+
+    A source whose structure is wrong as a whole (:class:`SourceLayoutError`: a required column
+    missing, its label file unreadable) is raised, naming the source: that ingest must fail loudly
+    rather than quarantine every record for one cause. (A root that must exist and does not is refused
+    before this, by ``pipeline.config.require_source_roots``.)
+    """
     scan = SourceScan(name=name, root=str(reader.root))
     if not reader.root.is_dir():
         # the path is in scan.root: the stored report must not change when the project moves
@@ -128,6 +134,8 @@ def scan_source(name: str, reader: SourceReader, limit: int | None) -> SourceSca
         return scan
     try:
         disc = reader.discover()
+    except SourceLayoutError as exc:
+        raise SourceLayoutError(f"source {name}: {exc}") from None
     except Exception as exc:  # noqa: BLE001 - one broken source must not stop the others
         scan.skipped = f"discovery failed: {type(exc).__name__}: {exc}"
         return scan

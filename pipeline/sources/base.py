@@ -9,8 +9,15 @@ from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar
 
+from pipeline.core.errors import PipelineError
 from pipeline.core.records import Discovery, InputUnit, Provenance, ReadError, Record, Rejection
 from pipeline.sources.options import ReaderOptions
+
+
+class SourceLayoutError(PipelineError):
+    """A source whose structure is wrong as a whole (a required column missing, the label file
+    unreadable): raised by ``discover``, it fails the ingest with this one message (file, column,
+    what was expected) instead of quarantining every record for the same cause."""
 
 
 class SourceReader(abc.ABC):

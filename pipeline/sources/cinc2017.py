@@ -23,7 +23,7 @@ from pathlib import PurePosixPath
 from typing import ClassVar
 
 from pipeline.core.records import Discovery, InputUnit, Provenance, RawLabel, ReadError, Record, Rejection
-from pipeline.sources.base import SourceReader, list_files
+from pipeline.sources.base import SourceLayoutError, SourceReader, list_files
 from pipeline.sources.options import Cinc2017Options
 from pipeline.sources.wfdb_io import (
     duplicate_name,
@@ -120,17 +120,23 @@ class Cinc2017Reader(SourceReader):
     def _label_tables(
         self, others: tuple[str, ...], label_name: str
     ) -> tuple[dict[str, dict[str, str]], list[Rejection]]:
-        """Each readable label file named ``label_name`` → its table; unreadable ones rejected."""
+        """Each label file named ``label_name`` → its table.
+
+        A label file that cannot be read, or has no label column at all, is a :class:`SourceLayoutError`
+        (the ingest fails with that one message): every record under it would otherwise be quarantined
+        for the same cause. A single line without a label only leaves its record unlabelled.
+        """
         tables: dict[str, dict[str, str]] = {}
-        rejected: list[Rejection] = []
         for rel in others:
             if PurePosixPath(rel).name != label_name:
                 continue
             try:
                 tables[rel] = self._read_labels(rel)
             except (ReadError, OSError) as exc:
-                rejected.append(Rejection(rel, (rel,), f"{rel}: unreadable label file: {exc}"))
-        return tables, rejected
+                raise SourceLayoutError(
+                    f"{self.root / rel}: unreadable label file: {exc}; expected `record,label` lines"
+                ) from None
+        return tables, []
 
     def _read_labels(self, rel: str) -> dict[str, str]:
         """Record name → label; ``""`` for a record whose lines give conflicting labels."""
@@ -138,12 +144,19 @@ class Cinc2017Reader(SourceReader):
         if path.stat().st_size > _MAX_LABEL_FILE_BYTES:
             raise ReadError(f"larger than {_MAX_LABEL_FILE_BYTES} bytes")
         labels: dict[str, str] = {}
-        for line in path.read_text(encoding="utf-8-sig", errors="replace").splitlines():
+        first: tuple[int, str] | None = None  # the first non-empty line, for the message
+        for i, line in enumerate(path.read_text(encoding="utf-8-sig", errors="replace").splitlines(), 1):
             fields = [f.strip() for f in line.split(",")]
+            first = first or ((i, line) if line.strip() else None)
             if len(fields) < 2 or not fields[0] or not fields[1]:
                 continue
             name = PurePosixPath(fields[0]).name
             labels[name] = fields[1] if labels.get(name, fields[1]) == fields[1] else ""
+        if first is not None and not labels:
+            raise SourceLayoutError(
+                f"{path}: line {first[0]}: {first[1][:80]!r} has no label column; expected `record,label` "
+                "lines (label N, A, O or ~)"
+            )
         return labels
 
 

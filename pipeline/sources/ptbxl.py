@@ -17,14 +17,14 @@ import csv
 import hashlib
 import json
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import ClassVar
 
 from pipeline.core.records import Discovery, InputUnit, Provenance, RawLabel, ReadError, Record, Rejection
-from pipeline.sources.base import SourceReader, list_files
-from pipeline.sources.options import PtbXlOptions
+from pipeline.sources.base import SourceLayoutError, SourceReader, list_files
+from pipeline.sources.options import PTBXL_QUALITY_COLUMNS, PtbXlOptions
 from pipeline.sources.wfdb_io import is_documentation, lead_names, read_unit_ecg
 
 DATABASE = "ptbxl_database.csv"
@@ -56,7 +56,7 @@ class PtbXlReader(SourceReader):
     """
 
     kind: ClassVar[str] = "ptbxl"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"  # 2: signal-quality columns become raw labels (noise_columns)
 
     Options: ClassVar[type[PtbXlOptions]] = PtbXlOptions
     options: PtbXlOptions
@@ -96,15 +96,20 @@ class PtbXlReader(SourceReader):
         return Discovery(tuple(units), tuple(metadata), tuple(rejected))
 
     def _rows(self, rejected: list[Rejection]) -> dict[int, dict[str, str]]:
-        """ecg_id → CSV row (all values as strings); malformed rows are rejected."""
+        """ecg_id → CSV row (all values as strings); malformed rows are rejected.
+
+        A table that cannot be used at all (too large, not UTF-8 CSV, a required column missing) is a
+        :class:`SourceLayoutError`: every record's labels come from it, so quarantining each record for
+        the same cause would hide the one thing to fix.
+        """
         path = self.resolve(DATABASE)
         if path.stat().st_size > _MAX_CSV_BYTES:
-            rejected.append(Rejection(DATABASE, (), f"{DATABASE}: larger than {_MAX_CSV_BYTES} bytes"))
-            return {}
+            raise SourceLayoutError(f"{path}: larger than {_MAX_CSV_BYTES} bytes; expected the PTB-XL table")
         rows: dict[int, dict[str, str]] = {}
         try:
             with path.open(newline="", encoding="utf-8") as fh:
                 table = csv.DictReader(fh)
+                self._check_columns(path, table.fieldnames or [])
                 for row in table:
                     line_no = table.line_num  # physical line, correct even for quoted newlines
                     problem = _row_problem(row, rows)
@@ -115,9 +120,21 @@ class PtbXlReader(SourceReader):
                     clean = {k: v or "" for k, v in row.items() if k is not None}
                     rows[int(clean["ecg_id"])] = clean
         except (csv.Error, UnicodeDecodeError) as exc:
-            rejected.append(Rejection(DATABASE, (), f"{DATABASE}: unreadable CSV: {exc}"))
-            return {}
+            raise SourceLayoutError(f"{path}: unreadable CSV: {exc}; expected UTF-8 CSV") from None
         return rows
+
+    def _check_columns(self, path: Path, columns: Sequence[str]) -> None:
+        """The header names ``ecg_id``, ``scp_codes`` and the file column of a rate in ``rates``."""
+        missing = [c for c in _REQUIRED_COLUMNS if c not in columns]
+        rate_columns = [RATE_COLUMNS[r] for r in self.options.rates if r in RATE_COLUMNS]
+        if not any(c in columns for c in rate_columns):
+            missing.append(" or ".join(rate_columns))
+        if missing:
+            found = ", ".join(columns) or "no header"
+            raise SourceLayoutError(
+                f"{path}: missing column(s) {', '.join(missing)}; expected a PTB-XL table with "
+                f"{', '.join([*_REQUIRED_COLUMNS, *rate_columns])} (found: {found})"
+            )
 
     def _candidates(
         self, ecg_id: int, row: Mapping[str, str], on_disk: set[str], rejected: list[Rejection]
@@ -171,8 +188,10 @@ class PtbXlReader(SourceReader):
             return None, rejections
         # Only the columns read() uses travel with the unit; the digest of the whole row still makes
         # any edit of the row change the fingerprint (full rows cost ~2 kB a unit in the plan).
-        extra = {key: row.get(key, "") for key in _USED_COLUMNS}
+        extra = {key: row.get(key, "") for key in (*_USED_COLUMNS, *PTBXL_QUALITY_COLUMNS)}
         extra.update(_row_sha256=_row_digest(row), _rate_hz=str(chosen.rate), _filename=chosen.stem)
+        # the option is part of the fingerprint: choosing other columns re-reads the records' labels
+        extra.update(_noise_columns=",".join(self.options.noise_columns))
         return InputUnit(key=f"{ecg_id:05d}", files=chosen.files, extra=extra), rejections
 
     # ------------------------------------------------------------------ reading
@@ -180,6 +199,7 @@ class PtbXlReader(SourceReader):
     def read(self, unit: InputUnit, provenance: Provenance) -> Iterator[Record | Rejection]:
         row = unit.extra
         labels = parse_scp_codes(row.get("scp_codes", ""), f"{DATABASE}: ecg_id {row.get('ecg_id')}")
+        labels += quality_labels(row, self.options.noise_columns)
         header, signal = read_unit_ecg(self.root, unit.files)
         meta = {key: row.get(key, "") for key in ("strat_fold", "age", "sex")}
         meta.update(rate_hz=f"{header.fs_hz:g}", filename=row["_filename"])
@@ -206,6 +226,7 @@ class PtbXlReader(SourceReader):
 
 
 _USED_COLUMNS = ("ecg_id", "patient_id", "scp_codes", "strat_fold", "age", "sex")
+_REQUIRED_COLUMNS = ("ecg_id", "scp_codes")
 
 
 def _shared_files(ecg_id: int, unit: InputUnit, owners: dict[str, int]) -> Rejection | None:
@@ -263,6 +284,12 @@ def parse_scp_codes(text: str, where: str) -> tuple[RawLabel, ...]:
             raise ReadError(problem)
         labels.append(RawLabel(code, float(likelihood)))
     return tuple(labels)
+
+
+def quality_labels(row: Mapping[str, str], columns: Sequence[str]) -> tuple[RawLabel, ...]:
+    """A raw label named after each of ``columns`` whose value (the leads affected, e.g. ``" , I-AVR,  "``
+    or ``"alles"``, all) is non-empty: PTB-XL states signal-quality problems per record."""
+    return tuple(RawLabel(c) for c in columns if row.get(c, "").strip(" ,"))
 
 
 def normalise_patient_id(text: str) -> str | None:

@@ -23,6 +23,7 @@ from pipeline.store.blocks import ShardSignal, describe_signal
 from pipeline.store.manifest import (
     FILE_CACHE_NAME,
     MANIFEST_NAME,
+    RUN_LOG_NAME,
     SHARDS_DIR,
     Manifest,
     StoreError,
@@ -155,10 +156,16 @@ class Store(abc.ABC):
         except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise StoreError(f"{where}: unreadable manifest: {exc}") from exc
         legacy = data.get("file_cache", {}) if isinstance(data, dict) else {}
-        return Manifest.from_json(data, where, self._load_file_cache(legacy))
+        run_log = self.read_json(RUN_LOG_NAME, None)
+        return Manifest.from_json(data, where, self._load_file_cache(legacy), run_log)
 
     def save_manifest(self, manifest: Manifest) -> None:
+        """Publish the manifest, then the run log beside it (a crash between the two loses one run's
+        bookkeeping, never data)."""
         self.write_json(MANIFEST_NAME, manifest.to_json())
+        log = manifest.run_log()
+        if self.read_json(RUN_LOG_NAME, None) != log:
+            self.write_json(RUN_LOG_NAME, log)
 
     def _load_file_cache(self, legacy: dict[str, list[Any]]) -> dict[str, list[Any]]:
         """The stat cache (beside the manifest; older stores kept it inside)."""

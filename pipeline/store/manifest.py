@@ -6,6 +6,11 @@ lists, and a writer replaces it whole (atomically on disk, by one PUT on object 
 The manifest is typed (pydantic): :class:`Manifest` holds :class:`ShardEntry`, :class:`UnitEntry`,
 :class:`RunEntry` and an optional :class:`LabelsPointer`. :meth:`Manifest.to_json` writes back the
 keys that were read or given, in the stored order, so re-saving a manifest keeps its bytes.
+
+``manifest.json`` holds only what the store's content determines: two ingests of the same raw tree
+into fresh stores write the same bytes (so DVC sees the same hash on every machine). Which flow run
+wrote a shard and when (``ShardEntry.run``/``created``, ``Manifest.runs``) is the machine-local run
+log ``runs.json`` beside it (:meth:`Manifest.run_log`), left out of the DVC hash like the stat cache.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 FORMAT_VERSION = 1
 FILE_CACHE_NAME = "file_cache.json"
+RUN_LOG_NAME = "runs.json"
 MANIFEST_NAME = "manifest.json"
 SHARDS_DIR = "shards"
 LABELS_DIR = "labels"
@@ -48,12 +54,19 @@ class ShardEntry(_Entry):
     sha256: str
     nbytes: int
     dropped_rows: list[int] = Field(default_factory=list)
-    run: str | None = None
+    run: str | None = None  # run log (runs.json), never in manifest.json
     created: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The stored JSON object, without the run bookkeeping (that is in the run log)."""
+        return self.model_dump(mode="json", exclude_unset=True, exclude=set(_SHARD_RUN_FIELDS))
 
     def live_rows(self) -> npt.NDArray[np.int64]:
         """Row indices ``(n_live,)`` of the shard that are not superseded."""
         return live_rows(self.n_records, self.dropped_rows)
+
+
+_SHARD_RUN_FIELDS = ("run", "created")
 
 
 class UnitEntry(_Entry):
@@ -91,7 +104,8 @@ class LabelsPointer(_Entry):
 
 class Manifest(BaseModel):
     """What a profile's store holds. ``file_cache`` is the machine-local stat cache, stored beside
-    the manifest (``file_cache.json``), never in it."""
+    the manifest (``file_cache.json``), never in it; ``runs`` and each shard's ``run``/``created`` are
+    the machine-local run log (``runs.json``, :meth:`run_log`)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -106,7 +120,7 @@ class Manifest(BaseModel):
     format: int = FORMAT_VERSION
 
     def to_json(self) -> dict[str, Any]:
-        """The stored JSON object (``file_cache`` left out); every top-level key, always."""
+        """The stored JSON object (``file_cache`` and the run log left out); every top-level key, always."""
         return {
             "format": self.format,
             "profile": self.profile,
@@ -115,13 +129,23 @@ class Manifest(BaseModel):
             "shards": {n: e.to_json() for n, e in self.shards.items()},
             "units": {u: e.to_json() for u, e in self.units.items()},
             "labels": self.labels.to_json() if self.labels is not None else {},
-            "runs": [r.to_json() for r in self.runs],
         }
 
+    def run_log(self) -> dict[str, Any]:
+        """``runs.json``: the runs that changed the store and which run wrote each listed shard, when."""
+        shards = {
+            n: {k: getattr(e, k) for k in _SHARD_RUN_FIELDS if getattr(e, k) is not None}
+            for n, e in self.shards.items()
+        }
+        return {"runs": [r.to_json() for r in self.runs], "shards": {n: v for n, v in shards.items() if v}}
+
     @classmethod
-    def from_json(cls, data: Any, where: str, file_cache: dict[str, list[Any]]) -> Manifest:
-        """The manifest from its parsed JSON; :class:`StoreError` naming ``where`` when it is of another
-        format or malformed."""
+    def from_json(
+        cls, data: Any, where: str, file_cache: dict[str, list[Any]], run_log: Any = None
+    ) -> Manifest:
+        """The manifest from its parsed JSON (and the run log's, when there is one); :class:`StoreError`
+        naming ``where`` when it is of another format or malformed. Older stores kept the run log inside
+        the manifest: it is read from there when ``run_log`` is missing."""
         if not isinstance(data, dict):
             raise StoreError(
                 f"{where}: malformed manifest: expected a JSON object, found {type(data).__name__}"
@@ -134,10 +158,27 @@ class Manifest(BaseModel):
         fields = {k: v for k, v in data.items() if k != "file_cache"}  # older stores kept it inside
         if fields.get("labels") == {}:
             fields["labels"] = None
+        _merge_run_log(fields, run_log)
         try:
             return cls.model_validate({**fields, "file_cache": file_cache})
         except pydantic.ValidationError as exc:
             raise StoreError(f"{where}: malformed manifest: {_first_errors(exc)}") from None
+
+
+def _merge_run_log(fields: dict[str, Any], run_log: Any) -> None:
+    """Fill ``runs`` and the shards' ``run``/``created`` from a parsed ``runs.json`` (a torn or missing
+    log leaves them as the manifest has them: it is bookkeeping, not data)."""
+    if not isinstance(run_log, dict):
+        return
+    if isinstance(run_log.get("runs"), list):
+        fields["runs"] = run_log["runs"]
+    logged = run_log.get("shards")
+    shards = fields.get("shards")
+    if isinstance(logged, dict) and isinstance(shards, dict):
+        for name, entry in shards.items():
+            extra = logged.get(name)
+            if isinstance(entry, dict) and isinstance(extra, dict):
+                entry.update({k: extra[k] for k in _SHARD_RUN_FIELDS if k in extra})
 
 
 def _first_errors(exc: pydantic.ValidationError, limit: int = 3) -> str:

@@ -105,13 +105,16 @@ def _close_live(live: Any, stopper: EarlyStopper, metric: str) -> None:
 
 
 @contextlib.contextmanager
-def _determinism(enabled: bool, device: torch.device) -> Iterator[None]:
-    """Deterministic kernels while training; the process-wide flags are put back afterwards."""
+def _determinism(enabled: bool, device: torch.device, threads: int) -> Iterator[None]:
+    """Deterministic kernels and ``threads`` intra-op CPU threads while training (a CPU sum split over
+    another number of threads rounds differently); the process-wide flags are put back afterwards."""
     previous = (
         torch.are_deterministic_algorithms_enabled(),
         torch.backends.cudnn.deterministic,
         torch.backends.cudnn.benchmark,
+        torch.get_num_threads(),
     )
+    torch.set_num_threads(threads)
     if enabled and device.type == "cpu":
         torch.use_deterministic_algorithms(True)
     elif device.type == "cuda":
@@ -125,6 +128,7 @@ def _determinism(enabled: bool, device: torch.device) -> Iterator[None]:
         torch.use_deterministic_algorithms(previous[0])
         torch.backends.cudnn.deterministic = previous[1]
         torch.backends.cudnn.benchmark = previous[2]
+        torch.set_num_threads(previous[3])
 
 
 # --- fit ----------------------------------------------------------------------------------------
@@ -170,7 +174,7 @@ def fit(
     stopper = EarlyStopper(cfg.early_stopping)
     history: list[dict[str, float]] = [] if ckpt is None else [dict(h) for h in ckpt["history"]]
     live = _open_live(Path(live_dir) if live_dir is not None else out_dir / LIVE_DIR, history)
-    with _determinism(cfg.deterministic, run.device):
+    with _determinism(cfg.deterministic, run.device, cfg.threads):
         _seed_or_restore(run, stopper, ckpt, out_dir)
         finished = ckpt is not None and bool(ckpt["finished"])
         while not finished:

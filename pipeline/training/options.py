@@ -55,8 +55,10 @@ class TrainConfig:
     gradients, None for no clipping. ``amp``: float16 autocast + GradScaler when the device is
     CUDA; ignored on CPU. ``device``: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``,
     ``"cuda"``, ``"cuda:1"``... ``deterministic``: deterministic algorithms on CPU, cuDNN
-    deterministic and no benchmark on CUDA. ``log_every``: optimizer steps between progress-bar
-    loss updates.
+    deterministic and no benchmark on CUDA. ``threads``: torch intra-op CPU threads while training
+    (float sums are split per thread, so the same seed gives the same weights only with the same
+    count; torch's own default is the machine's core count). ``log_every``: optimizer steps between
+    progress-bar loss updates.
     """
 
     task: Task
@@ -71,6 +73,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     deterministic: bool = True
+    threads: int = 2
     log_every: int = 50
     early_stopping: EarlyStopping = field(default_factory=EarlyStopping)
 
@@ -84,6 +87,7 @@ class TrainConfig:
             (0 <= self.warmup_epochs <= self.epochs, "warmup_epochs", "in [0, epochs]"),
             (0 <= self.min_lr_ratio <= 1, "min_lr_ratio", "in [0, 1]"),
             (self.grad_clip is None or self.grad_clip > 0, "grad_clip", "> 0 or None"),
+            (self.threads >= 1, "threads", ">= 1"),
             (self.log_every >= 1, "log_every", ">= 1"),
         ]
         for ok, name, rule in checks:

@@ -8,7 +8,8 @@ the same ``seed`` and shared records give byte-identical trees.
 
 Source kinds and their sources (params names):
 
-- ``ptbxl`` (``ptbxl``, ``ptbxl_badcsv``), ``cinc2017`` (``cinc2017``, ``cinc2017_badref``),
+- ``ptbxl``, ``cinc2017`` (a whole label table that is unreadable fails the ingest instead:
+  tests/test_structural_errors.py),
   ``cinc2021``, ``ptb_diagnostic``: WFDB headers with ``.dat``/``.mat`` signal files;
 - ``code`` (``code``, ``code_nocsv``, ``code_badcsv``, ``code_bigcsv``): CODE-15% HDF5 parts
   ``tracings (N, 4096, 12)`` + ``exam_id (N,)`` and ``exams.csv``, built from real PTB-XL

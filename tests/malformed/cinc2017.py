@@ -1,4 +1,4 @@
-"""CinC 2017 sources (``cinc2017``, ``cinc2017_badref``): single-lead MAT v4 records + REFERENCE.csv."""
+"""CinC 2017 source (``cinc2017``): single-lead MAT v4 records + REFERENCE.csv."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.malformed.corpus import Corpus, GiB, Source, SourceSpec
+from tests.malformed.corpus import Corpus, Source, SourceSpec
 from tests.malformed.mutations import GENERIC, WHOLE_ONLY
 from tests.malformed.wfdb import Header, Template, copy_record, emit_wfdb, load_template
 
@@ -62,23 +62,9 @@ def _label_and_file_variants(src: Source, base: Path, labels: list[tuple[str, st
     src.add("stray", "stray_binary", "notes.bin", r"not part of a CinC 2017 record")
 
 
-def _build_badref(corpus: Corpus, base: Path, rng: np.random.Generator) -> None:
-    """A second source whose label file is 1 GiB: refused unread, its records have no labels."""
-    big = Source(corpus, SourceSpec("cinc2017_badref", "cinc2017", "lead1_af"), rng)
-    copy_record(big, base, "A00011")
-    big.sparse("REFERENCE.csv", GiB, b"A00011,N\r\n")
-    big.add("alloc_bomb", "label_file_1gb", "REFERENCE.csv", r"larger than", claimed_bytes=GiB)
-    big.add(
-        "label",
-        "label_file_refused",
-        "A00011.hea",
-        r"no REFERENCE.csv for this record",
-        [big.record_id("A00011")],
-    )
-
-
 def build_cinc2017(corpus: Corpus, shared: Path, rng: np.random.Generator) -> None:
-    """Write the ``cinc2017`` and ``cinc2017_badref`` sources."""
+    """Write the ``cinc2017`` source. A label file refused unread (too large) fails the whole ingest
+    (tests/test_structural_errors.py), so it is not in this corpus."""
     src = Source(corpus, SourceSpec("cinc2017", "cinc2017", "lead1_af"), rng)
     base = shared / "cinc2017" / "training2017"
     real = dict(line.split(",") for line in (base / "REFERENCE.csv").read_text().split())
@@ -95,4 +81,3 @@ def build_cinc2017(corpus: Corpus, shared: Path, rng: np.random.Generator) -> No
     emit_wfdb(src, templates, {**GENERIC, **WHOLE_ONLY}, lambda i: f"B{i:05d}", on_write=add_label)
     _label_and_file_variants(src, base, labels)
     src.write("REFERENCE.csv", _reference(labels))
-    _build_badref(corpus, base, rng)

@@ -1,4 +1,4 @@
-"""PTB-XL sources (``ptbxl``, ``ptbxl_badcsv``): WFDB records named by ``ptbxl_database.csv`` rows.
+"""PTB-XL source (``ptbxl``): WFDB records named by ``ptbxl_database.csv`` rows.
 
 Every broken record gets a database row of its own (a copy of a real row with a new ``ecg_id``
 and ``filename_lr``), so the rows accumulate while the records are written and the CSV is
@@ -163,24 +163,9 @@ class _Ptbxl:
         src.add("stray", "stray_binary", "records100/notes.bin", r"not a PTB-XL record or metadata file")
 
 
-def _build_badcsv(corpus: Corpus, ptbxl: _Ptbxl, rng: np.random.Generator) -> None:
-    """A second source whose database CSV is not UTF-8: its rows are unusable, so are its records."""
-    bad = Source(corpus, SourceSpec("ptbxl_badcsv", "ptbxl", "ecg12"), rng)
-    head, body = csv_text(ptbxl.columns, [dict(ptbxl.real[9])]).split("\n", 1)
-    bad.write(PTBXL_DB, head.encode() + b"\n# caf\xe9\n" + body.encode())
-    copy_record(bad, ptbxl.base / "records100" / "00000", "00009_lr", "records100/00000")
-    bad.add("bad_encoding", "csv_not_utf8", PTBXL_DB, r"unreadable CSV")
-    bad.add(
-        "bad_encoding",
-        "csv_not_utf8_record",
-        "records100/00000/00009_lr.hea",
-        r"no row in",
-        [bad.record_id("00009")],
-    )
-
-
 def build_ptbxl(corpus: Corpus, shared: Path, rng: np.random.Generator) -> None:
-    """Write the ``ptbxl`` and ``ptbxl_badcsv`` sources (the order keeps ``rng`` draws stable)."""
+    """Write the ``ptbxl`` source (the order keeps ``rng`` draws stable). A database CSV that is not
+    UTF-8 fails the whole ingest (tests/test_structural_errors.py), so it is not in this corpus."""
     ptbxl = _Ptbxl(corpus, shared, rng)
     ptbxl.good_records()
     ptbxl.signal_variants()
@@ -188,4 +173,3 @@ def build_ptbxl(corpus: Corpus, shared: Path, rng: np.random.Generator) -> None:
     ptbxl.path_variants()
     ptbxl.file_variants()
     ptbxl.src.write(PTBXL_DB, csv_text(ptbxl.columns, ptbxl.rows))
-    _build_badcsv(corpus, ptbxl, rng)
