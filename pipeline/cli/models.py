@@ -111,9 +111,10 @@ def cmd_split(args: argparse.Namespace, params: Params) -> int:
     )  # fmt: skip
     out = index_path(params, args.model)
     write_index(out, index.rows, {**index.header, "model": args.model})
-    counts = {s: len(index.split_rows(s)) for s in sp.fractions}
-    print(f"{args.model}: {out} {counts} (excluded {index.header['excluded']}, "
-          f"groups {index.header['groups']})")  # fmt: skip
+    counts = ", ".join(f"{s} {len(index.split_rows(s)):,}" for s in sp.fractions)
+    groups = ", ".join(f"{s} {index.header['groups'].get(s, 0):,}" for s in sp.fractions)
+    print(f"{args.model}: {counts} records written to {out} ({index.header['excluded']:,} excluded; "
+          f"patient groups: {groups})")  # fmt: skip
     return 0
 
 

@@ -144,9 +144,10 @@ def _confusion_panel(ax: Axes, values: F64, labels: Sequence[str], subtitle: str
 
 def _annotate_cells(ax: Axes, values: F64, fmt: str) -> None:
     top = float(values.max()) if values.size else 0.0
+    size = "medium" if values.shape[0] <= 6 else "small" if values.shape[0] <= 12 else "x-small"
     for (i, j), v in np.ndenumerate(values):
         colour = "white" if top > 0 and v > top / 2 else "black"
-        ax.text(j, i, fmt.format(v), ha="center", va="center", color=colour, fontsize="x-small")
+        ax.text(j, i, fmt.format(v), ha="center", va="center", color=colour, fontsize=size)
 
 
 def plot_multilabel_confusion(
