@@ -81,9 +81,9 @@ def window_note(n_samples: int, fs_hz: float | None, crop: str = "start") -> str
     """What part of the recording the picture shows, for the figure title."""
     if not fs_hz:
         return f"model input: all {n_samples} samples (sampling rate not recorded: x is the sample index)"
-    where = "centre" if crop == "center" else "start"
-    return (f"model input: {n_samples / fs_hz:g} s at {fs_hz:g} Hz (the window the model saw, taken from "
-            f"the recording's {where}), 25 mm/s, 10 mm/mV")  # fmt: skip
+    # Windowed profiles (holter) cut several windows per recording: name the rule, not an offset.
+    return (f"model input: {n_samples / fs_hz:g} s at {fs_hz:g} Hz, the whole window the model saw "
+            f"(longer recordings: crop {crop} or the profile's windows); 25 mm/s, 10 mm/mV")  # fmt: skip
 
 
 def plot_ecg_strips(
