@@ -20,7 +20,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -92,15 +92,24 @@ def cmd_ingest(args: argparse.Namespace, params: Params) -> int:
     if args.metrics is not None:
         write_json_atomic(args.metrics, ingest_metrics(reports))
     for name, rep in reports.items():
-        cats = ", ".join(f"{k} {v}" for k, v in sorted(rep["quarantined_by_category"].items())) or "none"
-        print(
-            f"{name}: {rep['records_total']} records ({rep['records_processed_this_run']} processed now); "
-            f"not ingested: {cats}; reconciled={rep['reconciled']}"
-        )
+        print(ingest_line(name, rep))
     if bad:
         print(f"error: inputs do not reconcile for {', '.join(bad)}; see ingest_report.json", file=sys.stderr)
         return 1
     return 0
+
+
+def ingest_line(name: str, rep: Mapping[str, Any]) -> str:
+    """One profile's ingest report for people: records, what was new, what was kept out and whether
+    every input is accounted for (``ecgpipe summary`` lists the reasons)."""
+    from pipeline.cli.human import counts_phrase
+
+    cats = counts_phrase(dict(sorted(rep["quarantined_by_category"].items())))
+    check = "every input accounted for" if rep["reconciled"] else "INPUTS DO NOT RECONCILE"
+    return (
+        f"{name}: {rep['records_total']:,} records in the store ({rep['records_processed_this_run']:,} "
+        f"processed in this run); not ingested: {cats}; {check}"
+    )
 
 
 def cmd_serve(args: argparse.Namespace, params: Params) -> int:
@@ -135,9 +144,11 @@ def cmd_land(args: argparse.Namespace, params: Params) -> int:
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
-        counts = summary["landing"]["counts"]
-        print(f"landing: {counts}; report: {summary['report_file']}")
-        print(f"ingested: {summary['ingest']}; dvc repro re-ran: {summary['repro_stages'] or 'nothing'}")
+        from pipeline.cli.human import counts_phrase
+
+        print(f"landing: {counts_phrase(summary['landing']['counts'])}; report: {summary['report_file']}")
+        ingested = counts_phrase(summary["ingest"], "records") if summary["ingest"] else "nothing"
+        print(f"ingested: {ingested}; dvc repro re-ran: {', '.join(summary['repro_stages']) or 'nothing'}")
     return 0
 
 

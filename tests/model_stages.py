@@ -53,6 +53,12 @@ def build_demo_store(
     """Write demo raw data under ``root/raw`` and ingest ``profiles`` into ``root/shards`` with the
     ingest library; returns the ``--set`` overrides that point params at them."""
     write_demo_data(root / "raw", seed=0, n_ptbxl=n_ptbxl, n_cinc2017=n_cinc2017, n_ucr=n_ucr)
+    return ingest_raw_tree(root, profiles)
+
+
+def ingest_raw_tree(root: Path, profiles: Sequence[str]) -> list[str]:
+    """Ingest ``profiles`` from the raw tree under ``root/raw`` into ``root/shards``; returns the
+    ``--set`` overrides that point params at them."""
     overrides = [f"sources.{s}.root={root / 'raw' / s}" for s in SOURCES]
     overrides.append(f"ingest.store={root / 'shards'}")
     params = load_params(REPO / "params.yaml", overrides)
@@ -152,8 +158,13 @@ def string_column(store: ShardStore, name: str) -> dict[tuple[str, int], str]:
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="") as fh:
-        return list(csv.DictReader(fh))
+    """Rows of a CSV; ``#`` comment lines above the header (predictions.csv's preamble) are skipped."""
+    lines = [
+        line
+        for line in path.read_text(encoding="utf-8").splitlines(keepends=True)
+        if not line.startswith("#")
+    ]
+    return list(csv.DictReader(lines))
 
 
 def shard_signals(store: ShardStore, rows: Sequence[IndexRow]) -> npt.NDArray[np.float32]:

@@ -214,8 +214,20 @@ def reference_scores(t: Trained, records: Sequence[Record], tmp: Path) -> Scores
 
 
 def csv_rows(out: Path) -> dict[str, dict[str, str]]:
-    with (out / CSV_NAME).open(newline="") as fh:
-        return {row["record_id"]: row for row in csv.DictReader(fh)}
+    """The table's rows by id; the ``# key: <json>`` preamble (model, training data) is left out."""
+    text = (out / CSV_NAME).read_text(encoding="utf-8")
+    lines = [line for line in text.splitlines(keepends=True) if not line.startswith("#")]
+    return {row["record_id"]: row for row in csv.DictReader(lines)}
+
+
+def csv_preamble(out: Path) -> dict[str, Any]:
+    """The ``# key: <json>`` lines above the CSV header, parsed."""
+    head = [
+        line[2:]
+        for line in (out / CSV_NAME).read_text(encoding="utf-8").splitlines()
+        if line.startswith("# ")
+    ]
+    return {k: json.loads(v) for k, v in (line.split(": ", 1) for line in head)}
 
 
 def read_json(out: Path) -> dict[str, Any]:

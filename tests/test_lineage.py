@@ -295,5 +295,5 @@ def test_a_raw_input_is_not_an_artifact(repo: Path, params: Params) -> None:
 def test_unknown_record_exits_2_with_close_matches_and_profiles_searched(repo: Path) -> None:
     known = _split_ids(repo, "train")[0]
     err = _cli_fails(repo, "--record", known.split(":", 1)[1])  # the local id without its source
-    assert err.startswith("error: record ") and "close matches: " in err and known in err
+    assert err.startswith("error: record ") and "Did you mean " in err and known in err
     assert "searched ecg12, lead1_af, beats140" in err

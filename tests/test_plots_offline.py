@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 from matplotlib.image import imread, imsave
 
-from pipeline.evaluation.plots import confusion_rows, pr_rows, roc_rows
+from pipeline.evaluation.plots_data import confusion_rows, pr_rows, roc_rows
 from tests.script_module import load_script
 
 REPO = Path(__file__).resolve().parents[1]
@@ -48,10 +48,14 @@ plots:
       title: "demo: loss per epoch"
       x_label: epoch
       y_label: loss
-  - dvclive/demo/plots/metrics:
-      template: simple
+  - "demo: learning rate per epoch":
+      template: linear
       x: step
+      y:
+        dvclive/demo/plots/metrics/lr.tsv: lr
+      title: "demo: learning rate per epoch"
       x_label: epoch
+      y_label: learning rate
   - eval/demo/plots/roc.json:
       template: curve_by_class
       x: fpr
@@ -65,7 +69,7 @@ plots:
       y: precision
       title: "demo: precision-recall per class"
   - demo confusion:
-      template: confusion
+      template: confusion_counts
       x: predicted
       y:
         eval/demo/plots/confusion.json: actual
@@ -107,9 +111,9 @@ def _run(cmd: list[str | Path], cwd: Path) -> str:
 
 
 def _write_dvclive_tsv(path: Path, name: str, values: list[float]) -> None:
-    """What dvclive 3's ``log_metric`` writes by default: ``step, <name>``, tab separated."""
+    """What the train stage's dvclive writes: ``step, <name>``, tab separated, step = epoch from 1."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    lines = [f"step\t{name}", *(f"{step}\t{v}" for step, v in enumerate(values))]
+    lines = [f"step\t{name}", *(f"{step}\t{v}" for step, v in enumerate(values, start=1))]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
@@ -182,7 +186,8 @@ def test_dvc_plots_show_page_names_no_network_resource(plots_page: Path) -> None
     assert external_refs(html) == []
     assert "cdn.jsdelivr.net" not in html
     assert "vega@5.33.1" in html, "dvc did not use .dvc/plots/offline_template.html"
-    assert len(shots.vega_plot_ids(html)) == 7  # loss, 3 metric TSVs, ROC, PR, confusion
+    assert len(shots.vega_plot_ids(html)) == 5  # loss, learning rate, ROC, PR, confusion
+    assert "demo: learning rate per epoch" in html and "demo: loss per epoch" in html  # titled by metric
     image_srcs = re.findall(r'<img src="(static/[^"]+)"', html)
     assert len(image_srcs) == 1 and (plots_page.parent / image_srcs[0]).is_file()
 
@@ -215,7 +220,7 @@ def test_cdn_page_stays_blank_so_the_check_can_fail(plots_page: Path, chromium: 
     assert "cdn.jsdelivr.net" in cdn_page.read_text(encoding="utf-8")
     root = _render(cdn_page, tmp_path / "cdn.png")
     statuses = [shots.vega_status(root, pid) for pid in shots.vega_plot_ids(cdn_page.read_text("utf-8"))]
-    assert len(statuses) == 7 and not any(s.rendered for s in statuses)
+    assert len(statuses) == 5 and not any(s.rendered for s in statuses)
 
 
 def test_a_missing_image_is_reported_on_the_page(plots_page: Path, chromium: Path, tmp_path: Path) -> None:

@@ -59,7 +59,7 @@ def test_cinc2017_folder_scores_equal_a_direct_forward_and_argmax_decides(
     assert run_predict(t.checkpoint, [folder], tmp_path / "out", rule) == 0
 
     rows = csv_rows(tmp_path / "out")
-    ids = ["A00001", "A00002", "A00003", "sub/A00005"]
+    ids = ["cinc2017:A00001", "cinc2017:A00002", "cinc2017:A00003", "cinc2017:A00005"]  # the store's ids
     assert list(rows) == ids
     assert all(rows[i]["status"] == "scored" for i in ids)
     # A00003 and A00005 are 60 s: cropped to the profile's first 30 s, exactly as training did,
@@ -74,12 +74,12 @@ def test_cinc2017_folder_scores_equal_a_direct_forward_and_argmax_decides(
     np.testing.assert_allclose(scores_of(rows, ids, AF_CLASSES), expected, rtol=1e-5, atol=1e-7)
     assert [rows[i]["predicted"] for i in ids] == [AF_CLASSES[k] for k in expected.argmax(axis=1)]
     assert {rows[i]["valid_len"] for i in ids} == {"9000"}
-    assert rows["sub/A00005"]["files"] == f"{folder}/sub/A00005.hea;{folder}/sub/A00005.mat"
+    assert rows["cinc2017:A00005"]["files"] == f"{folder}/sub/A00005.hea;{folder}/sub/A00005.mat"
     report = read_json(tmp_path / "out")
     assert report["counts"] == {"scored": 4, "rejected": 0, "skipped_files": 0}
     assert report["decision_rule"]["task"] == "multiclass"
     assert report["preprocessing"]["crop"] == "start" and "cropped" in report["preprocessing"]["long_records"]
-    assert report["rows"][0]["predicted"] == rows["A00001"]["predicted"]
+    assert report["rows"][0]["predicted"] == rows["cinc2017:A00001"]["predicted"]
 
 
 @pytest.mark.shared_data
@@ -90,11 +90,11 @@ def test_ptbxl_records_scored_without_a_rule_then_decided_by_per_class_threshold
     hr, lr = shared_data / PTBXL / "records500/00000", shared_data / PTBXL / "records100/00000"
     # A header, a signal file standing for its record, and a 100 Hz record (resampled to 500 Hz).
     inputs = [hr / "00001_hr.hea", hr / "00002_hr.dat", lr / "00003_lr.hea"]
-    ids = ["00001_hr", "00002_hr", "00003_lr"]
+    ids = ["ptbxl:00001", "ptbxl:00002", "ptbxl:00003"]  # PTB-XL's layout: the store's ids
 
     assert run_predict(t.checkpoint, inputs, tmp_path / "plain", tmp_path / "absent.json") == 0
     plain = csv_rows(tmp_path / "plain")
-    assert list(plain) == ids and "predicted" not in plain["00001_hr"]
+    assert list(plain) == ids and "predicted" not in plain["ptbxl:00001"]
     report = read_json(tmp_path / "plain")
     assert report["decision_rule"] is None
     assert "no decision rule was available" in report["decision_rule_note"]
@@ -116,7 +116,7 @@ def test_ptbxl_records_scored_without_a_rule_then_decided_by_per_class_threshold
         expected = [c for c, s, k in zip(ECG12_CLASSES, scores[i], cut, strict=True) if s >= k]
         assert ruled[rid]["predicted"] == ";".join(expected)
     by_id = {r["record_id"]: r for r in read_json(tmp_path / "ruled")["rows"]}
-    assert by_id["00001_hr"]["predicted"] == [c for c in ruled["00001_hr"]["predicted"].split(";") if c]
+    assert by_id["ptbxl:00001"]["predicted"] == [c for c in ruled["ptbxl:00001"]["predicted"].split(";") if c]
     assert {c for r in by_id.values() for c in r["predicted"]} == set(ECG12_CLASSES)
     assert not all(set(r["predicted"]) == set(ECG12_CLASSES) for r in by_id.values())
 

@@ -56,18 +56,18 @@ def test_mixed_folder_scores_the_readable_records_and_rejects_the_rest(
 
     rows = csv_rows(tmp_path / "out")
     assert {i: r["status"] for i, r in rows.items()} == {
-        "A00001": "scored",
-        "A00002": "rejected",
+        "cinc2017:A00001": "scored",
+        "cinc2017:A00002": "rejected",
         "mitbih/100": "rejected",
         "ptbxl/00001_hr": "scored",
         "stray.dat": "rejected",
     }
-    assert "A00002.mat" in rows["A00002"]["reason"] and "bytes" in rows["A00002"]["reason"]
+    assert "A00002.mat" in rows["cinc2017:A00002"]["reason"] and "bytes" in rows["cinc2017:A00002"]["reason"]
     assert "missing lead(s) I" in rows["mitbih/100"]["reason"]  # MLII/V5 only: the profile needs lead I
     assert "no header" in rows["stray.dat"]["reason"]
     assert rows["ptbxl/00001_hr"]["valid_len"] == "3000"  # 10 s at 300 Hz, zero-padded to 30 s
     refs = [wfdb_record(folder / "A00001"), wfdb_record(folder / "ptbxl" / "00001_hr")]
-    got = scores_of(rows, ["A00001", "ptbxl/00001_hr"], AF_CLASSES)
+    got = scores_of(rows, ["cinc2017:A00001", "ptbxl/00001_hr"], AF_CLASSES)
     np.testing.assert_allclose(got, reference_scores(t, refs, tmp_path), rtol=1e-5, atol=1e-7)
     report = read_json(tmp_path / "out")
     assert report["counts"] == {"scored": 2, "rejected": 3, "skipped_files": 2}
@@ -120,9 +120,9 @@ def test_a_record_reached_twice_is_scored_once_and_colliding_ids_name_their_inpu
     for folder in ("a", "b"):
         copy_record(shared_data / CINC / "A00001", tmp_path / folder, (".hea", ".mat"))
     scan = discover_inputs([tmp_path / "a", tmp_path / "a" / "A00001.mat", tmp_path / "b"])
-    assert [getattr(e, "uid", None) for e in scan.entries] == ["A00001", "input3:A00001"]
+    assert [getattr(e, "uid", None) for e in scan.entries] == ["cinc2017:A00001", "input3:cinc2017:A00001"]
     assert [(Path(s.path).name, s.reason) for s in scan.skipped] == [
-        ("A00001.mat", "already listed as A00001")
+        ("A00001.mat", "already listed as cinc2017:A00001")
     ]
 
 

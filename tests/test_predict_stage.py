@@ -32,17 +32,14 @@ def stage(tmp_path_factory: pytest.TempPathFactory) -> Stage:
 def _raw_files(stage: Stage, model: str, record_ids: Sequence[str]) -> tuple[list[Path], dict[str, str]]:
     """Raw demo files holding ``record_ids`` and predict's id → store id."""
     raw = stage.root / "raw"
-    if model == "crnn":
+    if model == "crnn":  # CinC 2017 and PTB-XL layouts: predict gives the store's own ids
         locals_ = [rid.split(":", 1)[1] for rid in record_ids]
-        files = [raw / "cinc2017" / "training2017" / f"{n}.hea" for n in locals_]
-        return files, dict(zip(locals_, record_ids, strict=True))
+        return [raw / "cinc2017" / "training2017" / f"{n}.hea" for n in locals_], {r: r for r in record_ids}
     if model == "resnet":
-        files, ids = [], {}
-        for rid in record_ids:
-            (hea,) = (raw / "ptbxl" / "records500").rglob(f"{rid.split(':', 1)[1]}_hr.hea")
-            files.append(hea)
-            ids[hea.stem] = rid
-        return files, ids
+        files = [
+            next((raw / "ptbxl" / "records500").rglob(f"{rid.split(':', 1)[1]}_hr.hea")) for rid in record_ids
+        ]
+        return files, {r: r for r in record_ids}
     # UCR: one file holds many beats; predict names a row <file>/<local id>
     files = sorted({raw / "ucr" / f"{rid.split(':', 1)[1].split('/')[0]}.txt" for rid in record_ids})
     return files, {
@@ -52,7 +49,7 @@ def _raw_files(stage: Stage, model: str, record_ids: Sequence[str]) -> tuple[lis
 
 @pytest.mark.parametrize("model", MODELS)
 def test_predict_on_raw_records_gives_the_test_scores_and_decisions(
-    stage: Stage, model: str, tmp_path: Path
+    stage: Stage, model: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     card = stage.card(model)
     test_rows = {r["record_id"]: r for r in read_csv(stage.eval_dir(model) / "test_scores.csv")}
@@ -76,6 +73,13 @@ def test_predict_on_raw_records_gives_the_test_scores_and_decisions(
     assert set(chosen) <= set(predicted)
     report = json.loads((tmp_path / "predictions.json").read_text())
     assert report["decision_rule"] is not None
+    # Honest about its training data: the demo tree's marker made every source synthetic.
+    trained = report["training_data"]
+    assert trained["sources"] == trained["synthetic_demo_sources"] != []
+    assert sum(trained["records"]["train"].values()) > 0
+    assert "SYNTHETIC DEMO DATA" in trained["summary"] and "SYNTHETIC DEMO DATA" in capsys.readouterr().err
+    preamble = (tmp_path / "predictions.csv").read_text().splitlines()[:4]
+    assert preamble[2].startswith("# trained_on: ") and "SYNTHETIC DEMO DATA" in preamble[2]
     for rid in chosen:
         got, want = predicted[rid], test_rows[rid]
         assert got["status"] == "scored"

@@ -175,10 +175,13 @@ def test_checkpoints_load_with_weights_only_and_carry_config_lineage_and_rng(
     assert load_checkpoint(ref_dir / BEST)["epoch"] == result.best_epoch
 
 
-def test_dvclive_writes_metrics_json_and_one_tsv_row_per_epoch(reference: tuple[Path, _Result]) -> None:
+def test_dvclive_writes_metrics_json_and_one_tsv_row_per_1_based_epoch(
+    reference: tuple[Path, _Result],
+) -> None:
     ref_dir, result = reference
     summary = json.loads((ref_dir / "live" / "metrics.json").read_text())
-    assert summary["step"] == 3 and summary["best_epoch"] == result.best_epoch
+    assert summary["step"] == len(result.history) == 4  # the last epoch, counted from 1
+    assert summary["best_epoch"] == result.best_epoch
     assert summary["val_loss"] == result.history[-1]["val_loss"]
     assert summary["best_val_loss"] == result.best_value
     plots = ref_dir / "live" / "plots" / "metrics"
@@ -191,8 +194,8 @@ def test_dvclive_writes_metrics_json_and_one_tsv_row_per_epoch(reference: tuple[
     rows = (plots / "val_accuracy.tsv").read_text().splitlines()
     assert rows[0] == "step\tval_accuracy"
     assert [r.split("\t") for r in rows[1:]] == [
-        [str(i), str(h["val_accuracy"])] for i, h in enumerate(result.history)
-    ]
+        [str(i), str(h["val_accuracy"])] for i, h in enumerate(result.history, start=1)
+    ]  # step = epoch number, counted from 1 as in the console log
 
 
 def test_a_finished_run_resumes_to_the_same_result_without_training(

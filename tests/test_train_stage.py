@@ -11,6 +11,7 @@ poller time to see epoch 2 in ``latest.pt`` before epoch 3's is written. CPU onl
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -175,7 +176,7 @@ def test_resumed_dvclive_log_has_each_epoch_once_with_the_reference_values(runs:
         return [(int(p[step]), float(p[value])) for p in (line.split("\t") for line in lines[1:])]
 
     got, want = rows(runs.resumed), rows(runs.reference)
-    assert [s for s, _ in got] == list(range(EPOCHS)) == [s for s, _ in want]
+    assert [s for s, _ in got] == list(range(1, EPOCHS + 1)) == [s for s, _ in want]
     for (_, g), (_, w) in zip(got, want, strict=True):
         assert g == pytest.approx(w, abs=1e-6)
 
@@ -205,6 +206,10 @@ def test_changing_a_training_param_starts_over(
     assert main(["train", "crnn", *cli_args(overrides)]) == 0
     out = capsys.readouterr().out
     assert "not resuming" in out and "config.lr" in out
+    line = next(x for x in out.splitlines() if "not resuming" in x)
+    assert "→ 0.0005" in line and len(line) < 400, line  # the changed values, not whole param dumps
+    summary = out.splitlines()[-1]  # rounded figures, no dict repr
+    assert summary.startswith("crnn: ") and "{" not in summary and not re.search(r"\d\.\d{6}", summary)
     latest = _ckpt(run, "latest.pt")
     assert latest["config"]["lr"] == 0.0005 and latest["epoch"] == EPOCHS and latest["finished"]
     old = _ckpt(runs.reference, "latest.pt")

@@ -24,6 +24,7 @@ def add_arguments(command: str, p: argparse.ArgumentParser) -> None:
 
 
 def cmd_demo_data(args: argparse.Namespace, params: Params) -> int:
+    from pipeline.cli.human import demo_lines
     from pipeline.demo.raw_tree import write_demo_data
 
     out = args.out or params.demo.out
@@ -36,11 +37,12 @@ def cmd_demo_data(args: argparse.Namespace, params: Params) -> int:
         n_ucr=params.demo.n_ucr,
         progress=True,
     )
-    print(f"demo data written to {out}: {summary}")
+    print("\n".join(demo_lines(summary)))
     return 0
 
 
 def cmd_summary(args: argparse.Namespace, params: Params) -> int:
+    from pipeline.cli.human import store_lines
     from pipeline.config.build import store_root
     from pipeline.ingest.report import profile_summary
     from pipeline.store.remote import open_store
@@ -57,10 +59,7 @@ def cmd_summary(args: argparse.Namespace, params: Params) -> int:
         print(json.dumps(out, indent=2))
     else:
         for name, s in out.items():
-            print(f"{name}: {s['records']} records {s.get('records_per_source', '')}")
-            for label, n in s.get("unified_label_counts", {}).items():
-                print(f"  {label:>8}: {n}")
-            print(f"  quarantined: {len(s.get('quarantined', []))}")
+            print("\n".join(store_lines(name, s)))
     return 0
 
 

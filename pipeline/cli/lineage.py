@@ -41,6 +41,7 @@ def add_arguments(command: str, p: argparse.ArgumentParser) -> None:
 
 def cmd_lineage(args: argparse.Namespace, params: Params) -> int:
     """Print the lineage of ``args.path`` or ``args.record``; 2 (and ``error: ...``) when unknown."""
+    from pipeline.labels.names import code_names, with_code_names
     from pipeline.lineage.artifact import LineageError, artifact_lineage
     from pipeline.lineage.dvc_lock import LockError, find_project_root
     from pipeline.lineage.record import record_lineage
@@ -51,6 +52,7 @@ def cmd_lineage(args: argparse.Namespace, params: Params) -> int:
         layout = store_layout(params)
         if args.record is not None:
             doc = record_lineage(root, args.record, layout, list(params.profiles), model_refs(params))
+            with_code_names(doc, code_names(params.labels.tables_dir))
             text = render_record(doc, show_all=args.all)
         else:
             doc = artifact_lineage(root, args.path, layout, cwd=Path.cwd())

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from pipeline.demo.cinc_tree import CINC_FRACTIONS, write_cinc2017
 from pipeline.demo.formats import split_counts
+from pipeline.demo.marker import MARKER
 from pipeline.demo.ptbxl_tree import PTBXL_COLUMNS, SCP_STATEMENT_ROWS, SCP_STATEMENTS_HEADER, write_ptbxl
 from pipeline.demo.ucr_tree import write_ucr
 
@@ -82,9 +83,6 @@ def _readme(seed: int, n_ptbxl: int, n_cinc: int, n_ucr: int) -> str:
         f"generator version {GENERATOR_VERSION}, seed {seed}, "
         f"ptbxl {n_ptbxl}, cinc2017 {n_cinc}, ucr {n_ucr}\n"
     )
-
-
-MARKER = ".ecgpipe-demo"
 
 
 def _marker_text(source: str, seed: int, n: int) -> str:

@@ -19,7 +19,6 @@ The document (``format`` :data:`FORMAT`)::
 from __future__ import annotations
 
 import csv
-import difflib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from pipeline.core.fs import sha256_file
 from pipeline.dataset.splits import SplitError, read_index
 from pipeline.lineage.dvc_lock import display_path
 from pipeline.lineage.query import LineageError, StoreLayout, shown_location
+from pipeline.lineage.similar import close_record_ids
 from pipeline.store.base import Store
 from pipeline.store.labels import read_labels
 from pipeline.store.local import raw_labels_from_json, read_array, read_strings
@@ -149,15 +149,11 @@ def _scan_shards(store: Store, record_id: str, known: list[str]) -> list[_Hit]:
 def _unknown_message(
     record_id: str, known: Sequence[str], profiles: Sequence[str], store: StoreRoot | Path
 ) -> str:
-    ids = list(dict.fromkeys(known))
-    # A bare local id ("00001") or another case is a common slip: offer those exact ids first.
-    wanted = record_id.lower()
-    same = [i for i in ids if i.lower() == wanted or i.lower().split(":", 1)[-1] == wanted]
-    close = list(dict.fromkeys([*same, *difflib.get_close_matches(record_id, ids, n=5, cutoff=0.6)]))[:5]
-    hint = f"; close matches: {', '.join(close)}" if close else ""
+    close = close_record_ids(record_id, known)
+    hint = f" Did you mean {', '.join(close)}?" if close else ""
     return (
         f"record {record_id!r} is not in any profile's store (searched {', '.join(profiles) or 'none'} "
-        f"under {StoreRoot.of(store).url}; {len(known)} live records){hint}. Record ids are "
+        f"under {StoreRoot.of(store).url}; {len(known):,} live records).{hint} Record ids are "
         "'<source>:<local id>', e.g. 'ptbxl:00001'"
     )
 

@@ -217,18 +217,25 @@ def _occurrence_lines(occ: Mapping[str, Any], show_all: bool) -> list[str]:
     for f in occ["raw_files"]:
         now = "unchanged" if f["unchanged"] else "CHANGED" if f["unchanged"] is False else "not re-hashed"
         lines.append(f"    {f['path']}  sha256 {f['sha256']}  [{now if f['exists'] else 'MISSING'}]")
-    raw = ", ".join(
-        f"{lab['code']}" + (f" ({lab['likelihood']:g})" if lab["likelihood"] is not None else "")
-        for lab in occ["raw_labels"]
-    )
+    raw = [_raw_label(lab) for lab in occ["raw_labels"]]
     unified = occ["unified_labels"]["positive"]
-    lines.append(f"  raw labels      {raw or 'none'}")
+    if any(lab.get("name") for lab in occ["raw_labels"]):
+        lines.append("  raw labels")  # one per line: the names have commas of their own
+        lines += [f"    {text}" for text in raw]
+    else:
+        lines.append(f"  raw labels      {', '.join(raw) or 'none'}")
     lines.append(
         "  unified labels  " + ("not derived yet" if unified is None else ", ".join(unified) or "none")
     )
     if show_all and occ.get("meta"):
         lines.append(f"  meta      {json.dumps(occ['meta'], sort_keys=True)}")
     return lines
+
+
+def _raw_label(lab: Mapping[str, Any]) -> str:
+    """``164889003 (0.5) atrial fibrillation [SNOMED CT]``: code, likelihood, and its name when known."""
+    text = f"{lab['code']}" + (f" ({lab['likelihood']:g})" if lab["likelihood"] is not None else "")
+    return f"{text}  {lab['name']} [{lab['code_system']}]" if lab.get("name") else text
 
 
 def _model_lines(model: Mapping[str, Any]) -> list[str]:

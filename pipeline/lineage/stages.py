@@ -14,6 +14,7 @@ from pipeline.core.provenance import PROVENANCE_DIR, record_name
 from pipeline.lineage import dvc_lock as dl
 from pipeline.lineage import lock_check as lc
 from pipeline.lineage.query import LineageContext, LineageError
+from pipeline.lineage.similar import close_paths
 
 # A dep no stage produces is code when it lies under one of these folders or has a code suffix;
 # everything else (raw folders, label tables) is data.
@@ -35,10 +36,10 @@ def start_producers(lock: dl.DvcLock, rel: str, root: Path) -> list[dl.Producer]
             f"{' ...' if len(users) > 8 else ''}; ask about an output of one of those stages"
         )
     on_disk = "exists but is" if (root / rel).exists() else "does not exist and is"
-    near = dl.nearby_outs(lock, rel)
+    near = close_paths(rel, lock.out_paths())
     raise LineageError(
         f"{rel}: {on_disk} not produced by any stage in dvc.lock"
-        f"{'; stage outs nearby: ' + ', '.join(near) if near else ''}"
+        f"{'. Did you mean ' + ', '.join(near) + '?' if near else ''}"
     )
 
 

@@ -9,7 +9,7 @@ training shards were, without reading ``params.yaml``.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +34,9 @@ class ModelCard:
     anomaly); ``profile`` / ``signal_plan``: the shard profile and its preprocessing
     (:class:`SignalPlan` as a dict); ``input_shape``: ``(C, L)`` of one record; ``scale_mv``: the
     int16 step the shards stored signals at (0 for float32 storage), which prediction replays.
+    ``training_data``: what the model learnt from, for people reading its predictions
+    (:func:`training_data_summary`): sources, records per split and source, the label set, and
+    the sources that were the synthetic demo data; empty for cards written before it existed.
     """
 
     name: str
@@ -48,6 +51,7 @@ class ModelCard:
     normal_class: str | None = None
     scale_mv: float = 0.001
     version: int = field(default=CARD_VERSION)
+    training_data: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -80,6 +84,7 @@ class ModelCard:
         d = dataclasses.asdict(self)
         d["signal_plan"] = _plain(d["signal_plan"])
         d["kwargs"] = _plain(d["kwargs"])
+        d["training_data"] = _plain(d["training_data"])
         d["classes"] = list(self.classes)
         d["vocabulary"] = list(self.vocabulary)
         d["input_shape"] = list(self.input_shape)
@@ -98,6 +103,42 @@ class ModelCard:
         c, length = d["input_shape"]
         d["input_shape"] = (int(c), int(length))
         return cls(**d)
+
+
+def training_data_summary(
+    records: Mapping[str, Mapping[str, int]],
+    label_set: Sequence[str],
+    synthetic_demo_sources: Sequence[str] = (),
+) -> dict[str, Any]:
+    """The card's ``training_data``: ``records`` is split → source → record count (from the
+    split index), ``label_set`` the classes the model outputs (its normal class for an
+    autoencoder), ``synthetic_demo_sources`` the sources whose raw tree ``ecgpipe demo-data`` wrote."""
+    sources = sorted({s for per_source in records.values() for s in per_source})
+    return {
+        "sources": sources,
+        "records": {split: dict(sorted(c.items())) for split, c in records.items()},
+        "label_set": list(label_set),
+        "synthetic_demo_sources": sorted(set(synthetic_demo_sources) & set(sources)),
+    }
+
+
+def describe_training_data(card: ModelCard) -> str:
+    """One line for people: ``"trained on cinc2017 (168 train / 36 val / 36 test records); labels
+    N, A, O, ~"``, with a warning when any source was the synthetic demo data."""
+    td = card.training_data
+    if not td:
+        return f"{card.name}: this checkpoint does not say what data it was trained on"
+    records = td.get("records", {})
+    parts = []
+    for source in td.get("sources", []):
+        counts = " / ".join(f"{c.get(source, 0):,} {split}" for split, c in records.items())
+        parts.append(f"{source} ({counts} records)")
+    labels = ", ".join(td.get("label_set", []))
+    text = f"{card.name} was trained on {', '.join(parts) or 'no records'}; labels {labels}"
+    demo = td.get("synthetic_demo_sources", [])
+    if demo:
+        text += f"; SYNTHETIC DEMO DATA ({', '.join(demo)}): not a clinical model"
+    return text
 
 
 def card_from_checkpoint(ckpt: Mapping[str, Any], where: str = "checkpoint") -> ModelCard:

@@ -77,11 +77,13 @@ def _open_live(live_dir: Path, history: Sequence[Mapping[str, float]]) -> Any:
     Rebuilt from the checkpoint rather than opened with ``resume=True``, so the logged rows
     always match ``latest.pt`` whatever the moment of the kill. dvclive writes no ``dvc.yaml``
     and saves no experiment: the DVC stage declares ``live/metrics.json`` as metrics and
-    ``live/plots/metrics`` as plots, and ``dvc exp run`` records the experiment.
+    ``live/plots/metrics`` as an output that dvc.yaml's per-metric plots draw over 1-based
+    epochs, and ``dvc exp run`` records the experiment.
     """
     from dvclive.live import Live  # dvclive imports dvc: only pay for it when training
 
     live = Live(dir=str(live_dir), resume=False, save_dvc_exp=False, dvcyaml=False)
+    live.step = 1  # the logged step is the epoch number as the console counts it ("epoch 1/40")
     for metrics in history:
         _log_epoch(live, metrics)
     return live

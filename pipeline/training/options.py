@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -16,7 +16,22 @@ from pipeline.training.checkpoint import (
 
 
 class ResumeMismatch(CheckpointError):
-    """``latest.pt`` was written by a run with another config, lineage or class weights."""
+    """``latest.pt`` was written by a run with another config, lineage or class weights.
+
+    ``problems``: one short phrase per difference (``"config.epochs 40 → 1"``), for people.
+    """
+
+    def __init__(self, path: Path, problems: Sequence[str]) -> None:
+        self.path = path
+        self.problems = tuple(problems)
+        super().__init__(
+            f"{path}: written by a different run, cannot resume ({self.changes}); "
+            "pass resume=False to start over or use another out_dir"
+        )
+
+    @property
+    def changes(self) -> str:
+        return "; ".join(self.problems)
 
 
 @dataclass(frozen=True)

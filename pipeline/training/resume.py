@@ -59,11 +59,11 @@ def _mismatches(ckpt: Mapping[str, Any], cfg: TrainConfig, lineage: Mapping[str,
     old_cfg, new_cfg = dict(ckpt["config"]), cfg.to_dict()
     for key in sorted(set(old_cfg) | set(new_cfg)):
         if key not in RESUME_FREE_FIELDS and old_cfg.get(key) != new_cfg.get(key):
-            problems.append(f"config.{key}: checkpoint {old_cfg.get(key)!r}, now {new_cfg.get(key)!r}")
+            problems.append(describe_change(f"config.{key}", old_cfg.get(key), new_cfg.get(key)))
     old_lin = dict(ckpt["lineage"])
     for key in sorted(set(old_lin) | set(lineage)):
         if key not in RESUME_FREE_LINEAGE and old_lin.get(key) != lineage.get(key):
-            problems.append(f"lineage.{key}: checkpoint {old_lin.get(key)!r}, now {lineage.get(key)!r}")
+            problems.append(describe_change(f"lineage.{key}", old_lin.get(key), lineage.get(key)))
     old_w = ckpt["class_weights"]
     same_w = (old_w is None and class_weights is None) or (
         old_w is not None and class_weights is not None and torch.equal(old_w, class_weights.detach().cpu())
@@ -73,6 +73,37 @@ def _mismatches(ckpt: Mapping[str, Any], cfg: TrainConfig, lineage: Mapping[str,
     return problems
 
 
+SHORT_VALUE = 40  # characters: longer values (digests, whole params sections) are named, not printed
+MAX_KEYS = 4
+
+
+def describe_change(name: str, old: Any, new: Any) -> str:
+    """One short phrase for a changed setting: ``"config.epochs 40 → 1"``; for mappings, the
+    nested keys that changed (``"lineage.params changed: train.epochs, train.lr"``); for long
+    values (sha256 digests, lists) only that they changed."""
+    if isinstance(old, Mapping) and isinstance(new, Mapping):
+        keys = _changed_keys(old, new)
+        more = f" and {len(keys) - MAX_KEYS} more" if len(keys) > MAX_KEYS else ""
+        return f"{name} changed: {', '.join(keys[:MAX_KEYS])}{more}"
+    a, b = repr(old), repr(new)
+    if len(a) <= SHORT_VALUE and len(b) <= SHORT_VALUE:
+        return f"{name} {a} → {b}"
+    return f"{name} changed"
+
+
+def _changed_keys(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> list[str]:
+    out: list[str] = []
+    for key in sorted(set(old) | set(new), key=str):
+        a, b = old.get(key), new.get(key)
+        if a == b:
+            continue
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            out += _changed_keys(a, b, f"{prefix}{key}.")
+        else:
+            out.append(f"{prefix}{key}")
+    return out
+
+
 def load_resumable(path: Path, cfg: TrainConfig, lineage: Mapping[str, Any],
                     class_weights: torch.Tensor | None) -> dict[str, Any] | None:  # fmt: skip
     if not path.exists():
@@ -80,10 +111,7 @@ def load_resumable(path: Path, cfg: TrainConfig, lineage: Mapping[str, Any],
     ckpt = load_checkpoint(path)
     problems = _mismatches(ckpt, cfg, lineage, class_weights)
     if problems:
-        raise ResumeMismatch(
-            f"{path}: written by a different run, cannot resume ({'; '.join(problems)}); "
-            "pass resume=False to start over or use another out_dir"
-        )
+        raise ResumeMismatch(path, problems)
     return ckpt
 
 

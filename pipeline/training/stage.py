@@ -8,6 +8,7 @@ and lineage stored in every checkpoint, then :func:`pipeline.training.loop.fit`.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -19,10 +20,11 @@ import torch
 
 from pipeline.core.fs import sha256_file
 from pipeline.dataset.loader import ShardLoader, make_loader
+from pipeline.dataset.splits import read_index
 from pipeline.dataset.targets import TargetBatches, Targets
 from pipeline.evaluation.metrics import macro_auroc, roc_auc
 from pipeline.evaluation.task_reports import multiclass_report
-from pipeline.models.card import ModelCard
+from pipeline.models.card import ModelCard, training_data_summary
 from pipeline.signal.preprocess import SignalPlan
 from pipeline.store.remote import open_store
 from pipeline.store.root import StoreRoot
@@ -50,6 +52,7 @@ def make_card(
     plan: SignalPlan,
     input_shape: tuple[int, int],
     scale_mv: float,
+    training_data: Mapping[str, Any] | None = None,
 ) -> ModelCard:
     """The card of a model about to be trained; ``n_leads``/``in_channels``/``n_classes``/``length``
     are filled in from the data so params need not repeat them."""
@@ -67,7 +70,23 @@ def make_card(
         name=name, kind=kind, kwargs=kwargs, task=targets.task, classes=targets.classes,
         vocabulary=targets.vocabulary, profile=profile, signal_plan=asdict(plan),
         input_shape=input_shape, normal_class=targets.normal_class, scale_mv=scale_mv,
+        training_data=dict(training_data or {}),
     )  # fmt: skip
+
+
+def index_summary(
+    index_path: Path, targets: Targets, synthetic_demo_sources: Sequence[str] = ()
+) -> dict[str, Any]:
+    """The card's training-data summary from the split index: records per split and source
+    (the source is the record id's ``<source>:`` prefix)."""
+    index = read_index(index_path)
+    splits = dict.fromkeys(index.header.get("fractions", {}) or ("train", "val", "test"))
+    records = {
+        split: dict(Counter(r.record_id.split(":", 1)[0] for r in index.split_rows(split)))
+        for split in splits
+    }
+    label_set = targets.classes or ((targets.normal_class,) if targets.normal_class else ())
+    return training_data_summary(records, label_set, synthetic_demo_sources)
 
 
 def val_metric_fn(targets: Targets, f1_classes: Sequence[str] | None) -> Callable[..., dict[str, float]]:
@@ -141,16 +160,21 @@ def train_model(
     resume: bool = True,
     progress: bool = True,
     live_dir: Path | None = None,
+    synthetic_demo_sources: Sequence[str] = (),
 ) -> TrainResult:
     """Train model ``name`` on the train split of ``index_path``; checkpoints into ``out_dir``.
 
     ``params`` (plain values) are stored in the lineage beside the store manifest's and the
     index's sha256, so a checkpoint says exactly what it was trained from.
+    ``synthetic_demo_sources``: sources whose raw tree was the demo data (named in the card).
     """
     train, val = loaders(store_root, profile, index_path, cfg.seed, settings)
     store = open_store(store_root, profile)
     scale = train.records.shards[0].scale_mv if train.records.shards[0].dtype == "int16" else 0.0
-    card = make_card(name, kind, model_kwargs, targets, profile, plan, train.records.sample_shape, scale)
+    summary = index_summary(index_path, targets, synthetic_demo_sources)
+    card = make_card(
+        name, kind, model_kwargs, targets, profile, plan, train.records.sample_shape, scale, summary
+    )
     weights = class_weights(targets, train.records.y, class_weight_power) if use_class_weights else None
     lineage = {
         "card": card.to_dict(),

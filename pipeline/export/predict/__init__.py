@@ -43,6 +43,8 @@ Record ids
     file's folder), in POSIX form. A WFDB record is its header path without ``.hea``
     (``sub/A00001``); a row of a multi-record file is the file path plus the reader's local id
     (``ECG5000_TRAIN.txt/00012`` for a UCR row, ``exams_part0.hdf5/1169160`` for a CODE-15% exam).
+    A WFDB record laid out as PTB-XL (``records500/00000/00001_hr``) or CinC 2017 (``A00001``)
+    stores it gets the store's id instead: ``ptbxl:00001``, ``cinc2017:A00001``.
     When two different inputs give the same id, the later one is prefixed with its position on
     the command line (``input2:A00001``).
 

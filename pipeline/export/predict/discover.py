@@ -2,13 +2,15 @@
 
 Each input becomes a root (the folder given, or a given file's folder); records get stable ids
 relative to it, a record reached twice is listed once, and an id an earlier input used is prefixed
-with ``input<position>:``.
+with ``input<position>:``. A WFDB record whose path has a known source's layout gets the id the
+store gives it, ``<source>:<id>`` (:func:`store_id`), so predictions join the store and lineage.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 
@@ -51,10 +53,37 @@ def discover_inputs(inputs: Sequence[Path]) -> InputScan:
                     Skipped(root.given, again) if is_file else root.skipped(entry_files(entry)[0], again)
                 )
                 continue
-            entry = _unique_id(entry, root.position, used_ids)
+            entry = _unique_id(_with_store_id(entry), root.position, used_ids)
             seen_files[primary] = entry_id(entry)
             entries.append(entry)
     return InputScan(tuple(entries), tuple(skipped))
+
+
+# Record paths (header path without ``.hea``) of a source's own layout, and the group that is the
+# source reader's local id (ptbxl.py: the 5-digit ecg_id; cinc2017.py: the record name).
+# tests/test_predict_inputs.py checks them against the readers on the demo tree.
+SOURCE_LAYOUTS = (
+    ("ptbxl", re.compile(r"(?:^|.*/)records(?:100|500)/\d{5}/(\d{5})_(?:lr|hr)")),
+    ("cinc2017", re.compile(r"(?:^|.*/)(A\d{5})")),
+)
+
+
+def store_id(uid: str) -> str | None:
+    """``<source>:<id>`` for a WFDB record path laid out as a known source stores it, else None."""
+    for source, pattern in SOURCE_LAYOUTS:
+        match = pattern.fullmatch(uid)
+        if match:
+            return f"{source}:{match.group(1)}"
+    return None
+
+
+def _with_store_id(entry: Entry) -> Entry:
+    """The unit under its store id; its whole path counts (a header given alone keeps its folders)."""
+    if isinstance(entry, PredictUnit) and entry.kind == "wfdb":
+        sid = store_id(f"{entry.root.as_posix()}/{entry.uid}")
+        if sid is not None:
+            return dataclasses.replace(entry, uid=sid)
+    return entry
 
 
 def _scan_input(path: Path, position: int) -> tuple[InputRoot, list[Entry | Skipped]]:

@@ -19,7 +19,7 @@ from pipeline.export.predict.read import read_candidates
 from pipeline.export.predict.score import check_rule, predict_records
 from pipeline.export.predict.table import REJECTED, SCORED, PredictionTable
 from pipeline.export.predict.units import InputScan
-from pipeline.models.card import ModelCard, card_from_checkpoint
+from pipeline.models.card import ModelCard, card_from_checkpoint, describe_training_data
 from pipeline.signal.preprocess import SignalPlan
 from pipeline.training.checkpoint import CheckpointError, load_checkpoint
 from pipeline.training.load import pick_checkpoint
@@ -133,12 +133,15 @@ def run_predict(
     except _BadArguments as exc:
         print(f"ecgpipe predict: {exc}", file=sys.stderr)
         return EXIT_BAD_ARGUMENTS
+    trained_on = describe_training_data(loaded.card)
+    if loaded.card.training_data.get("synthetic_demo_sources"):
+        print(f"warning: {trained_on}", file=sys.stderr)
     table = predict_records(
         loaded.model, loaded.card, rule, read_candidates(scan), batch_size, device, progress=True
     )
     report = predictions_report(table, loaded, rule, note, inputs, scan)
     out_dir = Path(out_dir)
-    write_atomic(out_dir / CSV_NAME, table.csv_text().encode("utf-8"))
+    write_atomic(out_dir / CSV_NAME, (csv_preamble(loaded.card) + table.csv_text()).encode("utf-8"))
     text = json.dumps(json_safe(report), indent=1, allow_nan=False) + "\n"
     write_atomic(out_dir / JSON_NAME, text.encode("utf-8"))
     counts = table.counts()
@@ -201,6 +204,7 @@ def predictions_report(
             "epoch": loaded.checkpoint.get("epoch"),
             "code": loaded.checkpoint.get("code"),
         },
+        "training_data": {**card.training_data, "summary": describe_training_data(card)},
         "decision_rule": None if rule is None else rule.to_dict(),
         "decision_rule_note": note,
         "preprocessing": _preprocessing_note(card, plan),
@@ -209,6 +213,18 @@ def predictions_report(
         "skipped": [{"path": s.path, "reason": s.reason} for s in scan.skipped],
         "rows": table.json_rows(),
     }
+
+
+def csv_preamble(card: ModelCard) -> str:
+    """``# key: <json>`` lines above the CSV header (the split index's convention): the model and
+    what it was trained on. Read the table with ``pandas.read_csv(path, comment="#")``."""
+    lines = {
+        "format": PREDICTIONS_FORMAT,
+        "model": card.name,
+        "trained_on": describe_training_data(card),
+        "training_data": dict(card.training_data),
+    }
+    return "".join(f"# {k}: {json.dumps(v, sort_keys=True)}\n" for k, v in lines.items())
 
 
 def _preprocessing_note(card: ModelCard, plan: SignalPlan) -> dict[str, Any]:
