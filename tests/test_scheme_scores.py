@@ -77,6 +77,9 @@ def test_equivalent_codes_are_one_class_and_unscored_classes_are_listed() -> Non
     assert got["score"] == pytest.approx(1.0)
     assert got["unscored_classes"] == ["MI"]
     assert "713427006|59118001" in got["scored_groups_in_model"]
+    w = load_challenge_weights()
+    assert w.group_of("713427006|59118001") == w.group_of("RBBB") == w.group_of("CRBBB") is not None
+    assert w.group_of("MI") is None
 
 
 def _loop_metric(labels: np.ndarray, outputs: np.ndarray, w: np.ndarray, normal: int) -> float:

@@ -66,10 +66,11 @@ class ChallengeWeights:
         return tuple("|".join(g) for g in self.groups)
 
     def group_of(self, name: str) -> int | None:
-        """The group of a class named by SNOMED CT code or scored abbreviation; None if unscored."""
-        code = SCORED_ABBREVIATIONS.get(name.strip(), name.strip())
+        """The group of a class named by SNOMED CT code, scored abbreviation or a ``|``-joined
+        group name (``713427006|59118001``); None if unscored."""
+        wanted = {SCORED_ABBREVIATIONS.get(part.strip(), part.strip()) for part in name.split("|")}
         for k, codes in enumerate(self.groups):
-            if code in codes:
+            if wanted & set(codes):
                 return k
         return None
 
