@@ -206,14 +206,14 @@ def synth_ecg(
 
 def _beat_strip_times(rng: np.random.Generator, kind: str, rr: float, target_s: float) -> tuple[F64, str]:
     """Three sinus beats, the target beat at ``target_s`` and one beat after it."""
-    if kind == "N":
-        coupling = rr * rng.uniform(0.95, 1.05)
+    if kind == "N":  # sinus arrhythmia: a normal beat may come a little early or late
+        coupling = rr * rng.uniform(0.88, 1.1)
     elif kind == "V":
         coupling = rr * rng.uniform(0.55, 0.72)
     elif kind == "R":  # lands on the previous beat's T peak
         coupling = 0.27 * math.sqrt(rr) * rng.uniform(0.9, 1.1)
-    elif kind == "S":
-        coupling = rr * rng.uniform(0.6, 0.8)
+    elif kind == "S":  # often only slightly premature, as in real supraventricular ectopy
+        coupling = rr * rng.uniform(0.68, 0.92)
     else:
         coupling = rr * rng.uniform(0.92, 1.0)
     prev = target_s - coupling
@@ -229,9 +229,9 @@ def _beat_to_beat(rng: np.random.Generator, p: Patient) -> Patient:
     focus /= float(np.linalg.norm(focus))
     return replace(
         p,
-        axis_deg=p.axis_deg + float(rng.normal(0.0, 6.0)),
-        r_amp_mv=p.r_amp_mv * float(rng.uniform(0.85, 1.15)),
-        t_amp_mv=p.t_amp_mv * float(rng.uniform(0.8, 1.2)),
+        axis_deg=p.axis_deg + float(rng.normal(0.0, 9.0)),  # respiration and posture move the axis
+        r_amp_mv=p.r_amp_mv * float(rng.uniform(0.8, 1.2)),
+        t_amp_mv=p.t_amp_mv * float(rng.uniform(0.7, 1.3)),
         p_amp_mv=p.p_amp_mv * float(rng.uniform(0.8, 1.2)),
         qrs_scale=p.qrs_scale * float(rng.uniform(0.95, 1.05)),
         pvc_direction=(float(focus[0]), float(focus[1]), float(focus[2])),

@@ -237,7 +237,7 @@ def morphologies(
     morphs: dict[str, list[Wave]] = {}
     for kind in sorted(set(kinds) - {"N"}):
         if kind == "F":
-            morphs[kind] = _fusion_waves(p, float(rng.uniform(0.3, 0.7)))
+            morphs[kind] = _fusion_waves(p, float(rng.uniform(0.15, 0.6)))  # mostly sinus-like
         else:
             morphs[kind] = _svpb_waves(p) if kind == "S" else _pvc_waves(p)
     dominant = _sinus_morphology(p, cls, variant, rng)
