@@ -15,6 +15,7 @@ import scipy.io
 import wfdb
 
 from pipeline.core.records import Provenance, Record, Rejection
+from pipeline.demo.ptbxl_tree import LABEL_NOISE, NORM_VARIANT, _ptbxl_plan, _synth_class
 from pipeline.demo.raw_tree import (
     CINC_FRACTIONS,
     MARKER,
@@ -26,6 +27,8 @@ from pipeline.demo.raw_tree import (
     split_counts,
     write_demo_data,
 )
+from pipeline.demo.ucr_tree import LABEL_NOISE as UCR_LABEL_NOISE
+from pipeline.demo.ucr_tree import UCR_BEAT_KIND, beat_kind
 from pipeline.sources.base import SourceReader, list_files
 from pipeline.sources.cinc2017 import Cinc2017Reader
 from pipeline.sources.ptbxl import PtbXlReader
@@ -207,7 +210,29 @@ def test_ptbxl_class_counts_match_codes_and_noise_columns(demo: DemoSummary) -> 
     assert has("AFIB") == counts["AF"]
     assert has("IMI") + has("AMI") == counts["MI"]
     assert has("CLBBB") + has("CRBBB") == counts["BBB"]
+    assert has("LVH") == counts["HYP"] and has("NDT") == counts["STTC"]
     assert has("NORM") == counts["NORM"] + counts["NOISY"]
+
+
+def test_ptbxl_codes_cover_every_diagnostic_superclass_of_the_benchmark(demo: DemoSummary) -> None:
+    # diagnostic_class is column 5 of scp_statements.csv; the benchmark's superdiagnostic task has five
+    superclass = {line.split(",")[0]: line.split(",")[5] for line in SCP_STATEMENT_ROWS}
+    seen = {superclass[c] for r in ptbxl_rows(demo) for c in ast.literal_eval(r["scp_codes"])} - {""}
+    assert seen == {"NORM", "MI", "STTC", "CD", "HYP"}
+
+
+def test_ptbxl_label_noise_and_borderline_severity_are_drawn_as_documented() -> None:
+    records, _ = _ptbxl_plan(0, 2000)
+    mislabelled = [r for r in records if r.drawn_as != r.patient.drawn_as]
+    assert abs(len(mislabelled) / len(records) - LABEL_NOISE) < 0.015
+    sick = [r.patient for r in records if r.patient.cls in ("MI", "BBB", "HYP", "STTC")]
+    assert all(p.drawn_as == (_synth_class(p.cls), p.variant) and 0.1 <= p.severity <= 1.0 for p in sick)
+    assert np.mean([p.severity < 0.3 for p in sick]) > 0.15
+    normal = [r.patient for r in records if r.patient.cls == "NORM"]
+    traced = [p for p in normal if p.drawn_as[0] != "NORM"]
+    assert abs(len(traced) / len(normal) - NORM_VARIANT) < 0.06
+    assert all(0.02 <= p.severity <= 0.25 for p in traced)
+    assert all(r.patient.severity == 1.0 for r in records if r.patient.cls in ("AF", "NOISY"))
 
 
 def test_ptbxl_patients_repeat_and_keep_one_fold(demo: DemoSummary) -> None:
@@ -311,6 +336,17 @@ def test_ucr_files_are_fixed_width_znormalised_beats(demo: DemoSummary) -> None:
         for c in labels:
             total[int(c)] = total.get(int(c), 0) + 1
     assert {str(k): v for k, v in sorted(total.items())} == dict(demo.counts["ucr"])
+
+
+def test_ucr_label_noise_crosses_normal_and_ectopic_at_the_documented_rate() -> None:
+    rng = np.random.default_rng(0)
+    normal_rows = [beat_kind(rng, "1") for _ in range(4000)]
+    ectopic_rows = [beat_kind(rng, "3") for _ in range(4000)]
+    wrong = [k for k in normal_rows if k != "N"]
+    assert abs(len(wrong) / 4000 - UCR_LABEL_NOISE) < 0.012
+    assert set(wrong) == set(UCR_BEAT_KIND.values()) - {"N"}
+    assert set(ectopic_rows) == {"V", "N"}
+    assert abs(ectopic_rows.count("N") / 4000 - UCR_LABEL_NOISE) < 0.012
 
 
 @pytest.mark.shared_data

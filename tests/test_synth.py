@@ -319,6 +319,56 @@ def test_synth_beat_is_centred_on_r_and_kinds_differ_in_width() -> None:
     assert width("V") > width("N") + 0.02
 
 
+def test_lvh_has_taller_lateral_r_and_deeper_v1_s_than_norm() -> None:
+    def r_mv(rec: SynthECG, name: str) -> float:  # above the PR segment
+        x = lead(rec, name)
+        return float(
+            np.median([x[p - at(0.04) : p + at(0.04)].max() - x[p - at(0.085)] for p in inner_peaks(rec)])
+        )
+
+    def s_mv(rec: SynthECG, name: str) -> float:
+        x = lead(rec, name)
+        return float(
+            np.median([x[p - at(0.04) : p + at(0.06)].min() - x[p - at(0.085)] for p in inner_peaks(rec)])
+        )
+
+    for seed in SEEDS:
+        norm = record("NORM", seed)
+        lvh = synth_record(
+            np.random.default_rng(seed), "OTHER", FS, 10.0, variant="LVH", patient=norm.patient
+        )
+        assert r_mv(lvh, "V5") > 1.3 * r_mv(norm, "V5") and r_mv(lvh, "V6") > 1.3 * r_mv(norm, "V6")
+        assert s_mv(lvh, "V1") < s_mv(norm, "V1") - 0.5
+
+
+def test_sttc_flattens_or_inverts_lateral_t_and_keeps_the_qrs() -> None:
+    def t_v5(rec: SynthECG) -> float:
+        x, r = lead(rec, "V5"), inner_peaks(rec)
+        return float(np.median([x[p + at(0.2) : p + at(0.35)].mean() - x[p - at(0.085)] for p in r]))
+
+    for seed in SEEDS:
+        norm = record("NORM", seed)
+        sttc = synth_record(
+            np.random.default_rng(seed), "OTHER", FS, 10.0, variant="STTC", patient=norm.patient
+        )
+        assert t_v5(sttc) < 0.5 * t_v5(norm)
+        assert abs(qrs_width_s(sttc) - qrs_width_s(norm)) < 0.02
+
+
+def test_low_severity_blends_a_pattern_towards_the_normal_beat() -> None:
+    def v1_late_mv(rec: SynthECG) -> float:
+        x, r = lead(rec, "V1"), inner_peaks(rec)
+        return float(np.median(x[r + at(0.075 * rec.patient.qrs_scale)] - x[r - at(0.085)]))
+
+    for seed in SEEDS:
+        rng = np.random.default_rng
+        full = synth_record(rng(seed), "BBB", FS, 10.0, variant="RBBB")
+        mild = synth_record(rng(seed), "BBB", FS, 10.0, variant="RBBB", patient=full.patient, severity=0.3)
+        norm = synth_record(rng(seed), "NORM", FS, 10.0, patient=full.patient)
+        assert v1_late_mv(norm) < v1_late_mv(mild) < v1_late_mv(full)
+        assert v1_late_mv(mild) == pytest.approx(0.3 * v1_late_mv(full) + 0.7 * v1_late_mv(norm), abs=0.05)
+
+
 def test_invalid_arguments_are_refused() -> None:
     rng = np.random.default_rng(0)
     with pytest.raises(ValueError, match="unknown class"):
@@ -327,5 +377,7 @@ def test_invalid_arguments_are_refused() -> None:
         synth_ecg(rng, "NORM", FS, 10.0, ("MLII",))
     with pytest.raises(ValueError, match="unknown variant"):
         synth_record(rng, "BBB", FS, 10.0, variant="IRBBB")
+    with pytest.raises(ValueError, match="severity must lie in"):
+        synth_record(rng, "MI", FS, 10.0, severity=0.0)
     with pytest.raises(ValueError, match="unknown beat kind"):
         synth_beat(rng, "Q", FS, 50, 90)

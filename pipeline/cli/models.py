@@ -201,6 +201,7 @@ def eval_settings(params: Params, model: str) -> EvalSettings:
         **ev,
         **{f"anomaly_{k}": v for k, v in ev["anomaly_threshold"].items()},
         "f1_classes": model_params(params, model).f1_classes,
+        "field_score": params.evaluate.field_score.get(model),
     }
     return from_params(EvalSettings, values, library_default=("keep_examples",))
 

@@ -11,6 +11,7 @@ from pipeline.config.base import ConfigError, _Strict
 from pipeline.config.profiles import Profile
 from pipeline.config.sources import SourceConfig
 from pipeline.config.stages import (
+    FIELD_SCORE_TASKS,
     VAL_METRICS,
     CTrainParams,
     DemoParams,
@@ -63,7 +64,21 @@ class Params(_Strict):
                 raise ValueError(f"ctrain.models: {name!r} is not an autoencoder in train.models (C training "
                                  "covers the autoencoder family only)")  # fmt: skip
         self._check_landing()
+        self._check_field_scores()
         return self
+
+    def _check_field_scores(self) -> None:
+        for name, family in self.evaluate.field_score.items():
+            if name not in self.train.models:
+                raise ValueError(
+                    f"evaluate.field_score names {name!r}, not in train.models ({sorted(self.train.models)})"
+                )
+            task = self.train.models[name].task
+            if task not in FIELD_SCORE_TASKS[family]:
+                raise ValueError(
+                    f"evaluate.field_score.{name}: {family!r} scores {list(FIELD_SCORE_TASKS[family])} "
+                    f"models, train.models.{name} is {task}"
+                )
 
     def _check_landing(self) -> None:
         # Which kinds can land at all is the landing package's rule: flows.landing.landing_targets checks it

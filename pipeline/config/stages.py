@@ -160,7 +160,19 @@ class AnomalyThresholdParams(_Strict):
     k: float = Field(default=3.0, gt=0)
 
 
+# pipeline.evaluation.scheme_scores.FIELD_FAMILIES (not imported: loading params stays light); the
+# tasks each family scores, checked against train.models.<m>.task when params load.
+FieldScoreFamily = Literal["ptbxl", "cinc2021", "cinc2017", "aami", "multilabel_auroc"]
+FIELD_SCORE_TASKS: dict[str, tuple[str, ...]] = {
+    "ptbxl": ("multilabel", "multiclass"), "multilabel_auroc": ("multilabel", "multiclass"),
+    "cinc2021": ("multilabel",), "cinc2017": ("multiclass",), "aami": ("multiclass",),
+}  # fmt: skip
+
+
 class EvaluateParams(_Strict):
+    """``field_score``: model name → the score family the field uses for its label scheme (reported
+    besides the standard metrics; a model not named gets none)."""
+
     out_dir: Path = Path("eval")
     batch_size: int = Field(default=64, ge=1)
     bootstrap: int = Field(default=200, ge=0)
@@ -168,6 +180,7 @@ class EvaluateParams(_Strict):
     seed: int = 0
     anomaly_threshold: AnomalyThresholdParams = AnomalyThresholdParams()
     n_strips: int = Field(default=4, ge=0, le=16)
+    field_score: dict[str, FieldScoreFamily] = Field(default_factory=dict)
 
 
 class ExportParams(_Strict):

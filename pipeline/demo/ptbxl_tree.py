@@ -2,7 +2,15 @@
 real rows of the codes used) and 12-lead WFDB format 16 records at 500 Hz and 100 Hz, 10 s.
 
 Records are grouped into patients of 1–3 records (one class and one anatomy each) and dealt into
-folds 1–10 by patient, as in PTB-XL.
+folds 1–10 by patient, as in PTB-XL. Every diagnostic superclass of the benchmark occurs: NORM,
+MI (IMI, AMI), CD (CRBBB, CLBBB), HYP (LVH) and STTC (NDT), besides AFIB rhythms and noisy
+records.
+
+The task is meant to be hard, as the real one is: each patient of a morphology class has a
+``severity`` (borderline patterns blend into the normal beat, :func:`pipeline.demo.synth.synth_record`),
+``NORM_VARIANT`` of the normal patients carry a trace of one (normal variants), and
+``LABEL_NOISE`` of the records carry the codes of their class but the signal of another
+(``_PtbxlRecord.drawn_as``), as cardiologists' reports disagree on a few per cent of real ECGs.
 """
 
 from __future__ import annotations
@@ -36,9 +44,13 @@ SCP_STATEMENTS_HEADER = (
     "SCP-ECG Statement Description,AHA code,aECG REFID,CDISC Code,DICOM Code"
 )
 SCP_STATEMENT_ROWS: tuple[str, ...] = (
+    "NDT,non-diagnostic T abnormalities,1.0,1.0,,STTC,STTC,other ST-T descriptive statements,"
+    "non-diagnostic T abnormalities,,,,",
     "NORM,normal ECG,1.0,,,NORM,NORM,Normal/abnormal,normal ECG,1,,,F-000B7",
     "IMI,inferior myocardial infarction,1.0,,,MI,IMI,Myocardial Infarction,"
     "inferior myocardial infarction,161,,,",
+    "LVH,left ventricular hypertrophy,1.0,,,HYP,LVH,Ventricular Hypertrophy,left ventricular hypertrophy,"
+    "142,,C71076,",
     "CRBBB,complete right bundle branch block,1.0,,,CD,CRBBB,Intraventricular and intra-atrial "
     "Conduction disturbances,(complete) right bundle branch block,106,MDC_ECG_BEAT_RBB_BLK_COMP,"
     "C62270,D3-33110",
@@ -54,7 +66,18 @@ SCP_STATEMENT_ROWS: tuple[str, ...] = (
 )
 
 PTBXL_LEADS: tuple[str, ...] = ("I", "II", "III", "AVR", "AVL", "AVF", "V1", "V2", "V3", "V4", "V5", "V6")
-PTBXL_FRACTIONS: Mapping[str, float] = {"NORM": 0.40, "AF": 0.15, "MI": 0.20, "BBB": 0.17, "NOISY": 0.08}
+PTBXL_FRACTIONS: Mapping[str, float] = {
+    "NORM": 0.34, "AF": 0.12, "MI": 0.16, "BBB": 0.14, "HYP": 0.09, "STTC": 0.09, "NOISY": 0.06,
+}  # fmt: skip
+# Tree classes that are a variant of a synth class (pipeline.demo.synth.VARIANTS).
+_SYNTH_CLASS: Mapping[str, tuple[str, str]] = {"HYP": ("OTHER", "LVH"), "STTC": ("OTHER", "STTC")}
+LABEL_NOISE = 0.05  # fraction of records whose signal comes from another class than their codes
+_MORPHOLOGY_CLASSES = ("MI", "BBB", "HYP", "STTC")
+# Severities: abnormal patients anywhere from borderline to full; NORM_VARIANT of the normal
+# patients carry a trace of some pattern, so the two populations overlap near the border.
+_SEVERITY = (0.1, 1.0)
+_NORMAL_TRACE = (0.02, 0.25)
+NORM_VARIANT = 0.35
 _PTBXL_FS_HR, _PTBXL_FS_LR, _PTBXL_SECONDS = 500, 100, 10
 _PTBXL_DEVICES = ("CS-12   E", "CS-12   E", "AT-6 C 5.5", "AT-6 C", "CS-12")  # repeats = weights
 _REPORTS = {
@@ -64,15 +87,19 @@ _REPORTS = {
     "AMI": "sinusrhythmus anteriorer infarkt",
     "CLBBB": "sinusrhythmus linksschenkelblock",
     "CRBBB": "sinusrhythmus rechtsschenkelblock",
+    "LVH": "sinusrhythmus linksherzhypertrophie",
+    "NDT": "sinusrhythmus t-veraenderungen",
 }
 
 
 @dataclass(frozen=True)
 class _PtbxlPatient:
     patient_id: int
-    cls: str
-    variant: str
+    cls: str  # a key of PTBXL_FRACTIONS
+    variant: str  # of the synth class (_synth_class)
     anatomy: Patient
+    severity: float
+    drawn_as: tuple[str, str]  # (synth class, variant) of the signal: a trace pattern for NORM variants
     age: int
     sex: int
     height: str
@@ -86,12 +113,28 @@ class _PtbxlRecord:
     ecg_id: int
     patient: _PtbxlPatient
     row: tuple[str, ...]  # one value per PTBXL_COLUMNS
+    drawn_as: tuple[str, str]  # (synth class, variant) of the signal: the patient's, or label noise
 
     def file(self, column: str) -> str:
         return self.row[PTBXL_COLUMNS.index(column)]
 
 
-_VARIANT_CODE = {"RBBB": "CRBBB", "LBBB": "CLBBB", "inferior": "IMI", "anterior": "AMI"}
+_VARIANT_CODE = {
+    "RBBB": "CRBBB",
+    "LBBB": "CLBBB",
+    "inferior": "IMI",
+    "anterior": "AMI",
+    "LVH": "LVH",
+    "STTC": "NDT",
+}
+
+
+def _synth_class(cls: str) -> str:
+    return _SYNTH_CLASS[cls][0] if cls in _SYNTH_CLASS else cls
+
+
+def _variants(cls: str) -> tuple[str, ...]:
+    return (_SYNTH_CLASS[cls][1],) if cls in _SYNTH_CLASS else VARIANTS[cls]
 
 
 def _ptbxl_patients(rng: np.random.Generator, counts: Mapping[str, int]) -> list[_PtbxlPatient]:
@@ -106,15 +149,18 @@ def _ptbxl_patients(rng: np.random.Generator, counts: Mapping[str, int]) -> list
         while left > 0:
             size = min(left, int(rng.choice([1, 1, 1, 1, 2, 2, 3])))
             left -= size
-            options = VARIANTS[cls]
+            options = _variants(cls)
             variant = options[int(rng.integers(len(options)))]
             young = cls in ("NORM", "NOISY")
+            severity, drawn_as = _severity(rng, cls, variant)
             patients.append(
                 _PtbxlPatient(
                     patient_id=int(ids[len(patients)]),
                     cls=cls,
                     variant=variant,
                     anatomy=draw_patient(rng),
+                    severity=severity,
+                    drawn_as=drawn_as,
                     age=int(rng.integers(18, 80) if young else rng.integers(45, 90)),
                     sex=int(rng.integers(2)),
                     height="" if rng.random() < 0.7 else f"{int(rng.integers(150, 195))}.0",
@@ -124,6 +170,20 @@ def _ptbxl_patients(rng: np.random.Generator, counts: Mapping[str, int]) -> list
                 )
             )
     return patients
+
+
+def _severity(rng: np.random.Generator, cls: str, variant: str) -> tuple[float, tuple[str, str]]:
+    """(severity, what the signal is drawn as) of one patient (see ``_SEVERITY``)."""
+    if cls in _MORPHOLOGY_CLASSES:
+        return float(rng.uniform(*_SEVERITY)), (_synth_class(cls), variant)
+    if cls == "NORM" and rng.random() < NORM_VARIANT:
+        other = _MORPHOLOGY_CLASSES[int(rng.integers(len(_MORPHOLOGY_CLASSES)))]
+        options = _variants(other)
+        return float(rng.uniform(*_NORMAL_TRACE)), (
+            _synth_class(other),
+            options[int(rng.integers(len(options)))],
+        )
+    return 1.0, (_synth_class(cls), variant)
 
 
 def _ptbxl_folds(rng: np.random.Generator, patients: Sequence[_PtbxlPatient]) -> dict[int, int]:
@@ -140,6 +200,8 @@ def _scp_codes(rng: np.random.Generator, p: _PtbxlPatient) -> str:
         return f"{{'NORM': {'100.0' if rng.random() < 0.8 else '80.0'}, 'SR': 0.0}}"
     code = _VARIANT_CODE[p.variant]
     likelihood = "100.0" if p.cls == "BBB" else str(rng.choice(["100.0", "100.0", "50.0", "35.0"]))
+    if p.cls == "STTC":
+        return f"{{'{code}': {likelihood}}}"  # NDT is a form statement too; SR is often not stated
     return f"{{'{code}': {likelihood}, 'SR': 0.0}}"
 
 
@@ -213,21 +275,29 @@ def _ptbxl_plan(seed: int, n: int) -> tuple[list[_PtbxlRecord], int]:
     records = []
     for ecg_id, (date, _, p) in enumerate(visits, start=1):
         fold = folds[p.patient_id]
-        records.append(_PtbxlRecord(ecg_id, p, _ptbxl_row(rng, ecg_id, p, date, fold)))
+        row = _ptbxl_row(rng, ecg_id, p, date, fold)
+        drawn_as = p.drawn_as
+        if rng.random() < LABEL_NOISE:  # the signal of a patient of another class, with this one's anatomy
+            pool = [q for q in patients if q.cls != p.cls]
+            q = pool[int(rng.integers(len(pool)))]
+            drawn_as = q.drawn_as
+        records.append(_PtbxlRecord(ecg_id, p, row, drawn_as))
     return records, len(patients)
 
 
 def _write_ptbxl_record(root: Path, seed: int, rec: _PtbxlRecord) -> list[Path]:
     p = rec.patient
+    cls, variant = rec.drawn_as
     ecg = synth_record(
         record_rng(seed, "ptbxl", rec.ecg_id),
-        p.cls,
+        cls,
         _PTBXL_FS_HR,
         _PTBXL_SECONDS,
         STANDARD_12,
-        variant=p.variant,
+        variant=variant,
         patient=p.anatomy,
         mains_hz=MAINS_HZ,
+        severity=p.severity,
     )
     # PTB-XL's 100 Hz files are its 500 Hz recordings decimated; an anti-aliasing FIR does it here.
     low = resample_poly(ecg.signal.astype(np.float64), _PTBXL_FS_LR, _PTBXL_FS_HR, axis=1)

@@ -19,8 +19,12 @@ Classes (``CLASSES``) differ in rhythm and morphology:
 - ``MI``: pathological Q waves (≥ 40 ms) and ST elevation in the territory's leads with
   reciprocal depression; variant ``inferior`` (II, III, aVF) or ``anterior`` (V1–V4).
 - ``NOISY``: sinus beats buried under motion-artefact bursts, baseline steps and EMG noise.
-- ``OTHER``: variant ``PVC`` (frequent premature ventricular beats) or ``STACH``
-  (sinus tachycardia 100–150 bpm).
+- ``OTHER``: variant ``PVC`` (frequent premature ventricular beats), ``STACH`` (sinus
+  tachycardia 100–150 bpm), ``LVH`` (left ventricular hypertrophy: tall leftward-posterior R,
+  strain T) or ``STTC`` (non-specific ST-T change: flat or inverted T, mild ST depression).
+
+``severity`` (0–1] blends a morphology class's beat (BBB, MI, LVH, STTC) with the patient's
+normal beat, so borderline records overlap with ``NORM`` as real ones do; 1 is the full pattern.
 
 Every record also carries mild baseline wander, mains hum and white noise. All randomness comes
 from the ``numpy.random.Generator`` passed in, so a seed fixes the output exactly.
@@ -66,7 +70,7 @@ VARIANTS: Mapping[str, tuple[str, ...]] = {
     "BBB": ("RBBB", "LBBB"),
     "MI": ("inferior", "anterior"),
     "NOISY": ("artefact",),
-    "OTHER": ("PVC", "STACH"),
+    "OTHER": ("PVC", "STACH", "LVH", "STTC"),
 }
 # Beat kinds: N normal (or AF-conducted), V premature ventricular, R R-on-T PVC,
 # S supraventricular premature, F fusion of a sinus and a ventricular beat.
@@ -142,16 +146,19 @@ def synth_record(
     variant: str | None = None,
     patient: Patient | None = None,
     mains_hz: float | None = None,
+    severity: float = 1.0,
 ) -> SynthECG:
     """One synthetic recording of class ``cls`` (see ``CLASSES``) with its beat positions.
 
     ``leads`` are lead names (any spelling ``canonical_lead`` knows); the result's rows follow
     them. ``variant`` picks a sub-type (``VARIANTS``), drawn when None; ``patient`` fixes the
     anatomy (drawn when None), so one patient's records resemble each other; ``mains_hz`` is
-    50 or 60 Hz, drawn when None. Returns ``signal``/``clean`` float32 ``(C, round(fs_hz *
-    duration_s))`` in mV.
+    50 or 60 Hz, drawn when None; ``severity``: see the module docstring. Returns
+    ``signal``/``clean`` float32 ``(C, round(fs_hz * duration_s))`` in mV.
     """
     _check_args(cls, variant, fs_hz, duration_s)
+    if not 0.0 < severity <= 1.0:
+        raise ValueError(f"severity must lie in (0, 1], got {severity}")
     rows = _lead_rows(leads)
     options = VARIANTS[cls]
     chosen = variant if variant is not None else options[int(rng.integers(len(options)))]
@@ -160,7 +167,7 @@ def synth_record(
     n = int(round(fs_hz * duration_s))
 
     rhythm = draw_rhythm(rng, cls, chosen, duration_s)
-    morphs = morphologies(anatomy, cls, chosen, rng, rhythm.kinds)
+    morphs = morphologies(anatomy, cls, chosen, rng, rhythm.kinds, severity)
     heart = render_beats(rhythm, morphs, beat_gain(rng, rhythm.times_s), fs_hz, n)
     if cls == "AF":
         heart += f_waves(rng, fs_hz, n)
@@ -199,14 +206,14 @@ def synth_ecg(
 
 def _beat_strip_times(rng: np.random.Generator, kind: str, rr: float, target_s: float) -> tuple[F64, str]:
     """Three sinus beats, the target beat at ``target_s`` and one beat after it."""
-    if kind == "N":
-        coupling = rr * rng.uniform(0.95, 1.05)
+    if kind == "N":  # sinus arrhythmia: a normal beat may come a little early or late
+        coupling = rr * rng.uniform(0.88, 1.1)
     elif kind == "V":
         coupling = rr * rng.uniform(0.55, 0.72)
     elif kind == "R":  # lands on the previous beat's T peak
         coupling = 0.27 * math.sqrt(rr) * rng.uniform(0.9, 1.1)
-    elif kind == "S":
-        coupling = rr * rng.uniform(0.6, 0.8)
+    elif kind == "S":  # often only slightly premature, as in real supraventricular ectopy
+        coupling = rr * rng.uniform(0.68, 0.92)
     else:
         coupling = rr * rng.uniform(0.92, 1.0)
     prev = target_s - coupling
@@ -222,9 +229,9 @@ def _beat_to_beat(rng: np.random.Generator, p: Patient) -> Patient:
     focus /= float(np.linalg.norm(focus))
     return replace(
         p,
-        axis_deg=p.axis_deg + float(rng.normal(0.0, 6.0)),
-        r_amp_mv=p.r_amp_mv * float(rng.uniform(0.85, 1.15)),
-        t_amp_mv=p.t_amp_mv * float(rng.uniform(0.8, 1.2)),
+        axis_deg=p.axis_deg + float(rng.normal(0.0, 9.0)),  # respiration and posture move the axis
+        r_amp_mv=p.r_amp_mv * float(rng.uniform(0.8, 1.2)),
+        t_amp_mv=p.t_amp_mv * float(rng.uniform(0.7, 1.3)),
         p_amp_mv=p.p_amp_mv * float(rng.uniform(0.8, 1.2)),
         qrs_scale=p.qrs_scale * float(rng.uniform(0.95, 1.05)),
         pvc_direction=(float(focus[0]), float(focus[1]), float(focus[2])),

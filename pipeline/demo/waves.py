@@ -183,6 +183,38 @@ def _svpb_waves(p: Patient) -> list[Wave]:
     return waves
 
 
+def _lvh_waves(p: Patient) -> list[Wave]:
+    """Left ventricular hypertrophy: a larger, more leftward-posterior and slightly slower R vector
+    (tall R in I/aVL/V5–V6, deep S in V1–V2) and the strain pattern: T turned away from the R."""
+    ax = math.radians(p.axis_deg - 20.0)
+    s = 1.12 * p.qrs_scale
+    waves = _normal_waves(p)
+    waves[2] = _wave(0.0, 0.011 * s, 2.2 * p.r_amp_mv * unit(math.cos(ax), math.sin(ax), p.posterior - 0.2))
+    waves[3] = _wave(0.03 * s, 0.011 * s, 0.45 * p.r_amp_mv * unit(-0.35, -0.55, -0.75))
+    waves[4] = _wave(0.28, 0.05, -0.8 * p.t_amp_mv * unit(math.cos(ax), math.sin(ax), 0.1), True)
+    return waves
+
+
+def _sttc_waves(p: Patient, rng: np.random.Generator) -> list[Wave]:
+    """Non-specific ST-T change: normal QRS, a flat or inverted T and mild ST depression in the
+    lateral leads (a wave pointing away from them between QRS and T)."""
+    ax = math.radians(p.axis_deg)
+    waves = _normal_waves(p)
+    t = waves[4]
+    waves[4] = _scaled(t, float(rng.uniform(-0.9, 0.1)))
+    depression = float(rng.uniform(0.06, 0.15))
+    waves.append(_wave(0.14, 0.045, -depression * unit(math.cos(ax), math.sin(ax), -0.3), True))
+    return waves
+
+
+def _blend(normal: list[Wave], abnormal: list[Wave], severity: float) -> list[Wave]:
+    """A borderline beat between a normal and an abnormal morphology of the same patient: both
+    wave sets, weighted ``1 - severity`` and ``severity`` (Gaussian waves add linearly)."""
+    if severity >= 1.0:
+        return abnormal
+    return [_scaled(w, 1.0 - severity) for w in normal] + [_scaled(w, severity) for w in abnormal]
+
+
 def _scaled(w: Wave, k: float) -> Wave:
     return Wave(w.offset_s, w.width_s, (k * w.vector[0], k * w.vector[1], k * w.vector[2]), w.qt_scaled)
 
@@ -198,16 +230,20 @@ def _fusion_waves(p: Patient, ventricular: float = 0.5) -> list[Wave]:
 
 
 def morphologies(
-    p: Patient, cls: str, variant: str, rng: np.random.Generator, kinds: str = "N"
+    p: Patient, cls: str, variant: str, rng: np.random.Generator, kinds: str = "N", severity: float = 1.0
 ) -> dict[str, list[Wave]]:
-    """Waves of the beat kinds in ``kinds`` for one record."""
+    """Waves of the beat kinds in ``kinds`` for one record; ``severity`` (0–1] blends the dominant
+    beat of a morphology class (BBB, MI, LVH, STTC) with the patient's normal beat."""
     morphs: dict[str, list[Wave]] = {}
     for kind in sorted(set(kinds) - {"N"}):
         if kind == "F":
-            morphs[kind] = _fusion_waves(p, float(rng.uniform(0.3, 0.7)))
+            morphs[kind] = _fusion_waves(p, float(rng.uniform(0.15, 0.6)))  # mostly sinus-like
         else:
             morphs[kind] = _svpb_waves(p) if kind == "S" else _pvc_waves(p)
-    morphs["N"] = _sinus_morphology(p, cls, variant, rng)
+    dominant = _sinus_morphology(p, cls, variant, rng)
+    if cls in ("BBB", "MI") or variant in ("LVH", "STTC"):
+        dominant = _blend(_normal_waves(p), dominant, severity)
+    morphs["N"] = dominant
     return morphs
 
 
@@ -221,4 +257,8 @@ def _sinus_morphology(p: Patient, cls: str, variant: str, rng: np.random.Generat
         return _lbbb_waves(p)
     if cls == "MI":
         return _mi_waves(p, variant, rng)
+    if variant == "LVH":
+        return _lvh_waves(p)
+    if variant == "STTC":
+        return _sttc_waves(p, rng)
     return _normal_waves(p)

@@ -26,6 +26,7 @@ from pipeline.dataset.loader import ShardLoader
 from pipeline.dataset.targets import Targets
 from pipeline.evaluation.bootstrap import anomaly_cis, multiclass_cis, multilabel_cis
 from pipeline.evaluation.decisions import DecisionRule
+from pipeline.evaluation.scheme_scores import field_score, field_score_cis, source_record
 from pipeline.evaluation.task_reports import anomaly_report, multiclass_report, multilabel_report
 from pipeline.evaluation.thresholds import ScoredSplit, anomaly_threshold, choose_thresholds
 from pipeline.models.card import ModelCard
@@ -38,7 +39,9 @@ SplitName = Literal["train", "val", "test"]
 @dataclass(frozen=True)
 class EvalSettings:
     """``bootstrap`` resamples for CIs at ``ci_level``; anomaly threshold ``method`` with
-    percentile ``p`` or ``k`` σ; ``keep_examples`` records of each split kept for plots."""
+    percentile ``p`` or ``k`` σ; ``keep_examples`` records of each split kept for plots;
+    ``field_score``: the scheme's own score family (:mod:`pipeline.evaluation.scheme_scores`), None
+    for none."""
 
     bootstrap: int = 200
     ci_level: float = 0.95
@@ -48,6 +51,7 @@ class EvalSettings:
     anomaly_k: float = 3.0
     f1_classes: tuple[str, ...] | None = None
     keep_examples: int = 32
+    field_score: str | None = None
 
 
 @dataclass(frozen=True)
@@ -135,8 +139,12 @@ def evaluate(
             raise ValueError("the autoencoder's threshold comes from training normals: pass the train split")
         return _evaluate_anomaly(card, targets, train, test, settings, boot)
     if card.task == "multiclass":
-        return _evaluate_multiclass(card, targets, test, settings, boot)
-    return _evaluate_multilabel(card, targets, val, test, boot)
+        ev = _evaluate_multiclass(card, targets, test, settings, boot)
+    else:
+        ev = _evaluate_multilabel(card, targets, val, test, boot)
+    if settings.field_score is not None:
+        _add_field_score(ev, settings.field_score, card, targets.of(test.y), test, boot)
+    return ev
 
 
 def _scored(s: SplitScores, targets: Targets) -> ScoredSplit:
@@ -206,10 +214,32 @@ def _evaluate_anomaly(
     return Evaluation(report, _flat(headline), rule, rule.decide(test.scores))
 
 
-def _cis(fn: Callable[..., Any], *args: Any, boot: Mapping[str, Any], n_rows: int) -> dict[str, Any]:
+def _add_field_score(
+    ev: Evaluation, family: str, card: ModelCard, y: npt.NDArray[np.float32], test: SplitScores,
+    boot: Mapping[str, Any],
+) -> None:  # fmt: skip
+    """The scheme's own score into the report (``field_score``), its CIs into ``ci`` and its values
+    into the headline as ``field_<name>``. Beats/windows of one recording are resampled together."""
+    groups = np.asarray([source_record(r) for r in test.record_ids])
+    args = (family, card.classes, y, test.scores, ev.decisions)
+    fs = field_score(*args, groups=groups)
+    ev.report["field_score"] = fs
+    ev.report.setdefault("ci", {}).update(
+        _cis(field_score_cis, *args, boot=boot, n_rows=len(y), groups=groups)
+    )
+    if fs["score_name"] is not None:
+        ev.headline[f"field_{fs['score_name']}"] = _flat({"v": fs["score"]})["v"]
+    for name, value in fs.get("gross", {}).items():
+        ev.headline[f"field_{name}"] = _flat({"v": value})["v"]
+
+
+def _cis(
+    fn: Callable[..., Any], *args: Any, boot: Mapping[str, Any], n_rows: int, **kwargs: Any
+) -> dict[str, Any]:
     if int(boot["n"]) == 0 or n_rows < 2:
         return {}
-    cis: dict[str, Any] = fn(*args, n=int(boot["n"]), alpha=float(boot["alpha"]), seed=int(boot["seed"]))
+    n, alpha, seed = int(boot["n"]), float(boot["alpha"]), int(boot["seed"])
+    cis: dict[str, Any] = fn(*args, n=n, alpha=alpha, seed=seed, **kwargs)
     return cis
 
 
