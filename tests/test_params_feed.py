@@ -17,9 +17,16 @@ from pipeline.cli.models import eval_settings, loader_settings, train_config
 from pipeline.config import ModelTrainParams, Params, Storage, load_params
 from pipeline.config.build import storage_spec
 from pipeline.config.feed import fed_fields, from_params
-from pipeline.config.stages import AnomalyThresholdParams, EvaluateParams, ParityParams, StoppingParams
+from pipeline.config.stages import (
+    AnomalyThresholdParams,
+    AugmentParams,
+    EvaluateParams,
+    ParityParams,
+    StoppingParams,
+)
 from pipeline.evaluation.evaluate import EvalSettings
 from pipeline.store.local import StorageSpec
+from pipeline.training.augment import Augment
 from pipeline.training.options import EarlyStopping, TrainConfig
 from pipeline.training.stage import LoaderSettings
 
@@ -42,6 +49,7 @@ USED_BY_COMMAND: dict[type[BaseModel], set[str]] = {
     ParityParams: {"models", "out_dir", "library", "max_records", "batch_size"},
     Storage: set(),
     StoppingParams: set(),
+    AugmentParams: set(),
 }
 FED_TO: dict[type[BaseModel], tuple[type[Any], ...]] = {
     ModelTrainParams: (TrainConfig, LoaderSettings),
@@ -49,6 +57,7 @@ FED_TO: dict[type[BaseModel], tuple[type[Any], ...]] = {
     ParityParams: (Tolerance,),
     Storage: (StorageSpec,),
     StoppingParams: (EarlyStopping,),
+    AugmentParams: (Augment,),
 }
 
 
@@ -74,12 +83,14 @@ def test_each_model_sections_train_config_and_loader_settings_carry_its_values(p
     assert params.train.models, "params.yaml has no models to check"
     for m in params.train.models.values():
         cfg, loader = train_config(m), loader_settings(m)
-        for name in fed_fields(TrainConfig, ("log_every", "early_stopping")):
+        for name in fed_fields(TrainConfig, ("log_every", "early_stopping", "augment")):
             assert getattr(cfg, name) == getattr(m, name), name
         assert cfg.early_stopping == EarlyStopping(**m.early_stopping.model_dump())
+        assert cfg.augment == Augment(**m.augment.model_dump())
         assert cfg.log_every == TrainConfig(task=m.task).log_every  # not a param: the library default
-        assert (loader.batch_size, loader.num_workers, loader.shuffle_buffer) == (
-            m.batch_size, m.num_workers, m.shuffle_buffer,
+        assert (loader.batch_size, loader.num_workers, loader.shuffle_buffer, loader.sampler,
+                loader.balance_power) == (
+            m.batch_size, m.num_workers, m.shuffle_buffer, m.sampler, m.balance_power,
         )  # fmt: skip
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pipeline.models.scoring import TASKS, Task
+from pipeline.training.augment import Augment
 from pipeline.training.checkpoint import (
     CheckpointError,
 )
@@ -56,7 +57,8 @@ class TrainConfig:
     CUDA; ignored on CPU. ``device``: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``,
     ``"cuda"``, ``"cuda:1"``... ``deterministic``: deterministic algorithms on CPU, cuDNN
     deterministic and no benchmark on CUDA. ``log_every``: optimizer steps between progress-bar
-    loss updates.
+    loss updates. ``augment``: training-batch augmentation (:class:`Augment`, off by default;
+    mixup needs a classification task).
     """
 
     task: Task
@@ -73,6 +75,7 @@ class TrainConfig:
     deterministic: bool = True
     log_every: int = 50
     early_stopping: EarlyStopping = field(default_factory=EarlyStopping)
+    augment: Augment = field(default_factory=Augment)
 
     def __post_init__(self) -> None:
         checks: list[tuple[bool, str, str]] = [
@@ -85,6 +88,11 @@ class TrainConfig:
             (0 <= self.min_lr_ratio <= 1, "min_lr_ratio", "in [0, 1]"),
             (self.grad_clip is None or self.grad_clip > 0, "grad_clip", "> 0 or None"),
             (self.log_every >= 1, "log_every", ">= 1"),
+            (
+                not (self.augment.enabled and self.task == "reconstruction"),
+                "augment",
+                "all off for task reconstruction (its target is its input)",
+            ),
         ]
         for ok, name, rule in checks:
             if not ok:
@@ -100,6 +108,9 @@ class TrainConfig:
         stopping = fields.pop("early_stopping", None)
         if isinstance(stopping, Mapping):
             fields["early_stopping"] = EarlyStopping(**stopping)
+        augment = fields.pop("augment", None)
+        if isinstance(augment, Mapping):
+            fields["augment"] = Augment(**augment)
         return cls(**fields)
 
 
