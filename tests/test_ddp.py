@@ -10,9 +10,11 @@ from pathlib import Path
 
 import torch
 
+from pipeline.cli.main import main
 from pipeline.training import distributed
 from pipeline.training.checkpoint import load_checkpoint
 from tests.ddp_support import run
+from tests.model_stages import build_demo_store, cli_args, stage_dirs
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -45,3 +47,22 @@ def test_without_torchrun_nothing_is_distributed() -> None:
     assert distributed.even(batches) is batches
     with distributed.process_group_from_env("cpu") as on:
         assert not on
+
+
+def test_ecgpipe_train_under_torchrun_trains_data_parallel_and_rank_0_alone_writes(tmp_path: Path) -> None:
+    base = build_demo_store(tmp_path, 0, 40, 0, ["lead1_af"]) + stage_dirs(tmp_path)
+    tiny = ["train.models.crnn.model.conv_channels=[4,8]", "train.models.crnn.model.rnn_hidden=8",
+            "train.models.crnn.epochs=2", "train.models.crnn.batch_size=4", "train.models.crnn.device=cpu",
+            "train.models.crnn.augment.noise_mv=0.01", "train.models.crnn.sampler=balanced"]  # fmt: skip
+    assert main(["split", "crnn", *cli_args(base)]) == 0
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "pipeline.cli.main", "train", "crnn", *cli_args([*base, *tiny])]  # fmt: skip
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, check=False, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-3000:]
+    ckpt = load_checkpoint(tmp_path / "models" / "crnn" / "latest.pt")
+    assert ckpt["epoch"] == 2 and ckpt["finished"]
+    assert not any(k.startswith("module.") for k in ckpt["model"])
+    assert done.stdout.count("crnn: 2 epochs") == 2  # both ranks finished the same run
+    rows = (tmp_path / "dvclive" / "crnn" / "plots" / "metrics" / "val_loss.tsv").read_text().splitlines()
+    assert len(rows) == 3  # header + one row per epoch: rank 1 logged nothing
