@@ -135,7 +135,9 @@ def process_group_from_env(device: str) -> Iterator[bool]:
     if size <= 1 or (dist.is_available() and dist.is_initialized()):
         yield is_distributed()
         return
-    cuda = torch.cuda.is_available() and device in ("auto", "cuda") or device.startswith("cuda")
+    # "auto" means CUDA when present (as resolve_device); an explicit cuda device without CUDA
+    # fails in set_device with torch's own message
+    cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
     if cuda:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     dist.init_process_group(backend="nccl" if cuda else "gloo")
