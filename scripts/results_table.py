@@ -13,6 +13,11 @@ from typing import Any
 ROWS = (
     ("autoencoder", "UCR ECG5000 beats (normal-only train)", ("auroc", "auprc", "f1")),
     ("crnn", "CinC 2017, v1 labels (N/A/O/~)", ("f1_selected", "f1_NORM", "f1_AF", "f1_OTHER", "accuracy")),
+    (
+        "cnn1d",
+        "CinC 2017, v1 labels, 1D residual CNN",
+        ("f1_selected", "f1_NORM", "f1_AF", "f1_OTHER", "accuracy"),
+    ),
     ("resnet", "PTB-XL + CinC 2020/21 (+ PTB Diag.)", ("auroc_macro", "ap_macro", "f1_macro", "f1_micro")),
 )
 

@@ -20,6 +20,7 @@ from pipeline.config.build import storage_spec
 from pipeline.config.feed import fed_fields, from_params
 from pipeline.config.stages import (
     AnomalyThresholdParams,
+    AugmentParams,
     CTrainParams,
     EvaluateParams,
     ParityParams,
@@ -27,6 +28,7 @@ from pipeline.config.stages import (
 )
 from pipeline.evaluation.evaluate import EvalSettings
 from pipeline.store.local import StorageSpec
+from pipeline.training.augment import Augment
 from pipeline.training.options import EarlyStopping, TrainConfig
 from pipeline.training.stage import LoaderSettings
 
@@ -50,6 +52,7 @@ USED_BY_COMMAND: dict[type[BaseModel], set[str]] = {
     CTrainParams: {"models", "out_dir", "epochs"},
     Storage: set(),
     StoppingParams: set(),
+    AugmentParams: set(),
 }
 FED_TO: dict[type[BaseModel], tuple[type[Any], ...]] = {
     ModelTrainParams: (TrainConfig, LoaderSettings),
@@ -58,6 +61,7 @@ FED_TO: dict[type[BaseModel], tuple[type[Any], ...]] = {
     CTrainParams: (CTrainTolerance,),
     Storage: (StorageSpec,),
     StoppingParams: (EarlyStopping,),
+    AugmentParams: (Augment,),
 }
 
 
@@ -83,12 +87,14 @@ def test_each_model_sections_train_config_and_loader_settings_carry_its_values(p
     assert params.train.models, "params.yaml has no models to check"
     for m in params.train.models.values():
         cfg, loader = train_config(m), loader_settings(m)
-        for name in fed_fields(TrainConfig, ("log_every", "early_stopping")):
+        for name in fed_fields(TrainConfig, ("log_every", "early_stopping", "augment")):
             assert getattr(cfg, name) == getattr(m, name), name
         assert cfg.early_stopping == EarlyStopping(**m.early_stopping.model_dump())
+        assert cfg.augment == Augment(**m.augment.model_dump())
         assert cfg.log_every == TrainConfig(task=m.task).log_every  # not a param: the library default
-        assert (loader.batch_size, loader.num_workers, loader.shuffle_buffer) == (
-            m.batch_size, m.num_workers, m.shuffle_buffer,
+        assert (loader.batch_size, loader.num_workers, loader.shuffle_buffer, loader.sampler,
+                loader.balance_power) == (
+            m.batch_size, m.num_workers, m.shuffle_buffer, m.sampler, m.balance_power,
         )  # fmt: skip
 
 

@@ -106,11 +106,11 @@ def test_ingest_uses_the_running_server_and_records_a_no_op_run_without_the_flow
     # no PREFECT_API_URL in the environment: the command finds the server through PREFECT_HOME
     first = _ecgpipe(home, "ingest", *args)
     assert first.returncode == 0, first.stderr
-    assert "4 records (4 processed now)" in first.stdout
+    assert "4 records in the store (4 processed in this run)" in first.stdout
     assert "temporary server" not in first.stdout + first.stderr
     second = _ecgpipe(home, "ingest", *args, "--metrics", str(tmp_path / "metrics.json"))
     assert second.returncode == 0, second.stderr
-    assert "4 records (0 processed now)" in second.stdout
+    assert "4 records in the store (0 processed in this run)" in second.stdout
     assert json.loads((tmp_path / "metrics.json").read_text())["beats140"]["records"] == 4
 
     runs = api_post(

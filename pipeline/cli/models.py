@@ -175,10 +175,12 @@ def train_summary(model: str, result: Any) -> str:
 def train_config(m: ModelTrainParams) -> TrainConfig:
     """The model section's :class:`TrainConfig`; ``log_every`` (progress-bar updates) is not a param."""
     from pipeline.config.feed import from_params
+    from pipeline.training.augment import Augment
     from pipeline.training.options import EarlyStopping, TrainConfig
 
     values = m.model_dump()
     values["early_stopping"] = from_params(EarlyStopping, values["early_stopping"])
+    values["augment"] = from_params(Augment, values["augment"])
     return from_params(TrainConfig, values, library_default=("log_every",))
 
 

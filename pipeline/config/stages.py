@@ -102,6 +102,16 @@ class StoppingParams(_Strict):
     min_delta: float = Field(default=0.0, ge=0)
 
 
+class AugmentParams(_Strict):
+    """Training-batch augmentation, each knob off by default (``pipeline.training.augment``)."""
+
+    crop_min: float = Field(default=1.0, gt=0, le=1, description="keep a random span of U(crop_min, 1) * T")
+    shift_max: float = Field(default=0.0, ge=0, lt=1, description="random shift up to this fraction of T")
+    scale: float = Field(default=0.0, ge=0, lt=1, description="amplitude times U(1 - scale, 1 + scale)")
+    noise_mv: float = Field(default=0.0, ge=0, description="Gaussian noise std, mV")
+    mixup_alpha: float = Field(default=0.0, ge=0, description="mixup Beta(alpha, alpha); 0: off")
+
+
 class ModelTrainParams(_Strict):
     """One model family's training: what it learns from (``profile``, ``classes``) and how."""
 
@@ -135,6 +145,11 @@ class ModelTrainParams(_Strict):
     )
     num_workers: int = Field(default=0, ge=0, le=64)
     shuffle_buffer: int = Field(default=512, ge=1)
+    sampler: Literal["shuffle", "balanced"] = Field(
+        default="shuffle", description="balanced: records drawn with weight count(class) ** -balance_power"
+    )
+    balance_power: float = Field(default=1.0, ge=0, le=1)
+    augment: AugmentParams = AugmentParams()
     early_stopping: StoppingParams = StoppingParams()
 
     @model_validator(mode="after")
@@ -145,6 +160,10 @@ class ModelTrainParams(_Strict):
             raise ValueError(f"normal_class is only for task reconstruction, not {self.task}")
         if self.warmup_epochs > self.epochs:
             raise ValueError(f"warmup_epochs ({self.warmup_epochs}) must not exceed epochs ({self.epochs})")
+        if self.task == "reconstruction" and (self.augment != AugmentParams() or self.sampler != "shuffle"):
+            raise ValueError(
+                "augment and the balanced sampler are for classification tasks, not reconstruction"
+            )
         return self
 
 

@@ -153,6 +153,7 @@ def make_loader(
     persistent_workers: bool = True,
     shared_ring: bool = True,
     multiprocessing_context: str | None = None,
+    record_weights: Any = None,
 ) -> ShardLoader:
     """A loader over split ``split`` of ``<store_root>/<profile>`` as listed in ``index_path``.
 
@@ -166,7 +167,9 @@ def make_loader(
     ``persistent_workers`` keeps worker processes from one epoch to the next (the epoch is
     shared with them), which saves their start-up every epoch. ``shared_ring`` (with
     persistent workers and whole batches) lets workers reuse a few shared-memory batches
-    instead of making fresh ones (see :class:`SharedRing`).
+    instead of making fresh ones (see :class:`SharedRing`). ``record_weights`` (training only,
+    one per split record in split order): sample records in proportion to them each epoch
+    instead of once each (:meth:`ShardBlockDataset.repeats`; a class-balanced sampler).
     """
     records = load_split(open_store(store_root, profile), Path(index_path), split)
     common = _loader_options(num_workers, pin_memory, seed, blosc_threads, prefetch_factor)
@@ -188,6 +191,7 @@ def make_loader(
         rank=rank,
         world_size=world_size,
         blosc_threads=blosc_threads,
+        record_weights=record_weights,
     )
     if collate_in_dataset:
         if num_workers and persistent_workers and shared_ring:

@@ -62,6 +62,18 @@ def _block_units(records: SplitRecords) -> _Units:
     )
 
 
+def _check_weights(weights: npt.NDArray[Any] | None, n: int) -> npt.NDArray[np.float64] | None:
+    if weights is None:
+        return None
+    w = np.asarray(weights, dtype=np.float64)
+    if w.shape != (n,) or not np.all(np.isfinite(w)) or np.any(w < 0) or not w.sum() > 0:
+        raise LoaderError(
+            f"record_weights: expected {n} finite weights >= 0 (one per split record, not all 0), "
+            f"got shape {w.shape}"
+        )
+    return w
+
+
 def new_batch(shape: tuple[int, ...], shared: bool) -> torch.Tensor:
     """An uninitialised float32 batch ``shape``; in shared memory when ``shared`` (a DataLoader
     worker's batch, which then reaches the main process without another copy)."""
@@ -132,6 +144,8 @@ class ShardBlockDataset(IterableDataset[Any]):
     The order is a function of ``(seed, epoch, num_workers, rank, world_size)``. Units are dealt
     round-robin to the ``world_size * num_workers`` consumers, so ranks may differ by a block's
     worth of records; DDP training should use ``drop_last`` or an uneven-inputs join.
+    ``record_weights (N,)``: sample the split's records in proportion to these weights each
+    epoch (:meth:`repeats`) instead of once each; None: once each.
     """
 
     def __init__(
@@ -146,6 +160,7 @@ class ShardBlockDataset(IterableDataset[Any]):
         rank: int = 0,
         world_size: int = 1,
         blosc_threads: int = 1,
+        record_weights: npt.NDArray[np.float64] | None = None,
     ) -> None:
         if batch_size is not None and batch_size < 1:
             raise LoaderError(f"batch_size: expected >= 1 or None, got {batch_size}")
@@ -166,6 +181,7 @@ class ShardBlockDataset(IterableDataset[Any]):
         self._epoch.share_memory_()  # type: ignore[no-untyped-call]  # untyped in torch
         self._units = _block_units(records)
         self.ring: SharedRing | None = None  # set by make_loader for persistent workers
+        self.record_weights = _check_weights(record_weights, len(records))
 
     @property
     def epoch(self) -> int:
@@ -188,6 +204,30 @@ class ShardBlockDataset(IterableDataset[Any]):
             return np.arange(self.n_units, dtype=np.int64)
         return np.random.default_rng([self.seed, self.epoch]).permutation(self.n_units).astype(np.int64)
 
+    def repeats(self) -> npt.NDArray[np.int64] | None:
+        """Copies of each split position this epoch under ``record_weights`` (None: one each).
+
+        Repeat-factor sampling: position ``i`` appears ``w_i * N / sum(w)`` times in expectation,
+        rounded stochastically from ``(seed, epoch)``, so the epoch keeps about ``N`` records,
+        every block is still read once, and the count is known before iterating (``len()``)."""
+        if self.record_weights is None:
+            return None
+        w = self.record_weights
+        expected = w * (len(w) / w.sum())
+        rng = np.random.default_rng([self.seed, self.epoch, 0x5A3])
+        base = np.floor(expected)
+        reps: npt.NDArray[np.int64] = (base + (rng.random(len(w)) < expected - base)).astype(np.int64)
+        return reps
+
+    def _unit_sizes(self) -> npt.NDArray[np.int64]:
+        """Records each unit yields this epoch (its members times their repeats)."""
+        reps = self.repeats()
+        if reps is None:
+            return np.diff(self._units.start)
+        counts = np.concatenate([[0], np.cumsum(reps[self._units.positions])]).astype(np.int64)
+        sizes: npt.NDArray[np.int64] = counts[self._units.start[1:]] - counts[self._units.start[:-1]]
+        return sizes
+
     def _consumer_units(self, worker: int, n_workers: int) -> npt.NDArray[np.int64]:
         consumer = self.rank * n_workers + worker
         return self._unit_order()[consumer :: self.world_size * n_workers]
@@ -195,7 +235,7 @@ class ShardBlockDataset(IterableDataset[Any]):
     def records_per_worker(self) -> list[int]:
         """Records each of this rank's workers yields in the current epoch."""
         n_workers = max(1, self.num_workers)
-        sizes = np.diff(self._units.start)
+        sizes = self._unit_sizes()
         return [int(sizes[self._consumer_units(w, n_workers)].sum()) for w in range(n_workers)]
 
     def __len__(self) -> int:
@@ -228,13 +268,20 @@ class ShardBlockDataset(IterableDataset[Any]):
         # The buffer's fill level doubles from one batch up to the limit, so the first batch of
         # an epoch comes after a few blocks, not after decoding a whole buffer.
         threshold = step
+        reps = self.repeats()
         most = max((s.block_rows for s in rec.shards), default=1)
+        if reps is not None and len(units):
+            most = max(most, int(self._unit_sizes()[units].max()))
         dtype = rec.shards[0].dtype if rec.shards else "int16"
         buf = np.empty((limit + most, *rec.sample_shape), dtype=dtype)
         pos = np.empty(limit + most, dtype=np.int64)
         fill = 0
         for unit in units:
             members = u.positions[u.start[unit] : u.start[unit + 1]]
+            if reps is not None:
+                members = np.repeat(members, reps[members])
+                if not len(members):
+                    continue
             shard, block = int(u.shard[unit]), int(u.block[unit])
             in_block = rec.row[members] - block * rec.shards[shard].block_rows
             reader.read(shard, block, in_block, buf[fill : fill + len(members)])

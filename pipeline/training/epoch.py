@@ -16,6 +16,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from pipeline.models.scoring import output_scores
+from pipeline.training.augment import augment_signal, mixup
+from pipeline.training.distributed import all_reduce_sum
 from pipeline.training.options import TrainConfig
 
 ValMetricFn = Callable[[np.ndarray, np.ndarray], Mapping[str, float]]
@@ -85,20 +87,34 @@ class EpochRun:
     scheduler: torch.optim.lr_scheduler.LambdaLR
     scaler: torch.amp.GradScaler
     progress: bool
+    # What forward passes go through when it is not ``model`` itself (DistributedDataParallel's
+    # wrapper); checkpoints always hold ``model``'s own state.
+    net: nn.Module | None = None
+
+    @property
+    def forward_module(self) -> nn.Module:
+        return self.model if self.net is None else self.net
 
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
         if not self.amp:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=torch.float16)
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean loss of the batch and per-sample scores (see the module docstring)."""
+    def forward(
+        self, x: torch.Tensor, y: torch.Tensor, soft: bool = False, local: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean loss of the batch and per-sample scores (see the module docstring). ``soft``:
+        multiclass ``y (N, K)`` holds class probabilities (mixup), not one label per row.
+        ``local``: through ``model`` itself, never the DDP wrapper (validation: every rank scores
+        the whole split, no gradients, so nothing is to be synchronised)."""
         with self.autocast():
-            out = self.model(x)
+            out = (self.model if local else self.forward_module)(x)
         out = out.float()
         task = self.cfg.task
         scores = output_scores(task, x, out)
         if task == "multilabel":
+            return self.criterion(out, y.float()), scores
+        if task == "multiclass" and soft:
             return self.criterion(out, y.float()), scores
         if task == "multiclass":
             return self.criterion(out, class_indices(y)), scores
@@ -114,10 +130,26 @@ class EpochRun:
         self.scheduler.step()
 
 
+def augmented(run: EpochRun, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, bool]:
+    """The batch after ``run.cfg.augment`` (untouched when it is all off) and whether ``y`` became
+    soft class probabilities (mixup of a multiclass batch)."""
+    aug = run.cfg.augment
+    if not aug.enabled:
+        return x, y, False
+    x = augment_signal(x, aug)
+    if not aug.mixup:
+        return x, y, False
+    if run.cfg.task == "multiclass" and y.ndim != 2:
+        raise ValueError("mixup of a multiclass batch needs one-hot targets (N, K), got class indices")
+    x, y = mixup(x, y.float(), aug.mixup_alpha)
+    return x, y, run.cfg.task == "multiclass"
+
+
 def train_epoch(run: EpochRun, batches: Iterable[Any], epoch: int) -> float:
-    """One pass over the training batches; returns the sample-weighted mean loss."""
+    """One pass over the training batches; returns the sample-weighted mean loss (over every
+    rank's samples when training is distributed)."""
     set_epoch(batches, epoch)
-    run.model.train()
+    run.forward_module.train()
     n_batches = num_batches(batches)
     accum = run.cfg.accumulation_steps
     run.optimizer.zero_grad(set_to_none=True)
@@ -127,7 +159,8 @@ def train_epoch(run: EpochRun, batches: Iterable[Any], epoch: int) -> float:
                disable=not run.progress)  # fmt: skip
     for i, batch in enumerate(bar):
         x, y = split_batch(batch, run.device)
-        loss, _ = run.forward(x, y)
+        x, y, soft = augmented(run, x, y)
+        loss, _ = run.forward(x, y, soft)
         group_start = (i // accum) * accum
         group_size = max(min(accum, n_batches - group_start), 1)
         torch.autograd.backward(run.scaler.scale(loss / group_size))
@@ -143,19 +176,20 @@ def train_epoch(run: EpochRun, batches: Iterable[Any], epoch: int) -> float:
         run.optimizer_step()
     if n_samples == 0:
         raise ValueError("train_batches yielded no samples")
-    return float(loss_sum.item() / n_samples)
+    total, count = all_reduce_sum([float(loss_sum.item()), float(n_samples)])
+    return total / count
 
 
 @torch.no_grad()
 def validate(run: EpochRun, batches: Iterable[Any]) -> tuple[float, np.ndarray, np.ndarray]:
     """Mean validation loss, labels ``y`` and scores (see the module docstring), in batch order."""
-    run.model.eval()
+    run.forward_module.eval()
     loss_sum, n = 0.0, 0
     ys: list[np.ndarray] = []
     scores: list[np.ndarray] = []
     for batch in batches:
         x, y = split_batch(batch, run.device)
-        loss, score = run.forward(x, y)
+        loss, score = run.forward(x, y, local=True)
         loss_sum += float(loss) * x.shape[0]
         n += x.shape[0]
         ys.append(y.cpu().numpy())

@@ -43,6 +43,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from pipeline.training import distributed
 from pipeline.training.checkpoint import (
     check_plain,
     remove_stale_temps,
@@ -171,11 +172,14 @@ def fit(
     """
     out_dir = Path(out_dir)
     latest, best = out_dir / LATEST, out_dir / BEST
+    main = distributed.is_main()  # under torchrun only rank 0 writes files
+    train_batches = distributed.even(train_batches)
     ckpt = _checkpoint_to_resume(out_dir, cfg, lineage, class_weights, resume)
-    run = _make_run(model, train_batches, cfg, class_weights, progress)
+    run = _make_run(model, train_batches, cfg, class_weights, progress and main)
     stopper = EarlyStopper(cfg.early_stopping)
     history: list[dict[str, float]] = [] if ckpt is None else [dict(h) for h in ckpt["history"]]
-    live = _open_live(Path(live_dir) if live_dir is not None else out_dir / LIVE_DIR, history)
+    live_path = Path(live_dir) if live_dir is not None else out_dir / LIVE_DIR
+    live = _open_live(live_path, history) if main else None
     with _determinism(cfg.deterministic, run.device, cfg.threads):
         _seed_or_restore(run, stopper, ckpt, out_dir)
         finished = ckpt is not None and bool(ckpt["finished"])
@@ -186,11 +190,14 @@ def fit(
             history.append(metrics)
             improved = stopper.update(_monitored(metrics, cfg.early_stopping.metric), epoch + 1)
             finished = stopper.should_stop or len(history) >= cfg.epochs
-            state = checkpoint_state(run, stopper, history, finished, lineage, class_weights)
-            save_checkpoint(state, *((best, latest) if improved else (latest,)))
-            _log_epoch(live, metrics)
-            log.info("epoch %d/%d %s", epoch + 1, cfg.epochs, _format(metrics))
-    _close_live(live, stopper, cfg.early_stopping.metric)
+            if main:
+                state = checkpoint_state(run, stopper, history, finished, lineage, class_weights)
+                save_checkpoint(state, *((best, latest) if improved else (latest,)))
+                _log_epoch(live, metrics)
+                log.info("epoch %d/%d %s", epoch + 1, cfg.epochs, _format(metrics))
+    if live is not None:
+        _close_live(live, stopper, cfg.early_stopping.metric)
+    distributed.barrier()  # the other ranks return once rank 0's files are written
     return _result(history, cfg, stopper, ckpt, out_dir)
 
 
@@ -222,13 +229,20 @@ def _checkpoint_to_resume(
     class_weights: torch.Tensor | None,
     resume: bool,
 ) -> dict[str, Any] | None:
-    """The ``latest.pt`` to continue (None: start over, with the old checkpoints removed)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(out_dir)
+    """The ``latest.pt`` to continue (None: start over, with the old checkpoints removed).
+
+    Distributed: every rank reads the same ``latest.pt`` (so all resume or all raise), then
+    rank 0 alone tidies the folder."""
+    main = distributed.is_main()
+    if main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(out_dir)
+    distributed.barrier()
     latest, best = out_dir / LATEST, out_dir / BEST
     check_plain(dict(lineage), "lineage")  # fail now, not when the first checkpoint is written
     ckpt = load_resumable(latest, cfg, lineage, class_weights) if resume else None
-    if ckpt is None:
+    distributed.barrier()
+    if ckpt is None and main:
         # starting over: a kill before the first new checkpoint must not revive the old run
         latest.unlink(missing_ok=True)
         best.unlink(missing_ok=True)
@@ -270,6 +284,7 @@ def _make_run(
         scheduler=make_scheduler(optimizer, cfg, steps_per_epoch),
         scaler=torch.amp.GradScaler(device.type, enabled=amp),
         progress=progress,
+        net=distributed.wrap(model, device),
     )
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pipeline.models.scoring import TASKS, Task
+from pipeline.training.augment import Augment
 from pipeline.training.checkpoint import (
     CheckpointError,
 )
@@ -73,7 +74,8 @@ class TrainConfig:
     deterministic and no benchmark on CUDA. ``threads``: torch intra-op CPU threads while training
     (float sums are split per thread, so the same seed gives the same weights only with the same
     count; torch's own default is the machine's core count). ``log_every``: optimizer steps between
-    progress-bar loss updates.
+    progress-bar loss updates. ``augment``: training-batch augmentation (:class:`Augment`, off by
+    default; mixup needs a classification task).
     """
 
     task: Task
@@ -91,6 +93,7 @@ class TrainConfig:
     threads: int = 2
     log_every: int = 50
     early_stopping: EarlyStopping = field(default_factory=EarlyStopping)
+    augment: Augment = field(default_factory=Augment)
 
     def __post_init__(self) -> None:
         checks: list[tuple[bool, str, str]] = [
@@ -104,6 +107,11 @@ class TrainConfig:
             (self.grad_clip is None or self.grad_clip > 0, "grad_clip", "> 0 or None"),
             (self.threads >= 1, "threads", ">= 1"),
             (self.log_every >= 1, "log_every", ">= 1"),
+            (
+                not (self.augment.enabled and self.task == "reconstruction"),
+                "augment",
+                "all off for task reconstruction (its target is its input)",
+            ),
         ]
         for ok, name, rule in checks:
             if not ok:
@@ -119,6 +127,9 @@ class TrainConfig:
         stopping = fields.pop("early_stopping", None)
         if isinstance(stopping, Mapping):
             fields["early_stopping"] = EarlyStopping(**stopping)
+        augment = fields.pop("augment", None)
+        if isinstance(augment, Mapping):
+            fields["augment"] = Augment(**augment)
         return cls(**fields)
 
 

@@ -56,7 +56,9 @@ def _mismatches(ckpt: Mapping[str, Any], cfg: TrainConfig, lineage: Mapping[str,
                 class_weights: torch.Tensor | None) -> list[str]:  # fmt: skip
     """Why ``ckpt`` cannot be continued by this call (empty when it can)."""
     problems = []
-    old_cfg, new_cfg = dict(ckpt["config"]), cfg.to_dict()
+    # A key the checkpoint lacks was added to TrainConfig later: the old run had its default.
+    defaults = TrainConfig(task=cfg.task).to_dict()
+    old_cfg, new_cfg = {**defaults, **dict(ckpt["config"])}, cfg.to_dict()
     for key in sorted(set(old_cfg) | set(new_cfg)):
         if key not in RESUME_FREE_FIELDS and old_cfg.get(key) != new_cfg.get(key):
             problems.append(describe_change(f"config.{key}", old_cfg.get(key), new_cfg.get(key)))

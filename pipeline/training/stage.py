@@ -19,7 +19,7 @@ import numpy.typing as npt
 import torch
 
 from pipeline.core.fs import sha256_file
-from pipeline.dataset.loader import ShardLoader, make_loader
+from pipeline.dataset.loader import ShardLoader, load_split, make_loader
 from pipeline.dataset.splits import read_index
 from pipeline.dataset.targets import TargetBatches, Targets
 from pipeline.evaluation.metrics import macro_auroc, roc_auc
@@ -28,19 +28,47 @@ from pipeline.models.card import ModelCard, training_data_summary
 from pipeline.signal.preprocess import SignalPlan
 from pipeline.store.remote import open_store
 from pipeline.store.root import StoreRoot
+from pipeline.training import distributed
 from pipeline.training.loop import fit
 from pipeline.training.optim import class_weights_from_labels, pos_weight_from_labels
 from pipeline.training.options import TrainConfig, TrainResult
 
+SAMPLERS = ("shuffle", "balanced")
+
 
 @dataclass(frozen=True)
 class LoaderSettings:
-    """How the stage reads shards: ``batch_size`` records per batch, ``num_workers`` decoding
-    processes, ``shuffle_buffer`` records mixed across blocks."""
+    """How the stage reads shards: ``batch_size`` records per batch (per rank under torchrun),
+    ``num_workers`` decoding processes, ``shuffle_buffer`` records mixed across blocks.
+    ``sampler``: ``shuffle`` (each training record once per epoch) or ``balanced`` (records drawn
+    with weight ``count(class) ** -balance_power``: 1 gives every class the same expected share,
+    0 is ``shuffle``; an alternative to loss class weights, see :func:`balanced_weights`)."""
 
     batch_size: int = 32
     num_workers: int = 0
     shuffle_buffer: int = 512
+    sampler: str = "shuffle"
+    balance_power: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {SAMPLERS}, got {self.sampler!r}")
+        if not 0.0 <= self.balance_power <= 1.0:
+            raise ValueError(f"balance_power must be in [0, 1], got {self.balance_power!r}")
+
+
+def balanced_weights(targets: Targets, y_vocab: npt.NDArray[Any], power: float) -> npt.NDArray[np.float64]:
+    """Sampling weight per training record ``(N,)``: ``count(class) ** -power`` of its class
+    (multiclass), or of its rarest positive class (multilabel; a record with none counts as the
+    commonest). Reconstruction has no classes to balance."""
+    t = np.asarray(targets.of(y_vocab))
+    if targets.task == "reconstruction" or t.ndim != 2:
+        raise ValueError("the balanced sampler needs a classification task (multiclass or multilabel)")
+    counts = np.maximum(t.sum(axis=0), 1.0)
+    per_class = counts ** (-power)
+    weights = np.where(t > 0, per_class[None, :], 0.0).max(axis=1)
+    out: npt.NDArray[np.float64] = np.where(weights > 0, weights, per_class.min()).astype(np.float64)
+    return out
 
 
 def make_card(
@@ -110,11 +138,25 @@ def _nan_to_zero(x: float) -> float:
 
 
 def loaders(
-    store_root: StoreRoot | Path, profile: str, index_path: Path, seed: int, settings: LoaderSettings
+    store_root: StoreRoot | Path,
+    profile: str,
+    index_path: Path,
+    seed: int,
+    settings: LoaderSettings,
+    targets: Targets | None = None,
 ) -> tuple[ShardLoader, ShardLoader]:
+    """Training loader (this rank's blocks under torchrun; class-balanced when the settings say
+    so, which needs ``targets``) and the in-order validation loader (the whole split)."""
+    weights = None
+    if settings.sampler == "balanced":
+        if targets is None:
+            raise ValueError("the balanced sampler needs the model's targets")
+        records = load_split(open_store(store_root, profile), Path(index_path), "train")
+        weights = balanced_weights(targets, records.y, settings.balance_power)
     train = make_loader(
         store_root, profile, index_path, "train", batch_size=settings.batch_size, shuffle=True, seed=seed,
         num_workers=settings.num_workers, shuffle_buffer=settings.shuffle_buffer,
+        rank=distributed.rank(), world_size=distributed.world_size(), record_weights=weights,
     )  # fmt: skip
     val = make_loader(
         store_root, profile, index_path, "val", batch_size=settings.batch_size, shuffle=False, seed=seed,
@@ -166,9 +208,42 @@ def train_model(
 
     ``params`` (plain values) are stored in the lineage beside the store manifest's and the
     index's sha256, so a checkpoint says exactly what it was trained from.
-    ``synthetic_demo_sources``: sources whose raw tree was the demo data (named in the card).
+    ``synthetic_demo_sources``: sources whose raw tree was the demo data (named in the card). Under
+    ``torchrun`` (``WORLD_SIZE`` > 1) each process trains data-parallel
+    (:mod:`pipeline.training.distributed`).
     """
-    train, val = loaders(store_root, profile, index_path, cfg.seed, settings)
+    with distributed.process_group_from_env(cfg.device):
+        return _train_model(name=name, kind=kind, model_kwargs=model_kwargs, targets=targets,
+                            store_root=store_root, profile=profile, plan=plan, index_path=index_path,
+                            out_dir=out_dir, cfg=cfg, settings=settings, use_class_weights=use_class_weights,
+                            class_weight_power=class_weight_power, f1_classes=f1_classes, params=params,
+                            resume=resume, progress=progress, live_dir=live_dir,
+                            synthetic_demo_sources=synthetic_demo_sources)  # fmt: skip
+
+
+def _train_model(
+    *,
+    name: str,
+    kind: str,
+    model_kwargs: Mapping[str, Any],
+    targets: Targets,
+    store_root: StoreRoot | Path,
+    profile: str,
+    plan: SignalPlan,
+    index_path: Path,
+    out_dir: Path,
+    cfg: TrainConfig,
+    settings: LoaderSettings,
+    use_class_weights: bool,
+    class_weight_power: float,
+    f1_classes: Sequence[str] | None,
+    params: Mapping[str, Any],
+    resume: bool,
+    progress: bool,
+    live_dir: Path | None,
+    synthetic_demo_sources: Sequence[str],
+) -> TrainResult:
+    train, val = loaders(store_root, profile, index_path, cfg.seed, settings, targets)
     store = open_store(store_root, profile)
     scale = train.records.shards[0].scale_mv if train.records.shards[0].dtype == "int16" else 0.0
     summary = index_summary(index_path, targets, synthetic_demo_sources)
@@ -188,6 +263,9 @@ def train_model(
     }
     torch.manual_seed(cfg.seed)  # the initial weights are part of the seeded run
     model = card.build()
+    if distributed.is_distributed() and torch.cuda.is_available() and cfg.device != "cpu":
+        # one set of BatchNorm statistics over the global batch (SyncBatchNorm runs on CUDA only)
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)  # type: ignore[no-untyped-call]  # untyped in torch
     return fit(
         model, TargetBatches(train, targets), TargetBatches(val, targets), cfg, out_dir, lineage,
         val_metric_fn(targets, f1_classes), resume=resume, class_weights=weights, progress=progress,

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# One run of the CinC 2017 search (experiments/cinc2017/dvc.yaml calls it from that folder):
+# split, train and evaluate MODEL on the shared store with the given knobs; outputs under
+# experiments/cinc2017/out/{models,live,eval}. Selection uses the validation figures only
+# (out/live/<model>/metrics.json: best_val_f1_selected); out/eval holds the test figures.
+# Usage: cinc2017_experiment.sh MODEL LR WIDTH CLASS_WEIGHT_POWER AUGMENT(off|on) SAMPLER EPOCHS
+set -euo pipefail
+[ $# -eq 7 ] || { echo "usage: $0 MODEL LR WIDTH CLASS_WEIGHT_POWER AUGMENT SAMPLER EPOCHS" >&2; exit 2; }
+MODEL=$1 LR=$2 W=$3 CWP=$4 AUG=$5 SAMPLER=$6 EPOCHS=$7
+cd "$(dirname "$0")/.."
+BIN=${BIN:-.venv/bin}
+SHARED=${ECGPIPE_SHARED_DATA:-${SHARED:-../shared/data}}
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+OUT=experiments/cinc2017/out
+mapfile -t ARGS < <(sed "s|@SHARED@|$SHARED|; s/ /\n/" scripts/cinc2017.args)
+M=train.models.$MODEL
+ARGS+=(--set "train.out_dir=$OUT/models" --set "train.live_dir=$OUT/live" --set "evaluate.out_dir=$OUT/eval"
+       --set "$M.lr=$LR" --set "$M.class_weight_power=$CWP" --set "$M.class_weights=true"
+       --set "$M.sampler=$SAMPLER" --set "$M.balance_power=0.5" --set "$M.epochs=$EPOCHS")
+case "$MODEL" in
+  cnn1d) ARGS+=(--set "$M.model.widths=[$W, $((2 * W)), $((4 * W)), $((8 * W))]") ;;
+  crnn) ARGS+=(--set "$M.model.conv_channels=[$W, $((2 * W)), $((4 * W))]") ;;
+  *) echo "unknown model $MODEL (cnn1d | crnn)" >&2; exit 2 ;;
+esac
+case "$AUG" in
+  off) ;;
+  on) ARGS+=(--set "$M.augment={crop_min: 0.8, shift_max: 0.1, scale: 0.1, noise_mv: 0.02}") ;;
+  *) echo "augment must be off or on, got $AUG" >&2; exit 2 ;;
+esac
+"$BIN/ecgpipe" split "$MODEL" "${ARGS[@]}"
+nice -n 10 "$BIN/ecgpipe" train "$MODEL" "${ARGS[@]}"
+nice -n 10 "$BIN/ecgpipe" evaluate "$MODEL" "${ARGS[@]}"

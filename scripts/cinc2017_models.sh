@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# CinC 2017 at scale (issue 17): the STFT-CRNN and the single-lead 1D residual CNN (`cnn1d`, the
+# resnet1d family with one input lead) on all 7,500 shared records, one split shared by both.
+# Configuration: params.yaml + scripts/cinc2017.args (real-data folders, the cnn1d model, epochs);
+# extra `--set` arguments may follow the model names after `--`. Training runs under `nice -n 10`
+# with OMP_NUM_THREADS=1 (the machine is shared) and resumes after an interruption.
+# Usage: scripts/cinc2017_models.sh [model ...] [-- --set key=value ...]   (default: crnn cnn1d)
+# SHARED (default ../shared/data, or $ECGPIPE_SHARED_DATA) is where the shared records are;
+# BIN (default .venv/bin) where ecgpipe is.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${BIN:-.venv/bin}
+SHARED=${ECGPIPE_SHARED_DATA:-${SHARED:-../shared/data}}
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+mapfile -t ARGS < <(sed "s|@SHARED@|$SHARED|; s/ /\n/" scripts/cinc2017.args)
+MODELS=()
+while [ $# -gt 0 ] && [ "$1" != "--" ]; do MODELS+=("$1"); shift; done
+[ $# -gt 0 ] && shift
+ARGS+=("$@")
+[ ${#MODELS[@]} -eq 0 ] && MODELS=(crnn cnn1d)
+if [ ! -f data/shards_shared/lead1_af/manifest.json ]; then
+  nice -n 10 "$BIN/ecgpipe" ingest --profile lead1_af "${ARGS[@]}"
+fi
+for m in "${MODELS[@]}"; do
+  "$BIN/ecgpipe" split "$m" "${ARGS[@]}"
+  nice -n 10 "$BIN/ecgpipe" train "$m" "${ARGS[@]}"
+  nice -n 10 "$BIN/ecgpipe" evaluate "$m" "${ARGS[@]}"
+done
