@@ -46,9 +46,10 @@ def test_model_stages_do_not_depend_on_lineage_verify_or_flow_code() -> None:
     for stage in ("split", "train", "evaluate", "export", "cexport", "parity", "ctrain"):
         deps = _code_deps(stage)
         assert "pipeline/cli/lineage.py" not in deps and "pipeline/cli/verify.py" not in deps
-        assert not [
-            d for d in deps if d.startswith("flows/") and d not in ("flows/__init__.py", "flows/cli.py")
-        ]
+        # flows/__init__ finds a running `ecgpipe server` (flows/server.py, standard library only) for
+        # every command; no flow code proper is a model stage's dep
+        entry = ("flows/__init__.py", "flows/cli.py", "flows/server.py")
+        assert not [d for d in deps if d.startswith("flows/") and d not in entry]
 
 
 def test_the_import_set_follows_a_lazy_import_inside_the_command() -> None:
