@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from pipeline.core.records import Provenance, ReadError, Record
 from pipeline.sources.edf import EdfReader
 from pipeline.sources.registry import make_reader
-from tests.edf_support import EdfSignalSpec, wfdb_written_edf, write_edf
+from tests.edf_support import EdfSignalSpec, patch_field, signal_field, wfdb_written_edf, write_edf
 
 
 def _read(root: Path, key: str, **options: object) -> Record:
@@ -83,17 +83,15 @@ def test_a_broken_edf_is_refused_with_a_reason(tmp_path: Path, damage: str, reas
     path = tmp_path / "b.edf"
     label, units = ("Temp", "degC") if damage == "no_ecg" else ("ECG", "mV")
     signal = EdfSignalSpec(label, units, 10, _ecg(30))
-    if damage == "digital_range":
-        signal = EdfSignalSpec("ECG", "mV", 10, _ecg(30), digital_range=(5, 5))
     write_edf(path, [signal], n_records=3, plus="EDF+D" if damage == "edf_plus_d" else "EDF+C")
-    raw = bytearray(path.read_bytes())
     if damage == "truncated":
-        raw = raw[:-7]
+        path.write_bytes(path.read_bytes()[:-7])
     elif damage == "header_bytes":
-        raw[184:192] = b"999     "
+        patch_field(path, 184, 8, b"999")
     elif damage == "non_ascii_label":
-        raw[256:272] = "ÉCG".encode("latin-1").ljust(16)
-    path.write_bytes(bytes(raw))
+        patch_field(path, *signal_field(2, "label", 0), "ÉCG".encode("latin-1"))
+    elif damage == "digital_range":  # equal digital limits: edfio writes none, so patch them in
+        patch_field(path, *signal_field(2, "digital_max", 0), b"-32768")
     reader = EdfReader("edf", tmp_path)
     (unit,) = reader.discover().units
     with pytest.raises(ReadError, match=reason):
@@ -103,9 +101,7 @@ def test_a_broken_edf_is_refused_with_a_reason(tmp_path: Path, damage: str, reas
 def test_a_header_claiming_huge_data_is_refused_before_allocating(tmp_path: Path) -> None:
     path = tmp_path / "big.edf"
     write_edf(path, [EdfSignalSpec("ECG", "mV", 10, _ecg(10))], n_records=1, plus=None)
-    raw = bytearray(path.read_bytes())
-    raw[236:244] = b"99999999"
-    path.write_bytes(bytes(raw))
+    patch_field(path, 236, 8, b"99999999")
     with pytest.raises(ReadError, match="declares 99999999 data records"):
         _read(tmp_path, "big")
 
