@@ -211,7 +211,10 @@ def read_edf_signals(
         raise ReadError(f"{rel}: {values} samples to decode; expected at most {MAX_VALUES}")
     tracks = []
     for i in rows:
-        data = edf.signals[i].data
+        try:
+            data = edf.signals[i].data
+        except ValueError as exc:  # edfio's slice check; unreachable once the size check passed
+            raise ReadError(f"{rel}: edfio cannot decode signal {i + 1}: {exc}") from None
         expected = n_records * header.signals[i].samples
         if data.shape != (expected,):  # the header check makes this unreachable; never store a short track
             raise ReadError(f"{rel}: signal {i + 1} decodes to {data.shape}; expected ({expected},)")
