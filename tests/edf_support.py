@@ -1,6 +1,6 @@
-"""EDF/EDF+ files for the EDF reader tests and the malformed corpus: written by wfdb-python's EDF
-writer (``wfdb_to_edf``, plain EDF) and, for EDF+ annotations (which no installed library writes),
-by :func:`write_edf` below, which follows the EDF+ specification field by field."""
+"""EDF/EDF+ files for the EDF reader tests and the malformed corpus: written by ``edfio`` (EDF and
+EDF+ with annotations, :func:`write_edf`) and by wfdb-python's EDF writer (``wfdb_to_edf``, plain
+EDF); damage no writer produces is patched into the header afterwards (:func:`patch_field`)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import edfio
 import numpy as np
 import numpy.typing as npt
 import wfdb
@@ -29,17 +30,6 @@ class EdfSignalSpec:
     digital_range: tuple[int, int] = (-32768, 32767)
 
 
-def _field(value: object, width: int) -> bytes:
-    text = str(value).encode("latin-1")
-    assert len(text) <= width, (value, width)
-    return text.ljust(width)
-
-
-def _tal(onset: float, duration: float | None, texts: Sequence[str]) -> bytes:
-    head = f"+{onset:g}" + (f"\x15{duration:g}" if duration is not None else "")
-    return head.encode() + b"\x14" + b"".join(t.encode("utf-8") + b"\x14" for t in texts) + b"\x00"
-
-
 def write_edf(
     path: Path,
     signals: Sequence[EdfSignalSpec],
@@ -47,48 +37,61 @@ def write_edf(
     record_s: float = 1.0,
     annotations: Sequence[tuple[float, float | None, str]] = (),
     plus: str | None = "EDF+C",
-    annotation_bytes: int = 120,
 ) -> None:
-    """An EDF (``plus=None``) or EDF+ file; annotations go into the first data record's TAL list."""
-    specs = list(signals)
-    if plus is not None:
-        tals = [_tal(0, None, [])] + [_tal(o, d, [t]) for o, d, t in annotations]
-        blob = b"".join(tals)
-        assert len(blob) <= annotation_bytes, "annotations do not fit the first data record"
-        first = np.frombuffer(blob.ljust(annotation_bytes, b"\x00"), dtype="<i2")
-        rest = [
-            np.frombuffer(_tal(k * record_s, None, []).ljust(annotation_bytes, b"\x00"), "<i2")
-            for k in range(1, n_records)
-        ]
-        digital = np.concatenate([first, *rest]).astype(np.int16)
-        specs.append(EdfSignalSpec(ANNOTATIONS, "", annotation_bytes // 2, digital, (-1, 1)))
-    ns = len(specs)
-    header = b"0".ljust(8) + _field("X X X X", 80) + _field("Startdate 01-JAN-2020 X X X", 80)
-    header += b"01.01.20" + b"00.00.00" + _field(256 * (ns + 1), 8) + _field(plus or "", 44)
-    header += _field(n_records, 8) + _field(f"{record_s:g}", 8) + _field(ns, 4)
-    columns: list[list[str | int]] = [
-        [s.label for s in specs],
-        ["" for _ in specs],
-        [s.units for s in specs],
-        [f"{s.physical[0]:g}" for s in specs],
-        [f"{s.physical[1]:g}" for s in specs],
-        [s.digital_range[0] for s in specs],
-        [s.digital_range[1] for s in specs],
-        ["" for _ in specs],
-        [s.samples for s in specs],
-        ["" for _ in specs],
+    """An EDF (``plus=None``) or EDF+ file written by ``edfio`` from digital values; ``plus`` other
+    than ``EDF+C`` (``EDF+D``) is written into the reserved field afterwards (edfio writes EDF+C)."""
+    edf_signals = [
+        edfio.EdfSignal.from_digital(
+            np.asarray(s.digital, dtype=np.int16),
+            s.samples / record_s,
+            label=s.label,
+            physical_dimension=s.units,
+            physical_range=s.physical,
+            digital_range=s.digital_range,
+        )
+        for s in signals
     ]
-    widths = (16, 80, 8, 8, 8, 8, 8, 80, 8, 32)
-    for column, width in zip(columns, widths, strict=True):
-        header += b"".join(_field(v, width) for v in column)
-    blocks = []
-    for k in range(n_records):
-        for s in specs:
-            blocks.append(np.asarray(s.digital[k * s.samples : (k + 1) * s.samples], dtype="<i2").tobytes())
-    path.write_bytes(header + b"".join(blocks))
+    notes = [edfio.EdfAnnotation(onset, duration, text) for onset, duration, text in annotations]
+    assert plus is not None or not notes, "plain EDF holds no annotations"
+    edf = edfio.Edf(edf_signals, data_record_duration=record_s, annotations=notes if plus else None)
+    assert edf.num_data_records == n_records, (edf.num_data_records, n_records)
+    edf.write(path)
+    if plus not in (None, "EDF+C"):
+        patch_field(path, 192, 44, str(plus).encode())
 
 
-ANNOTATIONS = "EDF Annotations"
+def patch_field(path: Path, offset: int, width: int, value: bytes) -> None:
+    """Overwrite one header field (space-padded) of an EDF file: damage the tests need and no
+    writer produces."""
+    raw = bytearray(path.read_bytes())
+    raw[offset : offset + width] = value.ljust(width)
+    path.write_bytes(bytes(raw))
+
+
+# Per-signal header fields in file order with their widths; each is stored for all signals in turn.
+_SIGNAL_FIELDS = {
+    "label": 16,
+    "transducer": 80,
+    "units": 8,
+    "physical_min": 8,
+    "physical_max": 8,
+    "digital_min": 8,
+    "digital_max": 8,
+    "prefiltering": 80,
+    "samples": 8,
+    "reserved": 32,
+}
+
+
+def signal_field(n_signals: int, field: str, index: int) -> tuple[int, int]:
+    """(offset, width) of ``field`` of signal ``index`` (from 0) in a file of ``n_signals`` signals
+    (the ``EDF Annotations`` signal included)."""
+    offset = 256
+    for name, width in _SIGNAL_FIELDS.items():
+        if name == field:
+            return offset + index * width, width
+        offset += width * n_signals
+    raise KeyError(field)
 
 
 @contextlib.contextmanager

@@ -4,9 +4,11 @@ rates, units, confinement, size checks and quarantine reasons, and property test
 
 from __future__ import annotations
 
+import datetime
 import json
 from pathlib import Path
 
+import edfio
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -15,7 +17,7 @@ from hypothesis import strategies as st
 from pipeline.core.records import Provenance, ReadError, Record
 from pipeline.sources.edf import EdfReader
 from pipeline.sources.registry import make_reader
-from tests.edf_support import EdfSignalSpec, wfdb_written_edf, write_edf
+from tests.edf_support import EdfSignalSpec, patch_field, signal_field, wfdb_written_edf, write_edf
 
 
 def _read(root: Path, key: str, **options: object) -> Record:
@@ -83,17 +85,15 @@ def test_a_broken_edf_is_refused_with_a_reason(tmp_path: Path, damage: str, reas
     path = tmp_path / "b.edf"
     label, units = ("Temp", "degC") if damage == "no_ecg" else ("ECG", "mV")
     signal = EdfSignalSpec(label, units, 10, _ecg(30))
-    if damage == "digital_range":
-        signal = EdfSignalSpec("ECG", "mV", 10, _ecg(30), digital_range=(5, 5))
     write_edf(path, [signal], n_records=3, plus="EDF+D" if damage == "edf_plus_d" else "EDF+C")
-    raw = bytearray(path.read_bytes())
     if damage == "truncated":
-        raw = raw[:-7]
+        path.write_bytes(path.read_bytes()[:-7])
     elif damage == "header_bytes":
-        raw[184:192] = b"999     "
+        patch_field(path, 184, 8, b"999")
     elif damage == "non_ascii_label":
-        raw[256:272] = "ÉCG".encode("latin-1").ljust(16)
-    path.write_bytes(bytes(raw))
+        patch_field(path, *signal_field(2, "label", 0), "ÉCG".encode("latin-1"))
+    elif damage == "digital_range":  # equal digital limits: edfio writes none, so patch them in
+        patch_field(path, *signal_field(2, "digital_max", 0), b"-32768")
     reader = EdfReader("edf", tmp_path)
     (unit,) = reader.discover().units
     with pytest.raises(ReadError, match=reason):
@@ -103,9 +103,7 @@ def test_a_broken_edf_is_refused_with_a_reason(tmp_path: Path, damage: str, reas
 def test_a_header_claiming_huge_data_is_refused_before_allocating(tmp_path: Path) -> None:
     path = tmp_path / "big.edf"
     write_edf(path, [EdfSignalSpec("ECG", "mV", 10, _ecg(10))], n_records=1, plus=None)
-    raw = bytearray(path.read_bytes())
-    raw[236:244] = b"99999999"
-    path.write_bytes(bytes(raw))
+    patch_field(path, 236, 8, b"99999999")
     with pytest.raises(ReadError, match="declares 99999999 data records"):
         _read(tmp_path, "big")
 
@@ -155,3 +153,45 @@ def test_any_generated_edf_reads_at_the_fastest_rate_with_the_fastest_lead_exact
     expected = (signals[fastest].digital.astype(np.float64) + 32768) * (6.5535 / 65535) - 3.2768
     np.testing.assert_allclose(record.signal[fastest], expected, atol=1e-6)
     assert np.isfinite(record.signal).all()
+
+
+def test_annotations_in_later_data_records_and_a_subsecond_start_count_from_the_first_sample(
+    tmp_path: Path,
+) -> None:
+    ecg = edfio.EdfSignal.from_digital(_ecg(1000), 100.0, label="ECG II", physical_dimension="mV")
+    notes = [
+        edfio.EdfAnnotation(o, d, t) for o, d, t in [(7.5, 1.0, "Ventrikuläre Salve"), (0.2, None, "Start")]
+    ]
+    edf = edfio.Edf([ecg], starttime=datetime.time(10, 0, 0, 250_000), annotations=notes)
+    edf.write(tmp_path / "late.edf")
+    assert (tmp_path / "late.edf").read_bytes().count(
+        b"+0.25\x14\x14\x00"
+    ) == 1  # first record starts at .25 s
+    record = _read(tmp_path, "late")
+    assert json.loads(record.meta["annotations"]) == [[0.2, None, "Start"], [7.5, 1.0, "Ventrikuläre Salve"]]
+    assert [label.code for label in record.raw_labels] == ["Start", "Ventrikuläre Salve"]
+
+
+def test_an_annotation_that_is_not_utf8_is_refused_naming_the_bytes(tmp_path: Path) -> None:
+    path = tmp_path / "enc.edf"
+    write_edf(path, [EdfSignalSpec("ECG", "mV", 10, _ecg(30))], n_records=3, annotations=[(1.0, None, "Xyz")])
+    path.write_bytes(path.read_bytes().replace(b"\x14Xyz\x14", b"\x14\xc9yz\x14"))
+    with pytest.raises(ReadError, match=r"enc\.edf: annotation bytes b'\\xc9' are not UTF-8"):
+        _read(tmp_path, "enc")
+
+
+def test_a_record_count_of_minus_one_reads_what_the_file_holds_and_zero_records_are_refused(
+    tmp_path: Path,
+) -> None:
+    signal = EdfSignalSpec("ECG", "mV", 10, _ecg(30))
+    write_edf(tmp_path / "open.edf", [signal], n_records=3, plus=None)
+    patch_field(tmp_path / "open.edf", 236, 8, b"-1")  # allowed by EDF while a recording is still written
+    with pytest.warns(UserWarning, match="indicates -1 data records"):  # edfio's own notice
+        assert _read(tmp_path, "open").signal.shape == (1, 30)
+    (tmp_path / "open.edf").unlink()
+    write_edf(tmp_path / "none.edf", [signal], n_records=3, plus=None)
+    raw = (tmp_path / "none.edf").read_bytes()
+    (tmp_path / "none.edf").write_bytes(raw[:512])
+    patch_field(tmp_path / "none.edf", 236, 8, b"0")
+    with pytest.raises(ReadError, match="none.edf: the file holds no data records"):
+        _read(tmp_path, "none")

@@ -8,5 +8,5 @@ serve the generic WFDB folder reader. A reader may keep its parts in sibling mod
 ``wfdb_scan`` for ``wfdb_folder``, ``edf_format`` for ``edf``); its own module still exports what
 callers import.
 
-May import: ``pipeline.core``; numpy, pandas, h5py, wfdb in the readers.
+May import: ``pipeline.core``; numpy, pandas, h5py, wfdb, edfio in the readers.
 """

@@ -6,8 +6,9 @@ Discovery
     metadata; anything else is rejected with a reason.
 
 Reading
-    The header and the file's size are checked before anything is allocated (see
-    :mod:`pipeline.sources.edf_format`); a broken file is a :class:`ReadError` naming the field.
+    The header and the file's size are checked before anything is allocated; then ``edfio``
+    decodes only the signals kept (see :mod:`pipeline.sources.edf_format`). A broken file is a
+    :class:`ReadError` naming the file and the field.
     ECG signals are those whose physical units are a voltage (``mV``, ``uV``, ``µV``, ``V``, any
     case) and whose label names no other kind of signal (see
     :func:`pipeline.sources.wfdb.is_ecg_signal`); the ``EDF Annotations`` signal is never one.
@@ -18,7 +19,8 @@ Reading
 
 Raw labels
     EDF+ annotations (``EDF+C``) become raw labels, one per distinct text, in order of onset;
-    ``meta["annotations"]`` keeps every interval as JSON ``[onset_s, duration_s or null, text]``.
+    ``meta["annotations"]`` keeps every interval as JSON ``[onset_s, duration_s or null, text]``
+    in order of onset, ``onset_s`` from the first sample.
     Discontinuous files (``EDF+D``) are refused: their data records are not one timeline.
 
 Patients
@@ -43,9 +45,11 @@ from pipeline.sources.base import SourceReader, list_files
 from pipeline.sources.edf_format import (
     ANNOTATION_LABEL,
     EdfHeader,
+    open_edf,
     read_edf_annotations,
     read_edf_header,
     read_edf_signals,
+    records_in,
 )
 from pipeline.sources.options import EdfOptions
 from pipeline.sources.wfdb import SignalSpec, is_ecg_signal, mv_factor
@@ -67,7 +71,7 @@ class EdfReader(SourceReader):
     """EDF/EDF+ files below ``root``. Options: ``pattern``, ``voltage_only``, ``patient_regex``."""
 
     kind: ClassVar[str] = "edf"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"  # 2: edfio decodes; onsets from the first sample, sorted
 
     Options: ClassVar[type[EdfOptions]] = EdfOptions
     options: EdfOptions
@@ -94,8 +98,10 @@ class EdfReader(SourceReader):
             if header.plus and not header.continuous:
                 raise ReadError(f"{rel}: EDF+D (discontinuous) file; expected EDF or EDF+C (one timeline)")
             keep, dropped = self._channels(header, rel)
-            tracks, n_records = read_edf_signals(path, header, keep, rel)
-            notes = read_edf_annotations(path, header, rel) if header.plus else []
+            n_records = records_in(header, path.stat().st_size)
+            edf = open_edf(path, rel)
+            tracks = read_edf_signals(edf, header, keep, n_records, rel)
+            notes = read_edf_annotations(edf, rel) if header.plus else []
         except OSError as exc:
             raise ReadError(f"{rel}: cannot read: {exc.strerror or exc}") from exc
         rates = [header.rate_hz(i) for i in keep]

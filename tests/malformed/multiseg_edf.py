@@ -2,7 +2,8 @@
 (good, and damaged: missing segment, layout mismatch, segment longer than the master says, every
 segment missing, an escaping segment name) and an ``edf`` source (good, and damaged: truncated data
 records, wrong header byte counts, non-ASCII labels, every numeric header field broken, EDF+D,
-allocation bombs). Files are written with wfdb-python's writers and :mod:`tests.edf_support`.
+allocation bombs, an annotation that is not UTF-8). Files are written with wfdb-python's writers
+and, for EDF, edfio (:mod:`tests.edf_support`).
 """
 
 from __future__ import annotations
@@ -104,6 +105,18 @@ def build_edf(corpus: Corpus, shared: Path, rng: np.random.Generator) -> None:
     ecg = EdfSignalSpec("ECG II", "mV", 250, rng.integers(-2000, 2000, 250 * 12).astype(np.int16))
     write_edf(src.root / "good.edf", [ecg], n_records=12, annotations=[(1.0, 2.0, "Artifact")])
     src.good.append(src.record_id("good"))
+    # EDF+ annotation text must be UTF-8: a Latin-1 byte in an otherwise good file
+    write_edf(src.root / "annotation_latin1.edf", [ecg], n_records=12, annotations=[(1.0, 2.0, "Artefakt")])
+    raw = (src.root / "annotation_latin1.edf").read_bytes()
+    src.write("annotation_latin1.edf", raw.replace(b"\x14Artefakt\x14", "\x14Artéfakt\x14".encode("latin-1")))
+    latin1_reason = r"annotation bytes b'\\xe9' are not UTF-8"
+    src.add(
+        "bad_encoding",
+        "annotation_latin1",
+        "annotation_latin1.edf",
+        latin1_reason,
+        (src.record_id("annotation_latin1"),),
+    )
     plain = EdfSignalSpec("ECG II", "mV", 250, rng.integers(-2000, 2000, 250 * 6).astype(np.int16))
     write_edf(src.root / "template.edf", [plain], n_records=6, plus=None)
     template = bytearray((src.root / "template.edf").read_bytes())
