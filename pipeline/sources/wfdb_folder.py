@@ -112,7 +112,10 @@ class WfdbFolderReader(SourceReader):
     """
 
     kind: ClassVar[str] = "wfdb"
-    version: ClassVar[str] = "1"
+    # "2": raw labels carry their scope and span (every beat with its sample, rhythms with the
+    # part of their interval inside the window, header classes as record scope). Signals are
+    # unchanged, but stored raw labels are not, so every WFDB unit must be read again.
+    version: ClassVar[str] = "2"
 
     Options: ClassVar[type[WfdbFolderOptions]] = WfdbFolderOptions
     options: WfdbFolderOptions

@@ -24,7 +24,7 @@ import numpy.typing as npt
 import zarr
 
 from pipeline.labels.mapping import LabelMapper
-from pipeline.labels.tables import load_tables, table_paths
+from pipeline.labels.schemes import DEFAULT_SCHEME, load_scheme
 from pipeline.store.base import Store
 from pipeline.store.group import raw_labels_from_json, read_array, read_strings
 from pipeline.store.manifest import LabelsPointer, ShardEntry
@@ -72,9 +72,8 @@ def relabel(
     """Re-derive unified labels if tables, settings or shards changed; returns what it did."""
     t0 = time.perf_counter()
     manifest = store.load_manifest()
-    mapper = LabelMapper(
-        load_tables(table_paths(tables_dir)), vocabulary, ptbxl_min_likelihood, unmapped, table_for, merge
-    )
+    scheme = load_scheme(tables_dir, DEFAULT_SCHEME)
+    mapper = LabelMapper(scheme.tables, vocabulary, ptbxl_min_likelihood, unmapped, table_for, merge)
     digest = labels_digest(mapper.digest, manifest.shards)
     old = manifest.labels.path if manifest.labels is not None else None
     if manifest.labels is not None and manifest.labels.digest == digest and old and store.has(old):
@@ -115,9 +114,12 @@ def _map_store(
         src = read_strings(group, "source")
         raw = read_strings(group, "raw_labels")
         meta = read_strings(group, "meta")
-        datasets = [json.loads(meta[i]).get("dataset") for i in keep]
+        metas = [json.loads(meta[i]) for i in keep]
         mapped = mapper.map_batch(
-            [src[i] for i in keep], [raw_labels_from_json(raw[i]) for i in keep], datasets
+            [src[i] for i in keep],
+            [raw_labels_from_json(raw[i]) for i in keep],
+            [m.get("dataset") for m in metas],
+            ["parent" in m for m in metas],  # a window of a longer recording (the WFDB reader's meta)
         )
         for source, codes in mapped.unmapped.items():
             missing.update({f"{source}:{code}": n for code, n in codes.items()})
