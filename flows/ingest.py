@@ -28,6 +28,7 @@ from pipeline.ingest.batch import BatchResult, run_batch
 from pipeline.ingest.commit import commit
 from pipeline.ingest.plan import Batch, IngestPlan, plan_ingest
 from pipeline.ingest.report import ingest_markdown
+from pipeline.labels.schemes import check_schemes
 from pipeline.signal.preprocess import SignalPlan
 from pipeline.sources.base import SourceReader
 from pipeline.sources.registry import build_readers
@@ -95,6 +96,8 @@ def ingest_profile(params: Params, profile: str, limit: int | None = None) -> di
     root = store_root(params.ingest, smoke=limit is not None)
     store = open_store(root, profile)
     readers = build_readers(params, prof.sources)
+    # every label scheme is read and checked before any work: a bad table names its file and line
+    check_schemes(params.labels.tables_dir, params.labels.derived_schemes())
     plan_s, storage = signal_plan(prof), storage_spec(prof)
     started = datetime.now(UTC).isoformat(timespec="seconds")
     run_id = flow_run_id()
@@ -137,6 +140,7 @@ def ingest_profile(params: Params, profile: str, limit: int | None = None) -> di
             params.labels.unmapped,
             params.label_tables_for(),
             prof.label_merge,
+            params.labels.derived_schemes(),
         )
     _publish_shards(store, [info for r in results for info in r.shards], readers, run_id)
     if failed:

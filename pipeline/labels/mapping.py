@@ -27,7 +27,9 @@ Lookup rules:
 - ``rule="multilabel"``: the labels of all kept codes are OR-ed, so a record (or window) gets
   every label any of its codes maps to, and one ``V`` beat makes a window OTHER.
   ``rule="single"``: of those labels only the first in ``precedence`` (default: vocabulary
-  order) is kept. ``rule="beat"``: as multilabel, but only beat-scope labels count.
+  order) is kept. ``rule="beat"``: as multilabel over beat-scope labels; interval labels are
+  ignored, and record-scope labels count only where the scheme has a row for them (sources whose
+  records are single beats, e.g. UCR ECG5000), otherwise they are neither mapped nor unmapped.
 - A table label outside the mapper's vocabulary is dropped, unless ``merge`` sends it to one
   that is in it (``{"MI": "OTHER"}`` for a profile without MI).
 - A code with no row is reported in ``unmapped``; with ``unmapped="OTHER"`` it also sets OTHER.
@@ -49,7 +51,8 @@ from pipeline.labels.tables import LabelTables, normalise_code
 
 UNMAPPED_POLICIES = ("ignore", "OTHER")
 RULES = ("multilabel", "single", "beat")
-MAX_LABELS = 63  # labels are packed into an int64 bit mask while mapping
+MAX_LABELS = 1024  # labels are packed into a Python int bit mask while mapping
+_FAST_BITS = 63  # up to this many labels the masks fit an int64 array
 _CACHE_LIMIT = 1 << 16
 
 UInt8Array = npt.NDArray[np.uint8]
@@ -117,7 +120,9 @@ class LabelMapper:
     ``table_for`` maps a source name to the table source whose rows it uses (``{"mitbih":
     "wfdb"}``); ``merge`` sends table labels outside ``vocabulary`` to labels in it;
     ``ptbxl_min_likelihood`` (percent) drops raw labels stated with a lower likelihood;
-    ``unmapped`` is ``"ignore"`` (codes with no row set nothing) or ``"OTHER"``.
+    ``unmapped`` is ``"ignore"`` (codes with no row set nothing) or ``"OTHER"``; ``rule`` and
+    ``precedence`` combine labels (module docstring). ``partial=True`` is for a scheme defined on
+    some sources only: a source without a table maps to no label and all its codes are unmapped.
     """
 
     def __init__(
@@ -130,11 +135,13 @@ class LabelMapper:
         merge: Mapping[str, str] | None = None,
         rule: str = "multilabel",
         precedence: Sequence[str] | None = None,
+        partial: bool = False,
     ) -> None:
         _check_vocabulary(vocabulary, tables.vocabulary)
         if rule not in RULES:
             raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
         self._rule = rule
+        self._partial = partial
         self._precedence = tuple(precedence or vocabulary)
         if sorted(self._precedence) != sorted(vocabulary):
             raise ValueError(
@@ -175,6 +182,8 @@ class LabelMapper:
         )
 
     def _check_aliases(self) -> None:
+        if self._partial:
+            return
         known = self._tables.sources()
         bad = {name: table for name, table in self._table_for.items() if table not in known}
         if bad:
@@ -197,7 +206,7 @@ class LabelMapper:
     def table_source(self, source: str) -> str:
         """The table source that ``source`` (a source name from params) maps through."""
         table = self._table_for.get(source, source)
-        if table not in self._code_masks:
+        if table not in self._code_masks and not self._partial:
             raise UnknownSourceError(
                 f"no label table for source {source!r} (looked for table source {table!r}); tables "
                 f"exist for {sorted(self._code_masks)}; alias it with table_for={{{source!r}: ...}}"
@@ -217,17 +226,19 @@ class LabelMapper:
 
     def _lookup(self, table: str, dataset: str | None, windowed: bool, raw: _RawKey) -> _Lookup:
         """Bit mask and unmapped codes of one raw-label tuple (uncached)."""
-        codes = self._code_masks[table]
+        codes = self._code_masks.get(table, {})
         mask = pending = 0
         unmapped: dict[str, None] = {}
         for code_raw, likelihood, scope in raw:
-            if not self._keep(likelihood) or (self._rule == "beat" and scope != "beat"):
+            if not self._keep(likelihood) or (self._rule == "beat" and scope == "interval"):
                 continue
             code = normalise_code(code_raw)
             key = f"{dataset}:{code}" if dataset else code
             found = codes.get((scope, key))
             if found is None and dataset:
                 found = codes.get((scope, code))
+            if found is None and self._rule == "beat" and scope == "record":
+                continue  # beat schemes list record rows only for sources whose records are beats (UCR)
             if found is None:
                 unmapped[key] = None
                 mask |= self._unmapped_mask
@@ -258,9 +269,16 @@ class LabelMapper:
             hit = self._cache[key] = self._lookup(*key)
         return hit
 
-    def _vectors(self, masks: npt.NDArray[np.int64]) -> UInt8Array:
+    def _vectors(self, masks: Sequence[int]) -> UInt8Array:
         """Multi-hot ``uint8 (N, K)`` from bit masks ``(N,)``."""
-        return ((masks[:, None] >> self._bits) & 1).astype(np.uint8)
+        k = len(self._vocabulary)
+        if k <= _FAST_BITS:
+            return ((np.asarray(masks, dtype=np.int64)[:, None] >> self._bits) & 1).astype(np.uint8)
+        # PTB-XL's 71 statements do not fit an int64: unpack each mask's little-endian bytes
+        width = (k + 7) // 8
+        raw = np.frombuffer(b"".join(m.to_bytes(width, "little") for m in masks), dtype=np.uint8)
+        bits = np.unpackbits(raw.reshape(len(masks), width), axis=1, bitorder="little")
+        return bits[:, :k].astype(np.uint8)
 
     def map_labels(
         self, source: str, raw: Sequence[RawLabel], dataset: str | None = None, windowed: bool = False
@@ -273,7 +291,7 @@ class LabelMapper:
         then follow their rows' ``windows`` rule).
         """
         mask, unmapped = self._cached(self.table_source(source), dataset, windowed, raw)
-        return MappedLabels(self._vectors(np.array([mask], dtype=np.int64))[0], unmapped)
+        return MappedLabels(self._vectors([mask])[0], unmapped)
 
     def map_batch(
         self,
@@ -286,7 +304,7 @@ class LabelMapper:
         n = len(sources)
         if len(raw_lists) != n or any(v is not None and len(v) != n for v in (datasets, windowed)):
             raise ValueError("sources, raw_lists, datasets and windowed must have the same length")
-        masks = np.zeros(len(sources), dtype=np.int64)
+        masks = [0] * len(sources)
         counts: dict[str, Counter[str]] = {}
         tables = {s: self.table_source(s) for s in set(sources)}
         for i, (source, raw) in enumerate(zip(sources, raw_lists, strict=True)):

@@ -9,6 +9,7 @@ A scheme folder holds ``vocabulary.csv`` (``label,definition``, in multi-hot col
 from __future__ import annotations
 
 import csv
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,8 +26,8 @@ class Scheme:
     """A validated scheme: its tables (vocabulary included), combination rule and settings.
 
     ``rule`` is ``multilabel`` (OR of every label), ``single`` (the first label in vocabulary
-    order wins) or ``beat`` (only beat-scope labels count); ``unmapped`` is the default policy
-    for codes with no row (``ignore`` or ``OTHER``).
+    order wins) or ``beat`` (beat-scope labels, plus record rows of single-beat sources);
+    ``unmapped`` is the policy for codes with no row (``ignore`` or ``OTHER``).
     """
 
     name: str
@@ -119,3 +120,8 @@ def _check_single(tables: LabelTables) -> None:
                 f"{row.file}:{row.line}: ({source}, {code!r}) maps to {row.label!r} here but to "
                 f"{earlier[0]!r} at {earlier[1]}:{earlier[2]}; a single-label scheme needs one label per code"
             )
+
+
+def check_schemes(root: Path, names: Sequence[str]) -> list[Scheme]:
+    """Load every named scheme (errors name file and line), before any work is done with them."""
+    return [load_scheme(root, name) for name in names]

@@ -25,7 +25,8 @@ TABLE_COLUMNS = ("source", "scope", "source_code", "label", "note")
 VOCABULARY_COLUMNS = ("label", "definition")
 SCHEME_COLUMNS = ("key", "value")
 WINDOW_RULES = ("always", "never", "unannotated")
-_LABEL_PATTERN = re.compile(r"[A-Z][A-Z0-9_]*")
+# Source codes used as labels verbatim (PTB-XL "LAO/LAE", "PRC(S)", "1AVB"; CODE "1dAVb"): no comma, no space.
+_LABEL_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_/()+.-]*")
 
 
 class LabelTableError(ValueError):
@@ -155,13 +156,15 @@ def _check_width(f: _CsvFile, line: int, fields: tuple[str, ...]) -> None:
 
 
 def _parse_vocabulary(f: _CsvFile) -> dict[str, str]:
-    """``label -> definition`` in file order; labels unique and upper-case identifiers."""
+    """``label -> definition`` in file order; labels unique, letters, digits and ``_/()+.-`` only."""
     definitions: dict[str, str] = {}
     for line, fields in f.rows:
         _check_width(f, line, fields)
         label, definition = fields[0].strip(), fields[1].strip()
         if not _LABEL_PATTERN.fullmatch(label):
-            raise LabelTableError(f"{f.path}:{line}: label {label!r} is not an upper-case identifier")
+            raise LabelTableError(
+                f"{f.path}:{line}: label {label!r} holds characters other than letters, digits and _/()+.-"
+            )
         if label in definitions:
             raise LabelTableError(f"{f.path}:{line}: label {label!r} listed twice")
         definitions[label] = definition
