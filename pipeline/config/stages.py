@@ -117,8 +117,12 @@ class ModelTrainParams(_Strict):
     profile: str
     kind: Literal["resnet1d", "autoencoder", "crnn"]
     task: Literal["multilabel", "multiclass", "reconstruction"]
+    labels: str = Field(
+        default=DEFAULT_SCHEME,
+        description="label scheme learnt (data/labels/schemes/<name>); coarse: the profile's",
+    )
     classes: tuple[str, ...] | None = Field(
-        default=None, description="output classes, a subset of the profile vocabulary (null: all of it)"
+        default=None, description="output classes, a subset of the scheme's vocabulary (null: all of it)"
     )
     normal_class: str | None = Field(default=None, description="reconstruction: the class trained on")
     f1_classes: tuple[str, ...] | None = None
