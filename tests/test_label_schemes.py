@@ -255,3 +255,137 @@ def test_schemes_live_side_by_side_and_editing_one_re_derives_only_it(
     )
     with pytest.raises(KeyError, match="'ptbxl_rhythm' is not derived"):
         read_labels(store, "ptbxl_rhythm")
+
+
+# --------------------------------------------------------------------------- lineage: the why per scheme
+
+
+@pytest.mark.shared_data
+def test_record_lineage_lists_per_scheme_each_label_with_code_scope_and_table_row(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    from pipeline.lineage.query import StoreLayout
+    from pipeline.lineage.record import record_lineage
+    from pipeline.lineage.render import render_record
+
+    kl = load_script("kill_loop")
+    spec = kl.TreeSpec(n_cinc2017=0, n_ptbxl=3, mitbih=("100",), batch_units=8)
+    kl.build_raw_tree(shared_data, tmp_path / "raw", spec)
+    params = kl.load_tree_params(tmp_path / "raw", tmp_path / "store", spec)
+    schemes = ("coarse", "aami", "ptbxl_superdiagnostic")
+    for profile in ("ecg12", "holter"):
+        _ingest(params, profile, LABELS, schemes)
+    layout = StoreLayout(
+        params.ingest.store, params.split.out_dir, labels_root=LABELS, table_for=params.label_tables_for()
+    )
+    window = "mitbih:100/w036000"  # 100 s into record 100: N beats and one A beat
+    doc = record_lineage(REPO, window, layout, ["holter"])
+    why = doc["occurrences"][0]["schemes"]
+    ann = wfdb.rdann(str(shared_data / "mitbih" / "100"), "atr", sampfrom=36000, sampto=39600)
+    beats = Counter(s for s in ann.symbol if s in "NA")
+    aami = why["aami"]
+    assert aami["positive"] == [
+        c for c in ("N", "S") if (c == "N" and beats["N"]) or (c == "S" and beats["A"])
+    ]
+    rows = {(w["code"], w["scope"]): w for w in aami["why"]}
+    assert rows[("N", "beat")]["row"].startswith("data/labels/schemes/aami/wfdb.csv:")
+    line = int(rows[("N", "beat")]["row"].rsplit(":", 1)[1])
+    assert (
+        (LABELS / "schemes" / "aami" / "wfdb.csv")
+        .read_text()
+        .splitlines()[line - 1]
+        .startswith("wfdb,beat,N,N,")
+    )
+    assert rows[("(N", "interval")]["reaches"] is False  # a beat scheme ignores rhythms
+    coarse = {(w["code"], w["scope"]): w for w in why["coarse"]["why"]}
+    assert coarse[("(N", "interval")]["label"] == "NORM" and coarse[("(N", "interval")]["reaches"]
+    text = render_record(doc)
+    assert (
+        "scheme aami (beat): N" in text
+        and f"N [beat] x{beats['N']} -> N  data/labels/schemes/aami/wfdb.csv" in text
+    )
+
+    ptbxl = record_lineage(REPO, "ptbxl:00001", layout, ["ecg12"])["occurrences"][0]["schemes"]
+    sup = ptbxl["ptbxl_superdiagnostic"]
+    assert sup["positive"] == ["NORM"]
+    norm = next(w for w in sup["why"] if w["code"] == "NORM")
+    assert norm["scope"] == "record" and norm["label"] == "NORM" and norm["reaches"]
+    assert norm["row"].startswith("data/labels/schemes/ptbxl_superdiagnostic/ptbxl.csv:")
+
+
+@pytest.mark.shared_data
+def test_summary_counts_unmapped_codes_per_source_per_scheme(shared_data: Path, tmp_path: Path) -> None:
+    from pipeline.ingest.report import profile_summary
+
+    kl = load_script("kill_loop")
+    spec = kl.TreeSpec(n_cinc2017=0, n_ptbxl=5, mitbih=(), batch_units=8)
+    kl.build_raw_tree(shared_data, tmp_path / "raw", spec)
+    params = kl.load_tree_params(tmp_path / "raw", tmp_path / "store", spec)
+    store, _ = _ingest(params, "ecg12", LABELS, ("coarse", "cinc2017", "ptbxl_form"))
+    schemes = profile_summary(store)["schemes"]
+    assert set(schemes) == {"coarse", "cinc2017", "ptbxl_form"}
+    with (shared_data / "ptbxl" / "ptbxl_database.csv").open(newline="", encoding="utf-8") as f:
+        codes = [ast.literal_eval(r["scp_codes"]) for r, _ in zip(csv.DictReader(f), range(5), strict=False)]
+    # cinc2017 has no PTB-XL table: every code of every record is unmapped there
+    assert schemes["cinc2017"]["unmapped"]["ptbxl"] == dict(
+        sorted(Counter(c for cs in codes for c in cs).items())
+    )
+    assert schemes["cinc2017"]["unmapped_per_source"] == {"ptbxl": sum(len(cs) for cs in codes)}
+    assert schemes["coarse"]["unmapped_per_source"] == {} and schemes["ptbxl_form"]["unmapped"] == {}
+
+
+# --------------------------------------------------------------------------- Challenge 2021 and CODE
+
+
+@pytest.mark.shared_data
+def test_cinc2021_scored_has_26_classes_and_maps_the_shared_headers(shared_data: Path) -> None:
+    from tests.labels_support import SCORED_2021
+
+    scheme = load_scheme(LABELS, "cinc2021_scored")
+    assert len(scheme.vocabulary) == 26
+    pairs = {"713427006|59118001", "284470004|63593006", "427172004|17338001", "733534002|164909002"}
+    assert pairs <= set(scheme.vocabulary)
+    assert sorted(c for label in scheme.vocabulary for c in label.split("|")) == sorted(SCORED_2021)
+    codes = scheme.tables.codes("cinc2021")
+    assert (
+        all(codes[c] for c in SCORED_2021) and codes["59118001"] == codes["713427006"] == "713427006|59118001"
+    )
+    mapper = LabelMapper(scheme.tables, scheme.vocabulary, rule=scheme.rule)
+    raws = []
+    for header in sorted((shared_data / "cinc2021").glob("*.hea")):
+        for line in header.read_text().splitlines():
+            found = re.match(r"#\s*Dx:\s*(.*)", line)
+            if found:
+                raws.append([RawLabel(c.strip()) for c in found.group(1).split(",")])
+    batch = mapper.map_batch(["cinc2021"] * len(raws), raws)
+    assert batch.unmapped == {}
+    scored = {c for raw in raws for c in (r.code for r in raw) if c in SCORED_2021}
+    positives = {scheme.vocabulary[k] for k in np.flatnonzero(batch.labels.any(axis=0))}
+    assert positives == {label for label in scheme.vocabulary if set(label.split("|")) & scored}
+
+
+def test_code6_maps_code_flags_and_same_meaning_snomed_and_scp_codes() -> None:
+    scheme = load_scheme(LABELS, "code6")
+    assert scheme.vocabulary == ("1dAVb", "RBBB", "LBBB", "SB", "AF", "ST")
+    mapper = LabelMapper(scheme.tables, scheme.vocabulary, rule=scheme.rule)
+    cases = [
+        ("code", ["RBBB", "AF"], {"RBBB", "AF"}),
+        ("code", ["normal_ecg"], set()),
+        ("cinc2021", ["59118001", "270492004"], {"RBBB", "1dAVb"}),
+        ("ptbxl", ["CLBBB", "STACH"], {"LBBB", "ST"}),
+    ]
+    for source, codes, expected in cases:
+        got = mapper.map_labels(source, [RawLabel(c) for c in codes])
+        assert {scheme.vocabulary[k] for k in np.flatnonzero(got.labels)} == expected, (source, codes)
+    assert mapper.map_labels("ptbxl", [RawLabel("IRBBB")]).unmapped == (
+        "IRBBB",
+    )  # incomplete: not CODE's RBBB
+
+
+def test_cinc2021_and_code6_script_regenerates_the_committed_schemes(tmp_path: Path) -> None:
+    shutil.copytree(LABELS / "schemes" / "coarse", tmp_path / "schemes" / "coarse")
+    script = REPO / "scripts" / "make_cinc2021_scheme.py"
+    subprocess.run([sys.executable, str(script), str(tmp_path)], check=True, capture_output=True)
+    for scheme in ("cinc2021_scored", "code6"):
+        for fresh in sorted((tmp_path / "schemes" / scheme).glob("*.csv")):
+            assert fresh.read_bytes() == (LABELS / "schemes" / scheme / fresh.name).read_bytes(), fresh

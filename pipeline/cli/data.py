@@ -60,6 +60,8 @@ def cmd_summary(args: argparse.Namespace, params: Params) -> int:
             print(f"{name}: {s['records']} records {s.get('records_per_source', '')}")
             for label, n in s.get("unified_label_counts", {}).items():
                 print(f"  {label:>8}: {n}")
+            for scheme, sc in s.get("schemes", {}).items():
+                print(f"  scheme {scheme}: unmapped codes per source {sc['unmapped_per_source'] or 'none'}")
             print(f"  quarantined: {len(s.get('quarantined', []))}")
     return 0
 

@@ -26,7 +26,7 @@ VOCABULARY_COLUMNS = ("label", "definition")
 SCHEME_COLUMNS = ("key", "value")
 WINDOW_RULES = ("always", "never", "unannotated")
 # Source codes used as labels verbatim (PTB-XL "LAO/LAE", "PRC(S)", "1AVB"; CODE "1dAVb"): no comma, no space.
-_LABEL_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_/()+.-]*")
+_LABEL_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_/()+.|-]*")
 
 
 class LabelTableError(ValueError):
@@ -156,14 +156,14 @@ def _check_width(f: _CsvFile, line: int, fields: tuple[str, ...]) -> None:
 
 
 def _parse_vocabulary(f: _CsvFile) -> dict[str, str]:
-    """``label -> definition`` in file order; labels unique, letters, digits and ``_/()+.-`` only."""
+    """``label -> definition`` in file order; labels unique, letters, digits and ``_/()+.|-`` only."""
     definitions: dict[str, str] = {}
     for line, fields in f.rows:
         _check_width(f, line, fields)
         label, definition = fields[0].strip(), fields[1].strip()
         if not _LABEL_PATTERN.fullmatch(label):
             raise LabelTableError(
-                f"{f.path}:{line}: label {label!r} holds characters other than letters, digits and _/()+.-"
+                f"{f.path}:{line}: label {label!r} holds characters other than letters, digits and _/()+.|-"
             )
         if label in definitions:
             raise LabelTableError(f"{f.path}:{line}: label {label!r} listed twice")
