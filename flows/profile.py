@@ -19,6 +19,7 @@ from pipeline.config.build import signal_plan, storage_spec, store_root
 from pipeline.ingest.batch import BatchResult
 from pipeline.ingest.commit import commit
 from pipeline.ingest.plan import IngestPlan, plan_ingest
+from pipeline.labels.schemes import check_schemes
 from pipeline.signal.preprocess import SignalPlan
 from pipeline.sources.base import SourceReader
 from pipeline.sources.registry import build_readers
@@ -74,6 +75,8 @@ def run_profile(
     root = store_root(params.ingest, smoke=limit is not None)
     store = open_store(root, profile)
     readers = build_readers(params, prof.sources)
+    # every label scheme is read and checked before any work: a bad table names its file and line
+    check_schemes(params.labels.tables_dir, params.labels.derived_schemes())
     plan_s, storage = signal_plan(prof), storage_spec(prof)
     started = datetime.now(UTC).isoformat(timespec="seconds")
     run_info = {"flow_run_id": run_id, "started": started, "limit": limit}
@@ -117,5 +120,6 @@ def run_profile(
             params.labels.unmapped,
             params.label_tables_for(),
             prof.label_merge,
+            params.labels.derived_schemes(),
         )
     return ProfileRun(report, results, failed, len(plan.batches), store, readers)

@@ -1,4 +1,4 @@
-"""Write the PTB-XL label table (``data/labels/ptbxl.csv``) from PTB-XL's ``scp_statements.csv``.
+"""Write the coarse PTB-XL table (``data/labels/schemes/coarse/ptbxl.csv``) from ``scp_statements.csv``.
 
 Usage: ``python scripts/make_ptbxl_label_table.py <scp_statements.csv> <out.csv>``
 
@@ -41,8 +41,9 @@ OTHER_CLASSES = frozenset({"STTC", "HYP", "CD"})
 REQUIRED_COLUMNS = ("description", "diagnostic", "form", "rhythm", "diagnostic_class", "diagnostic_subclass")
 OUT_COLUMNS = (
     "source",
+    "scope",
     "source_code",
-    "unified_label",
+    "label",
     "note",
     "description",
     "statement_kind",
@@ -107,7 +108,8 @@ def quality_rows() -> list[tuple[str, ...]]:
     """The rows of the signal-quality raw labels: each -> NOISY (which count: the reader's param)."""
     note = "signal-quality column non-empty (record scope; counted when in sources.ptbxl.noise_columns)"
     return [
-        ("ptbxl", code, "NOISY", note, description, "quality", "", "") for code, description in QUALITY_ROWS
+        ("ptbxl", "record", code, "NOISY", note, description, "quality", "", "")
+        for code, description in QUALITY_ROWS
     ]
 
 
@@ -120,7 +122,17 @@ def table_rows(statements: list[dict[str, str]]) -> list[tuple[str, ...]]:
         label, note = unified_label(row["code"], diagnostic_class, subclass)
         description = row["description"].strip()
         out.append(
-            ("ptbxl", row["code"], label, note, description, statement_kind(row), diagnostic_class, subclass)
+            (
+                "ptbxl",
+                "record",
+                row["code"],
+                label,
+                note,
+                description,
+                statement_kind(row),
+                diagnostic_class,
+                subclass,
+            )
         )
     return out + quality_rows()
 

@@ -14,7 +14,7 @@ from pipeline.labels.mapping import LabelMapper
 from pipeline.labels.tables import LabelTables, load_tables, table_paths
 
 REPO = Path(__file__).resolve().parents[1]
-LABEL_DIR = REPO / "data" / "labels"
+LABEL_DIR = REPO / "data" / "labels" / "schemes" / "coarse"
 SCRIPT = REPO / "scripts" / "make_ptbxl_label_table.py"
 DEFAULT_VOCABULARY = ("NORM", "AF", "MI", "BBB", "OTHER", "NOISY")
 # The 30 scored SNOMED codes of the 2021 challenge (dx_mapping_scored.csv; the 27 of 2020 plus
@@ -52,3 +52,18 @@ def ptbxl_raw_labels(shared_data: Path) -> list[tuple[RawLabel, ...]]:
     with (shared_data / "ptbxl" / "ptbxl_database.csv").open(newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     return [tuple(RawLabel(k, float(v)) for k, v in ast.literal_eval(r["scp_codes"]).items()) for r in rows]
+
+
+WFDB_RECORD_CLASSES = (
+    "paroxysmal atrial fibrillation",
+    "persistent atrial fibrillation",
+    "non atrial fibrillation",
+)
+
+
+def wfdb_label(code: str, sample: int = 0) -> RawLabel:
+    """A WFDB code at the scope the reader states it: header class (record), rhythm (interval), else beat."""
+    if code in WFDB_RECORD_CLASSES:
+        return RawLabel(code)
+    scope = "interval" if code.strip().strip("\x00").startswith("(") else "beat"
+    return RawLabel(code, scope=scope, span=(sample, sample + 1))

@@ -80,7 +80,8 @@ def _ingest_profile(params: Params, name: str) -> None:
     report = commit(plan, results, store, manifest, {"flow_run_id": None})
     assert report["reconciled"] and report["records_total"] > 0, report
     relabel(store, params.labels.tables_dir, params.vocabulary(name), params.labels.ptbxl_min_likelihood,
-            params.labels.unmapped, params.label_tables_for(), prof.label_merge)  # fmt: skip
+            params.labels.unmapped, params.label_tables_for(), prof.label_merge,
+            params.labels.derived_schemes())  # fmt: skip
 
 
 def stage_dirs(root: Path) -> list[str]:

@@ -105,8 +105,8 @@ def test_incremental_ingest_adds_only_new_records_and_relabels_without_reading_s
     before = _summary(tmp_path)
     tables = tmp_path / "labels"
     shutil.copytree(REPO / "data" / "labels", tables)
-    cinc = tables / "cinc2017.csv"
-    cinc.write_text(cinc.read_text().replace("cinc2017,O,OTHER", "cinc2017,O,NOISY"))
+    cinc = tables / "schemes" / "coarse" / "cinc2017.csv"
+    cinc.write_text(cinc.read_text().replace("cinc2017,record,O,OTHER", "cinc2017,record,O,NOISY"))
     relabel = [*ingest, "--set", f"labels.tables_dir={tables}"]
     assert main([*relabel, "--metrics", str(tmp_path / "m.json")]) == 0
     assert json.loads((tmp_path / "m.json").read_text())["lead1_af"]["records_processed_this_run"] == 0

@@ -20,6 +20,7 @@ from tests.labels_support import (
     make_mapper,
     make_tables,
     ptbxl_raw_labels,
+    wfdb_label,
     write,
 )
 
@@ -39,15 +40,21 @@ def mapper(tables: LabelTables) -> LabelMapper:
 
 def test_duplicate_code_with_different_labels_names_both_lines(tmp_path: Path) -> None:
     vocab = write(tmp_path, "vocabulary.csv", VOCAB_CSV)
-    a = write(tmp_path, "a.csv", "# one\nsource,source_code,unified_label,note\ns,X,AF,\ns,Y,,\n")
-    b = write(tmp_path, "b.csv", "source,source_code,unified_label,note\ns,Y,,same label: fine\ns,X,OTHER,\n")
+    a = write(tmp_path, "a.csv", "# one\nsource,scope,source_code,label,note\ns,record,X,AF,\ns,record,Y,,\n")
+    b = write(
+        tmp_path,
+        "b.csv",
+        "source,scope,source_code,label,note\ns,record,Y,,same label: fine\ns,record,X,OTHER,\n",
+    )
     with pytest.raises(LabelTableError, match=rf"{re.escape(str(b))}:3: .*'X'.*{re.escape(str(a))}:3"):
         load_tables([vocab, a, b])
 
 
 def test_unknown_label_error_names_file_line_label_and_vocabulary(tmp_path: Path) -> None:
     vocab = write(tmp_path, "vocabulary.csv", VOCAB_CSV)
-    table = write(tmp_path, "t.csv", "#c\n#c\nsource,source_code,unified_label,note\ns,X,NORM,\ns,Y,MI,\n")
+    table = write(
+        tmp_path, "t.csv", "#c\n#c\nsource,scope,source_code,label,note\ns,record,X,NORM,\ns,record,Y,MI,\n"
+    )
     with pytest.raises(LabelTableError) as err:
         load_tables([vocab, table])
     assert f"{table}:5" in str(err.value)
@@ -57,10 +64,10 @@ def test_unknown_label_error_names_file_line_label_and_vocabulary(tmp_path: Path
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("source,code,label,note\ns,X,AF,\n", "expected source,source_code,unified_label,note"),
-        ("source,source_code,unified_label,note\ns,X,AF\n", ":2: 3 fields but the header has 4"),
-        ("source,source_code,unified_label,note\ns,X,AF,\n# late\n", ":3: '#' comment lines"),
-        ("source,source_code,unified_label,note\ns,,AF,\n", ":2: empty source or source_code"),
+        ("source,code,label,note\ns,record,X,AF,\n", "expected source,scope,source_code,label,note"),
+        ("source,scope,source_code,label,note\ns,record,X,AF\n", ":2: 4 fields but the header has 5"),
+        ("source,scope,source_code,label,note\ns,record,X,AF,\n# late\n", ":3: '#' comment lines"),
+        ("source,scope,source_code,label,note\ns,record,,AF,\n", ":2: empty source or source_code"),
     ],
 )
 def test_malformed_tables_are_rejected_with_their_line(tmp_path: Path, text: str, message: str) -> None:
@@ -71,7 +78,7 @@ def test_malformed_tables_are_rejected_with_their_line(tmp_path: Path, text: str
 
 
 def test_exactly_one_vocabulary_file_is_required(tmp_path: Path) -> None:
-    table = write(tmp_path, "t.csv", "source,source_code,unified_label,note\ns,X,AF,\n")
+    table = write(tmp_path, "t.csv", "source,scope,source_code,label,note\ns,record,X,AF,\n")
     with pytest.raises(LabelTableError, match="exactly one vocabulary"):
         load_tables([table])
     v1, v2 = write(tmp_path, "v1.csv", VOCAB_CSV), write(tmp_path, "v2.csv", VOCAB_CSV)
@@ -84,9 +91,10 @@ def test_quoted_fields_and_blank_lines_keep_line_numbers(tmp_path: Path) -> None
     table = write(
         tmp_path,
         "t.csv",
-        'source,source_code,unified_label,note\ns,X,AF,"a, b"\n\ns,"Y",OTHER,"two\nlines"\ns,Z,MI,\n',
+        'source,scope,source_code,label,note\ns,record,X,AF,"a, b"\n\n'
+        's,record,"Y",OTHER,"two\nlines"\ns,record,Z,MI,\n',
     )
-    with pytest.raises(LabelTableError, match=re.escape(f"{table}:6: unified label 'MI'")):
+    with pytest.raises(LabelTableError, match=re.escape(f"{table}:6: label 'MI'")):
         load_tables([vocab, table])
 
 
@@ -99,9 +107,9 @@ def small_tables(tmp_path: Path) -> LabelTables:
     table = write(
         tmp_path,
         "t.csv",
-        "source,source_code,unified_label,note\n"
-        "ptbxl,NORM,NORM,\nptbxl,AFIB,AF,\nptbxl,IMI,MI,\nptbxl,SR,,\n"
-        "ucr,ECG5000:1,NORM,\nucr,ECG200:-1,OTHER,\nwfdb,(N,NORM,\nwfdb,V,OTHER,\n",
+        "source,scope,source_code,label,note\n"
+        "ptbxl,record,NORM,NORM,\nptbxl,record,AFIB,AF,\nptbxl,record,IMI,MI,\nptbxl,record,SR,,\n"
+        "ucr,record,ECG5000:1,NORM,\nucr,record,ECG200:-1,OTHER,\nwfdb,interval,(N,NORM,\nwfdb,beat,V,OTHER,\n",
     )
     return load_tables([vocab, table])
 
@@ -125,7 +133,7 @@ def test_unmapped_codes_are_reported_and_optionally_set_other(small_tables: Labe
     assert got.labels.tolist() == [1, 0] and got.unmapped == ("XYZ",)
     other = LabelMapper(small_tables, ("NORM", "OTHER"), unmapped="OTHER")
     assert other.map_labels("ptbxl", raw).labels.tolist() == [1, 1]
-    batch = ignore.map_batch(["ptbxl", "ptbxl", "wfdb"], [raw, raw[1:2], [RawLabel("Q")]])
+    batch = ignore.map_batch(["ptbxl", "ptbxl", "wfdb"], [raw, raw[1:2], [wfdb_label("Q")]])
     assert batch.unmapped == {"ptbxl": {"XYZ": 2}, "wfdb": {"Q": 1}}
     with pytest.raises(ValueError, match="needs OTHER"):
         LabelMapper(small_tables, ("NORM", "AF"), unmapped="OTHER")
@@ -144,7 +152,7 @@ def test_dataset_qualified_codes_for_ucr(small_tables: LabelTables) -> None:
 
 def test_aliases_route_source_names_to_tables(small_tables: LabelTables) -> None:
     mapper = LabelMapper(small_tables, ("NORM", "OTHER"), table_for={"holter": "wfdb"})
-    got = mapper.map_labels("holter", [RawLabel(" (N\x00"), RawLabel("V")])
+    got = mapper.map_labels("holter", [wfdb_label(" (N\x00"), wfdb_label("V")])
     assert got.labels.tolist() == [1, 1] and got.unmapped == ()
     with pytest.raises(UnknownSourceError, match="'holter2'"):
         mapper.map_labels("holter2", [RawLabel("V")])
@@ -171,7 +179,7 @@ def test_profile_vocabulary_subset_drops_or_merges_labels(small_tables: LabelTab
 
 def test_digest_tracks_table_bytes_vocabulary_and_parameters(tmp_path: Path) -> None:
     vocab = write(tmp_path, "vocabulary.csv", VOCAB_CSV)
-    table = write(tmp_path, "t.csv", "source,source_code,unified_label,note\ns,X,AF,\n")
+    table = write(tmp_path, "t.csv", "source,scope,source_code,label,note\ns,record,X,AF,\n")
     paths = [vocab, table]
     base = tables_digest(paths, ("NORM", "AF"))
     assert LabelMapper(load_tables(paths), ("NORM", "AF")).digest == base
@@ -186,7 +194,7 @@ def test_digest_tracks_table_bytes_vocabulary_and_parameters(tmp_path: Path) -> 
         tables_digest(paths, ("NORM", "AF"), unmapped="OTHER"),
         tables_digest(paths, ("NORM", "AF"), merge={"OTHER": "AF"}),
     }
-    table.write_text("source,source_code,unified_label,note\ns,X,OTHER,\n", encoding="utf-8")
+    table.write_text("source,scope,source_code,label,note\ns,record,X,OTHER,\n", encoding="utf-8")
     others.add(tables_digest(paths, ("NORM", "AF")))
     assert len(others) == 5 and base not in others
 

@@ -26,6 +26,7 @@ from tests.labels_support import (
     make_mapper,
     make_tables,
     ptbxl_raw_labels,
+    wfdb_label,
     write,
 )
 
@@ -113,7 +114,8 @@ def test_wfdb_and_small_tables_map_as_documented(mapper: LabelMapper) -> None:
         ("cpsc2021", ["non atrial fibrillation", "~"], {"NORM", "NOISY"}),
     ]
     for source, codes, expected in cases:
-        got = mapper.map_labels(source, [RawLabel(c) for c in codes])
+        raw = [wfdb_label(c) if source in ("mitbih", "cpsc2021") else RawLabel(c) for c in codes]
+        got = mapper.map_labels(source, raw)
         assert labels_of(mapper, got.labels) == expected, (source, codes)
         assert got.unmapped == ()
 
@@ -210,8 +212,16 @@ def test_every_snomed_code_in_the_shared_cinc2021_headers_has_a_row(
 def wfdb_raw_labels(record: Path) -> tuple[RawLabel, ...]:
     """Beat symbols, rhythm aux texts of ``+`` and header comments, as a WFDB reader states them."""
     ann = wfdb.rdann(str(record), "atr")
-    raw = [RawLabel(s) for s in ann.symbol if s != "+"]
-    raw += [RawLabel(a) for s, a in zip(ann.symbol, ann.aux_note, strict=True) if s == "+"]
+    raw = [
+        RawLabel(s, scope="beat", span=(int(t), int(t) + 1))
+        for s, t in zip(ann.symbol, ann.sample, strict=True)
+        if s != "+"
+    ]
+    raw += [
+        RawLabel(a.strip("\x00"), scope="interval", span=(int(t), int(t) + 1))
+        for s, a, t in zip(ann.symbol, ann.aux_note, ann.sample, strict=True)
+        if s == "+"
+    ]
     comments = wfdb.rdheader(str(record)).comments
     return tuple(raw + [RawLabel(c) for c in comments if "fibrillation" in c])
 

@@ -221,5 +221,5 @@ def test_reader_is_picklable_with_its_options(tmp_path: Path) -> None:
         10.0,
         5.0,
         CPSC_PATIENT,
-        "wfdb@2",
+        "wfdb@3",
     )

@@ -60,6 +60,8 @@ def cmd_summary(args: argparse.Namespace, params: Params) -> int:
     else:
         for name, s in out.items():
             print("\n".join(store_lines(name, s)))
+            for scheme, sc in s.get("schemes", {}).items():
+                print(f"  scheme {scheme}: unmapped codes per source {sc['unmapped_per_source'] or 'none'}")
     return 0
 
 

@@ -73,6 +73,9 @@ def store_layout(params: Params) -> StoreLayout:
         store=store_root(params.ingest),
         index_dir=params.split.out_dir,
         source_roots={name: src.root for name, src in params.sources.items()},
+        labels_root=params.labels.tables_dir,
+        table_for=params.label_tables_for(),
+        min_likelihood=params.labels.ptbxl_min_likelihood,
     )
 
 

@@ -72,10 +72,21 @@ def check_model_args(params: Params, model: str) -> None:
 
 
 def targets_for(params: Params, model: str) -> Targets:
+    from pipeline.config import ConfigError
     from pipeline.dataset.targets import Targets
 
     m = model_params(params, model)
-    return Targets(m.task, params.vocabulary(m.profile), params.model_classes(model), m.normal_class)
+    try:
+        vocabulary, classes = params.model_vocabulary(model), params.model_classes(model)
+    except ValueError as exc:  # LabelTableError: the scheme's files name file and line
+        raise ConfigError(f"train.models.{model}.labels: {exc}") from None
+    named = [*(m.classes or ()), *(m.f1_classes or ()), *([m.normal_class] if m.normal_class else [])]
+    unknown = [c for c in named if c not in vocabulary]
+    if unknown:
+        raise ConfigError(
+            f"train.models.{model}: {unknown} not in the {m.labels} vocabulary {list(vocabulary)}"
+        )
+    return Targets(m.task, vocabulary, classes, m.normal_class, scheme=m.labels)
 
 
 def add_arguments(command: str, p: argparse.ArgumentParser) -> None:
@@ -107,7 +118,7 @@ def cmd_split(args: argparse.Namespace, params: Params) -> int:
     store = open_store(store_root(params.ingest), m.profile)
     index = index_from_store(
         store, sp.fractions, sp.seed, sp.fold_map, sp.fold_key, sp.group_by_source,
-        normal_only_train=m.normal_class, keep=targets.usable,
+        normal_only_train=m.normal_class, keep=targets.usable, scheme=m.labels,
     )  # fmt: skip
     out = index_path(params, args.model)
     write_index(out, index.rows, {**index.header, "model": args.model})

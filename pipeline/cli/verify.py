@@ -54,14 +54,14 @@ def verify_profile(params: Params, name: str, smoke: bool = False) -> VerifyResu
     from pipeline.config.build import signal_plan, store_root
     from pipeline.ingest.verify import verify_store
     from pipeline.labels.mapping import LabelMapper
-    from pipeline.labels.tables import load_tables, table_paths
+    from pipeline.labels.schemes import DEFAULT_SCHEME, load_scheme
     from pipeline.sources.registry import build_readers
     from pipeline.store.remote import open_store
 
     prof = params.profiles[name]
     try:
         mapper = LabelMapper(
-            load_tables(table_paths(params.labels.tables_dir)),
+            load_scheme(params.labels.tables_dir, DEFAULT_SCHEME).tables,
             params.vocabulary(name),
             params.labels.ptbxl_min_likelihood,
             params.labels.unmapped,

@@ -26,6 +26,7 @@ from pipeline.config.stages import (
     SplitParams,
     TrainParams,
 )
+from pipeline.labels.schemes import DEFAULT_SCHEME, load_scheme
 
 
 class Params(_Strict):
@@ -91,6 +92,19 @@ class Params(_Strict):
         where = f"train.models.{name}"
         if m.profile not in self.profiles:
             raise ValueError(f"{where}.profile {m.profile!r} is not in profiles ({sorted(self.profiles)})")
+        logged = ("train_loss", "val_loss", "lr", *(f"val_{k}" for k in VAL_METRICS[m.task]))
+        if m.early_stopping.metric not in logged:
+            raise ValueError(
+                f"{where}.early_stopping.metric {m.early_stopping.metric!r} is never logged for a "
+                f"{m.task} model; use one of {list(logged)}"
+            )
+        if m.labels != DEFAULT_SCHEME:
+            # the scheme's vocabulary (and so the classes) is checked when the model's targets are
+            # built: tables_dir is resolved only after validation. Here: the store will hold it.
+            if self.labels.schemes is not None and m.labels not in self.labels.schemes:
+                listed = list(self.labels.schemes)
+                raise ValueError(f"{where}.labels {m.labels!r} is not derived: labels.schemes lists {listed}")
+            return
         vocab = self.vocabulary(m.profile)
         named = [*(m.classes or ()), *(m.f1_classes or ()), *([m.normal_class] if m.normal_class else [])]
         unknown = [c for c in named if c not in vocab]
@@ -98,19 +112,21 @@ class Params(_Strict):
             raise ValueError(f"{where}: {unknown} not in the {m.profile} vocabulary {list(vocab)}")
         if m.f1_classes and not set(m.f1_classes) <= set(m.classes or vocab):
             raise ValueError(f"{where}.f1_classes must be among its classes")
-        logged = ("train_loss", "val_loss", "lr", *(f"val_{k}" for k in VAL_METRICS[m.task]))
-        if m.early_stopping.metric not in logged:
-            raise ValueError(
-                f"{where}.early_stopping.metric {m.early_stopping.metric!r} is never logged for a "
-                f"{m.task} model; use one of {list(logged)}"
-            )
+
+    def model_vocabulary(self, name: str) -> tuple[str, ...]:
+        """The label columns model ``name`` takes its classes from: its scheme's vocabulary (the
+        profile's for the default scheme, which may subset or merge it)."""
+        m = self.train.models[name]
+        if m.labels == DEFAULT_SCHEME:
+            return self.vocabulary(m.profile)
+        return load_scheme(self.labels.tables_dir, m.labels).vocabulary
 
     def model_classes(self, name: str) -> tuple[str, ...]:
         """Output classes of model ``name`` (empty for a reconstruction model)."""
         m = self.train.models[name]
         if m.task == "reconstruction":
             return ()
-        return m.classes or self.vocabulary(m.profile)
+        return m.classes or self.model_vocabulary(name)
 
     @field_validator("sources")
     @classmethod

@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from pipeline.config.base import _Strict
+from pipeline.labels.schemes import DEFAULT_SCHEME, scheme_names
 
 # Validation metrics pipeline.training.stage.val_metric_fn logs per task (as val_<name>).
 VAL_METRICS: dict[str, tuple[str, ...]] = {
@@ -64,6 +65,14 @@ class LabelParams(_Strict):
     tables_dir: Path = Path("data/labels")
     ptbxl_min_likelihood: float = Field(default=0.0, ge=0, le=100)
     unmapped: Literal["ignore", "OTHER"] = "ignore"
+    # label schemes derived beside the default (coarse) one; None: every scheme under tables_dir/schemes
+    schemes: tuple[str, ...] | None = None
+
+    def derived_schemes(self) -> tuple[str, ...]:
+        """The schemes each store keeps, the default first (names of ``tables_dir/schemes/*``)."""
+        if self.schemes is None:
+            return tuple(scheme_names(self.tables_dir)) or (DEFAULT_SCHEME,)
+        return (DEFAULT_SCHEME, *dict.fromkeys(s for s in self.schemes if s != DEFAULT_SCHEME))
 
 
 class DemoParams(_Strict):
@@ -118,8 +127,12 @@ class ModelTrainParams(_Strict):
     profile: str
     kind: Literal["resnet1d", "autoencoder", "crnn"]
     task: Literal["multilabel", "multiclass", "reconstruction"]
+    labels: str = Field(
+        default=DEFAULT_SCHEME,
+        description="label scheme learnt (data/labels/schemes/<name>); coarse: the profile's",
+    )
     classes: tuple[str, ...] | None = Field(
-        default=None, description="output classes, a subset of the profile vocabulary (null: all of it)"
+        default=None, description="output classes, a subset of the scheme's vocabulary (null: all of it)"
     )
     normal_class: str | None = Field(default=None, description="reconstruction: the class trained on")
     f1_classes: tuple[str, ...] | None = None

@@ -16,16 +16,39 @@ import numpy.typing as npt
 FloatArray = npt.NDArray[np.float32]
 
 
+SCOPES = ("record", "interval", "beat")
+
+
 @dataclass(frozen=True)
 class RawLabel:
-    """One label exactly as the source states it.
+    """One label exactly as the source states it, with the scope it is stated at.
 
     ``code`` is the source's own code (``"NORM"``, ``"164889003"``, ``"A"``, ``"(AFIB"``);
     ``likelihood`` is the source's confidence in percent where it gives one (PTB-XL), else None.
+    ``scope`` is ``"record"`` (header classes, CSV rows, exam flags: true of the recording as a
+    whole, not necessarily of every part of it), ``"interval"`` (a rhythm annotation) or
+    ``"beat"`` (an annotation at one sample). ``span`` is ``(start, stop)`` in samples at the
+    record's own ``fs_hz``, relative to the record's (or window's) first sample, half-open: the
+    part of an interval inside the record, ``(s, s + 1)`` for a beat; None for record scope.
     """
 
     code: str
     likelihood: float | None = None
+    scope: str = "record"
+    span: tuple[int, int] | None = None
+
+    def __post_init__(self) -> None:
+        if self.scope not in SCOPES:
+            raise ValueError(f"raw label {self.code!r}: scope {self.scope!r}, expected one of {SCOPES}")
+        if (self.span is None) != (self.scope == "record"):
+            raise ValueError(
+                f"raw label {self.code!r}: scope {self.scope!r} with span {self.span}; "
+                "record scope has no span, interval and beat scope need one"
+            )
+        if self.span is not None and not 0 <= self.span[0] < self.span[1]:
+            raise ValueError(
+                f"raw label {self.code!r}: span {self.span} is not a (start, stop) with start < stop"
+            )
 
 
 @dataclass(frozen=True)

@@ -69,7 +69,7 @@ def load_split(store: Store, index_path: Path, split: str) -> SplitRecords:
     made_for = index.header.get("profile", store.profile)
     if made_for != store.profile:
         raise LoaderError(f"{index_path}: an index of profile {made_for!r}, not {store.profile!r}")
-    labels = read_labels(store)
+    labels = read_labels(store, index.header.get("scheme"))  # indexes without it: the default scheme
     if labels is None:
         raise LoaderError(f"{store.location()}: no unified labels; run ingest first")
     made_from = index.header.get("labels_digest")

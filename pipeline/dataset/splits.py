@@ -141,12 +141,15 @@ def index_from_store(
     group_by_source: bool = True,
     normal_only_train: str | None = None,
     keep: Callable[[npt.NDArray[Any]], npt.NDArray[np.bool_]] | None = None,
+    scheme: str | None = None,
 ) -> SplitIndex:
     """Split every live record of ``store`` (labels from :func:`read_labels`; patient ids and
     ``meta[fold_key]`` from the shards; no signal is read). ``fold_key=None`` ignores folds.
     ``keep(y (N, V)) -> (N,) bool`` leaves records out before splitting (e.g. a single-label model
-    cannot use a record with two of its classes); the header counts them as ``excluded``."""
-    labels = read_labels(store)
+    cannot use a record with two of its classes); the header counts them as ``excluded``.
+    ``scheme`` picks the label scheme stratified on (None: the default); the header names it, so
+    the loader joins the same labels."""
+    labels = read_labels(store, scheme)
     if labels is None:
         raise SplitError(f"{store.location()}: no unified labels yet; run ingest (which relabels) first")
     n_live = len(labels.record_id)
@@ -181,6 +184,7 @@ def index_from_store(
         "group_by_source": group_by_source,
         "normal_only_train": normal_only_train,
         "labels_digest": labels.digest,
+        "scheme": labels.scheme,
         "vocabulary": list(labels.vocabulary),
         "counts": split_counts(splits, labels.y, labels.vocabulary),
         "records_with_fold": sum(f is not None for f in fold_list),

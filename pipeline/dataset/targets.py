@@ -22,12 +22,14 @@ from pipeline.models.scoring import Task
 
 @dataclass(frozen=True)
 class Targets:
-    """Column selection of one model: ``columns[k]`` is the vocabulary index of output ``k``."""
+    """Column selection of one model: ``columns[k]`` is the vocabulary index of output ``k``;
+    ``scheme`` names the label scheme whose ``vocabulary`` it is."""
 
     task: Task
     vocabulary: tuple[str, ...]
     classes: tuple[str, ...]
     normal_class: str | None = None
+    scheme: str = "coarse"
 
     @property
     def columns(self) -> list[int]:

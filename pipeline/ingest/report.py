@@ -39,12 +39,37 @@ def profile_summary(store: Store) -> dict[str, Any]:
         "records_per_source": dict(sorted(per_source.items())),
         "unified_label_counts": unified,
         "raw_label_counts": {s: dict(sorted(c.items())) for s, c in sorted(raw.items())},
+        "schemes": scheme_summary(store),
         "quarantined": [
             {k: e[k] for k in ("source", "item", "category", "stage", "reason")} for e in quarantine
         ],
         "quarantined_by_reason": _reason_counts(quarantine),
         "quarantined_by_category": dict(Counter(str(e["category"]) for e in quarantine)),
     }
+
+
+def scheme_summary(store: Store) -> dict[str, Any]:
+    """Per derived label scheme: label counts and the codes with no row, per source.
+
+    ``unmapped`` is ``{source: {code: n_records}}``; ``unmapped_per_source`` sums it per source
+    (records stating a code the scheme's tables do not know, e.g. PTB-XL codes under ``cinc2017``).
+    """
+    manifest = store.load_manifest()
+    if manifest.labels is None:
+        return {}
+    out: dict[str, Any] = {}
+    for name in [None, *sorted(manifest.labels.schemes)]:
+        lab = read_labels(store, name)
+        if lab is None:
+            continue
+        counts = {v: int(c) for v, c in zip(lab.vocabulary, lab.y.sum(axis=0), strict=True)}
+        unmapped = {s: dict(sorted(c.items())) for s, c in sorted(lab.unmapped.items())}
+        out[lab.scheme] = {
+            "label_counts": counts,
+            "unmapped_per_source": {s: int(sum(c.values())) for s, c in unmapped.items()},
+            "unmapped": unmapped,
+        }
+    return out
 
 
 _SPECIFIC = re.compile(r"\S*[/\\]\S*|\S+\.(hea|dat|mat|csv|txt|ts|arff|tsv|hdf5|atr)\b|\d+(\.\d+)?")

@@ -11,7 +11,8 @@ from pipeline.core.fs import sha256_file
 
 # Bump when the mapping semantics change (lookup, threshold, combination), so that digests of
 # unchanged tables still change and labels are re-derived.
-MAPPER_VERSION = "1"
+# "2": lookup by (scope, code), record-scope window rules, combination rules (single, beat).
+MAPPER_VERSION = "2"
 
 
 def digest_of(
@@ -21,6 +22,8 @@ def digest_of(
     unmapped: str,
     table_for: Mapping[str, str] | None,
     merge: Mapping[str, str] | None,
+    rule: str = "multilabel",
+    precedence: Sequence[str] | None = None,
 ) -> str:
     """sha256 (hex) of the files' ``(name, sha256)``, the vocabulary and the mapper parameters."""
     payload = {
@@ -31,6 +34,8 @@ def digest_of(
         "unmapped": unmapped,
         "table_for": dict(sorted((table_for or {}).items())),
         "merge": dict(sorted((merge or {}).items())),
+        "rule": rule,
+        "precedence": list(precedence or vocabulary),
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
@@ -43,6 +48,8 @@ def tables_digest(
     unmapped: str = "ignore",
     table_for: Mapping[str, str] | None = None,
     merge: Mapping[str, str] | None = None,
+    rule: str = "multilabel",
+    precedence: Sequence[str] | None = None,
 ) -> str:
     """sha256 (hex) of the tables' bytes, the vocabulary and the mapper parameters.
 
@@ -50,4 +57,4 @@ def tables_digest(
     when it changes, stored labels must be re-derived (signals need not be).
     """
     files = [(Path(p).name, sha256_file(Path(p))) for p in paths]
-    return digest_of(files, vocabulary, ptbxl_min_likelihood, unmapped, table_for, merge)
+    return digest_of(files, vocabulary, ptbxl_min_likelihood, unmapped, table_for, merge, rule, precedence)

@@ -18,8 +18,18 @@ Lookup rules:
 - With a ``dataset`` (UCR), the code ``<dataset>:<code>`` is tried first, then ``<code>``.
 - A raw label whose ``likelihood`` (percent, only PTB-XL states one) is below
   ``ptbxl_min_likelihood`` is dropped before lookup; ``None`` likelihoods are always kept.
-- The labels of all kept codes are OR-ed: a record (or window) gets every label any of its
-  codes maps to, so one ``V`` beat makes a window OTHER.
+- A raw label is looked up by ``(scope, code)``: a beat ``A`` and a header class ``A`` are
+  different rows.
+- Record-scope labels of a *window* (``windowed=True``: one part of a longer recording) follow
+  their row's ``windows`` rule: ``always`` reaches every window, ``never`` none (known, not
+  unmapped), ``unannotated`` only windows that hold no interval label, so a recording's own
+  rhythm annotations govern where they exist. Whole records take every record-scope label.
+- ``rule="multilabel"``: the labels of all kept codes are OR-ed, so a record (or window) gets
+  every label any of its codes maps to, and one ``V`` beat makes a window OTHER.
+  ``rule="single"``: of those labels only the first in ``precedence`` (default: vocabulary
+  order) is kept. ``rule="beat"``: as multilabel over beat-scope labels; interval labels are
+  ignored, and record-scope labels count only where the scheme has a row for them (sources whose
+  records are single beats, e.g. UCR ECG5000), otherwise they are neither mapped nor unmapped.
 - A table label outside the mapper's vocabulary is dropped, unless ``merge`` sends it to one
   that is in it (``{"MI": "OTHER"}`` for a profile without MI).
 - A code with no row is reported in ``unmapped``; with ``unmapped="OTHER"`` it also sets OTHER.
@@ -40,11 +50,14 @@ from pipeline.labels.digest import digest_of
 from pipeline.labels.tables import LabelTables, normalise_code
 
 UNMAPPED_POLICIES = ("ignore", "OTHER")
-MAX_LABELS = 63  # labels are packed into an int64 bit mask while mapping
+RULES = ("multilabel", "single", "beat")
+MAX_LABELS = 1024  # labels are packed into a Python int bit mask while mapping
+_FAST_BITS = 63  # up to this many labels the masks fit an int64 array
 _CACHE_LIMIT = 1 << 16
 
 UInt8Array = npt.NDArray[np.uint8]
 _Lookup = tuple[int, tuple[str, ...]]  # (label bit mask, unmapped codes)
+_RawKey = tuple[tuple[str, float | None, str], ...]  # distinct (code, likelihood, scope): spans never matter
 
 
 class UnknownSourceError(ValueError):
@@ -107,7 +120,9 @@ class LabelMapper:
     ``table_for`` maps a source name to the table source whose rows it uses (``{"mitbih":
     "wfdb"}``); ``merge`` sends table labels outside ``vocabulary`` to labels in it;
     ``ptbxl_min_likelihood`` (percent) drops raw labels stated with a lower likelihood;
-    ``unmapped`` is ``"ignore"`` (codes with no row set nothing) or ``"OTHER"``.
+    ``unmapped`` is ``"ignore"`` (codes with no row set nothing) or ``"OTHER"``; ``rule`` and
+    ``precedence`` combine labels (module docstring). ``partial=True`` is for a scheme defined on
+    some sources only: a source without a table maps to no label and all its codes are unmapped.
     """
 
     def __init__(
@@ -118,8 +133,20 @@ class LabelMapper:
         unmapped: str = "ignore",
         table_for: Mapping[str, str] | None = None,
         merge: Mapping[str, str] | None = None,
+        rule: str = "multilabel",
+        precedence: Sequence[str] | None = None,
+        partial: bool = False,
     ) -> None:
         _check_vocabulary(vocabulary, tables.vocabulary)
+        if rule not in RULES:
+            raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
+        self._rule = rule
+        self._partial = partial
+        self._precedence = tuple(precedence or vocabulary)
+        if sorted(self._precedence) != sorted(vocabulary):
+            raise ValueError(
+                f"precedence {list(self._precedence)} must order exactly the vocabulary {list(vocabulary)}"
+            )
         _check_options(ptbxl_min_likelihood, unmapped, vocabulary)
         _check_merge(merge or {}, vocabulary, tables.vocabulary)
         self._tables = tables
@@ -133,7 +160,7 @@ class LabelMapper:
         self._unmapped_mask = self._label_mask["OTHER"] if unmapped == "OTHER" else 0
         self._code_masks = self._build_code_masks()
         self._bits = np.arange(len(self._vocabulary), dtype=np.int64)
-        self._cache: dict[tuple[str, str | None, tuple[RawLabel, ...]], _Lookup] = {}
+        self._cache: dict[tuple[str, str | None, bool, _RawKey], _Lookup] = {}
 
     @property
     def vocabulary(self) -> tuple[str, ...]:
@@ -150,9 +177,13 @@ class LabelMapper:
             self._unmapped,
             self._table_for,
             self._merge,
+            self._rule,
+            self._precedence,
         )
 
     def _check_aliases(self) -> None:
+        if self._partial:
+            return
         known = self._tables.sources()
         bad = {name: table for name, table in self._table_for.items() if table not in known}
         if bad:
@@ -165,16 +196,17 @@ class LabelMapper:
         masks[""] = 0
         return masks
 
-    def _build_code_masks(self) -> dict[str, dict[str, int]]:
-        masks: dict[str, dict[str, int]] = {}
-        for (source, code), row in self._tables.rows.items():
-            masks.setdefault(source, {})[code] = self._label_mask[row.label]
+    def _build_code_masks(self) -> dict[str, dict[tuple[str, str], tuple[int, str]]]:
+        """``{table source: {(scope, code): (label bit mask, windows rule)}}``."""
+        masks: dict[str, dict[tuple[str, str], tuple[int, str]]] = {}
+        for (source, scope, code), row in self._tables.rows.items():
+            masks.setdefault(source, {})[(scope, code)] = (self._label_mask[row.label], row.windows)
         return masks
 
     def table_source(self, source: str) -> str:
         """The table source that ``source`` (a source name from params) maps through."""
         table = self._table_for.get(source, source)
-        if table not in self._code_masks:
+        if table not in self._code_masks and not self._partial:
             raise UnknownSourceError(
                 f"no label table for source {source!r} (looked for table source {table!r}); tables "
                 f"exist for {sorted(self._code_masks)}; alias it with table_for={{{source!r}: ...}}"
@@ -189,66 +221,96 @@ class LabelMapper:
                 f"no label table for sources {missing}; tables exist for {sorted(self._code_masks)}"
             )
 
-    def _keep(self, raw: RawLabel) -> bool:
-        return raw.likelihood is None or raw.likelihood >= self._min_likelihood
+    def _keep(self, likelihood: float | None) -> bool:
+        return likelihood is None or likelihood >= self._min_likelihood
 
-    def _lookup(self, table: str, dataset: str | None, raw: tuple[RawLabel, ...]) -> _Lookup:
+    def _lookup(self, table: str, dataset: str | None, windowed: bool, raw: _RawKey) -> _Lookup:
         """Bit mask and unmapped codes of one raw-label tuple (uncached)."""
-        codes = self._code_masks[table]
-        mask = 0
+        codes = self._code_masks.get(table, {})
+        mask = pending = 0
         unmapped: dict[str, None] = {}
-        for item in raw:
-            if not self._keep(item):
+        for code_raw, likelihood, scope in raw:
+            if not self._keep(likelihood) or (self._rule == "beat" and scope == "interval"):
                 continue
-            code = normalise_code(item.code)
+            code = normalise_code(code_raw)
             key = f"{dataset}:{code}" if dataset else code
-            found = codes.get(key)
+            found = codes.get((scope, key))
             if found is None and dataset:
-                found = codes.get(code)
+                found = codes.get((scope, code))
+            if found is None and self._rule == "beat" and scope == "record":
+                continue  # beat schemes list record rows only for sources whose records are beats (UCR)
             if found is None:
                 unmapped[key] = None
                 mask |= self._unmapped_mask
-            else:
-                mask |= found
-        return mask, tuple(unmapped)
+            elif scope != "record" or not windowed or found[1] == "always":
+                mask |= found[0]
+            elif found[1] == "unannotated":
+                pending |= found[0]
+        if pending and not any(scope == "interval" for _, _, scope in raw):
+            mask |= pending
+        return self._combine(mask), tuple(unmapped)
 
-    def _cached(self, table: str, dataset: str | None, raw: Sequence[RawLabel]) -> _Lookup:
-        key = (table, dataset, tuple(raw))
+    def _combine(self, mask: int) -> int:
+        """The rule's mask: unchanged, or (``single``) only the label first in precedence."""
+        if self._rule != "single" or not mask:
+            return mask
+        for label in self._precedence:
+            bit = 1 << self._vocabulary.index(label)
+            if mask & bit:
+                return bit
+        return 0
+
+    def _cached(self, table: str, dataset: str | None, windowed: bool, raw: Sequence[RawLabel]) -> _Lookup:
+        key = (table, dataset, windowed, tuple(dict.fromkeys((r.code, r.likelihood, r.scope) for r in raw)))
         hit = self._cache.get(key)
         if hit is None:
             if len(self._cache) >= _CACHE_LIMIT:
-                self._cache.clear()  # windowed beat labels can make every tuple distinct
-            hit = self._cache[key] = self._lookup(table, dataset, key[2])
+                self._cache.clear()
+            hit = self._cache[key] = self._lookup(*key)
         return hit
 
-    def _vectors(self, masks: npt.NDArray[np.int64]) -> UInt8Array:
+    def _vectors(self, masks: Sequence[int]) -> UInt8Array:
         """Multi-hot ``uint8 (N, K)`` from bit masks ``(N,)``."""
-        return ((masks[:, None] >> self._bits) & 1).astype(np.uint8)
+        k = len(self._vocabulary)
+        if k <= _FAST_BITS:
+            return ((np.asarray(masks, dtype=np.int64)[:, None] >> self._bits) & 1).astype(np.uint8)
+        # PTB-XL's 71 statements do not fit an int64: unpack each mask's little-endian bytes
+        width = (k + 7) // 8
+        raw = np.frombuffer(b"".join(m.to_bytes(width, "little") for m in masks), dtype=np.uint8)
+        bits = np.unpackbits(raw.reshape(len(masks), width), axis=1, bitorder="little")
+        return bits[:, :k].astype(np.uint8)
 
-    def map_labels(self, source: str, raw: Sequence[RawLabel], dataset: str | None = None) -> MappedLabels:
+    def map_labels(
+        self, source: str, raw: Sequence[RawLabel], dataset: str | None = None, windowed: bool = False
+    ) -> MappedLabels:
         """Labels of one record: multi-hot ``uint8 (K,)`` plus its codes that had no table row.
 
         ``source`` is the source name from params; ``dataset`` is the record's
-        ``meta["dataset"]`` for sources whose codes are per dataset (UCR), else None.
+        ``meta["dataset"]`` for sources whose codes are per dataset (UCR), else None;
+        ``windowed`` says the record is one window of a longer recording (record-scope labels
+        then follow their rows' ``windows`` rule).
         """
-        mask, unmapped = self._cached(self.table_source(source), dataset, raw)
-        return MappedLabels(self._vectors(np.array([mask], dtype=np.int64))[0], unmapped)
+        mask, unmapped = self._cached(self.table_source(source), dataset, windowed, raw)
+        return MappedLabels(self._vectors([mask])[0], unmapped)
 
     def map_batch(
         self,
         sources: Sequence[str],
         raw_lists: Sequence[Sequence[RawLabel]],
         datasets: Sequence[str | None] | None = None,
+        windowed: Sequence[bool] | None = None,
     ) -> MappedBatch:
         """Labels of many records: ``uint8 (N, K)`` plus ``{source: {unmapped code: n_records}}``."""
-        if len(sources) != len(raw_lists) or (datasets is not None and len(datasets) != len(sources)):
-            raise ValueError("sources, raw_lists and datasets must have the same length")
-        masks = np.zeros(len(sources), dtype=np.int64)
+        n = len(sources)
+        if len(raw_lists) != n or any(v is not None and len(v) != n for v in (datasets, windowed)):
+            raise ValueError("sources, raw_lists, datasets and windowed must have the same length")
+        masks = [0] * len(sources)
         counts: dict[str, Counter[str]] = {}
         tables = {s: self.table_source(s) for s in set(sources)}
         for i, (source, raw) in enumerate(zip(sources, raw_lists, strict=True)):
             dataset = datasets[i] if datasets is not None else None
-            mask, unmapped = self._cached(tables[source], dataset, raw)
+            part = bool(windowed[i]) if windowed is not None else False
+            mask, unmapped = self._cached(tables[source], dataset, part, raw)
             masks[i] = mask
             if unmapped:
                 counts.setdefault(source, Counter()).update(unmapped)
@@ -259,6 +321,7 @@ class LabelMapper:
         sources: Sequence[str],
         raw_lists: Sequence[Sequence[RawLabel]],
         datasets: Sequence[str | None] | None = None,
+        windowed: Sequence[bool] | None = None,
     ) -> UInt8Array:
         """Multi-hot ``uint8 (N, K)`` of many records (see :meth:`map_batch` for unmapped codes)."""
-        return self.map_batch(sources, raw_lists, datasets).labels
+        return self.map_batch(sources, raw_lists, datasets, windowed).labels

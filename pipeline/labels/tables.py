@@ -1,9 +1,13 @@
-"""Label tables: reading and validating ``data/labels/*.csv`` into :class:`LabelTables`.
+"""Label tables: reading and validating one scheme folder's ``*.csv`` into :class:`LabelTables`.
 
-Each CSV starts with optional ``#`` comment lines, then either the header ``label,definition``
-(the vocabulary file, exactly one) or the header ``source,source_code,unified_label,note``
-(+ free documentation columns). An empty ``unified_label`` means the code is known and
-deliberately maps to no label. Errors name the file and line (:class:`LabelTableError`).
+Each CSV starts with optional ``#`` comment lines, then one of three headers: ``label,definition``
+(the vocabulary file, exactly one), ``key,value`` (the scheme file, read by
+:mod:`pipeline.labels.schemes`, skipped here), or ``source,scope,source_code,label,note`` (a
+mapping table; more columns follow for documentation, and an optional ``windows`` column). An
+empty ``label`` means the code is known and deliberately maps to no label. ``scope`` is one of
+:data:`~pipeline.core.records.SCOPES`; a record-scope row's ``windows`` (``always``, the
+default, ``never`` or ``unannotated``) says whether it reaches windows of a long recording.
+Errors name the file and line (:class:`LabelTableError`).
 """
 
 from __future__ import annotations
@@ -15,9 +19,14 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-TABLE_COLUMNS = ("source", "source_code", "unified_label", "note")
+from pipeline.core.records import SCOPES
+
+TABLE_COLUMNS = ("source", "scope", "source_code", "label", "note")
 VOCABULARY_COLUMNS = ("label", "definition")
-_LABEL_PATTERN = re.compile(r"[A-Z][A-Z0-9_]*")
+SCHEME_COLUMNS = ("key", "value")
+WINDOW_RULES = ("always", "never", "unannotated")
+# Source codes used as labels verbatim (PTB-XL "LAO/LAE", "PRC(S)", "1AVB"; CODE "1dAVb"): no comma, no space.
+_LABEL_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_/()+.|-]*")
 
 
 class LabelTableError(ValueError):
@@ -26,36 +35,44 @@ class LabelTableError(ValueError):
 
 @dataclass(frozen=True)
 class TableRow:
-    """One row of a mapping table; ``label`` is ``""`` for a code that maps to no label."""
+    """One row of a mapping table; ``label`` is ``""`` for a code that maps to no label.
+
+    ``windows`` is the record-scope rule (``always``, ``never``, ``unannotated``); ``""`` for
+    interval and beat rows, which reach a window by their position.
+    """
 
     source: str
+    scope: str
     code: str
     label: str
     note: str
     file: str
     line: int
+    windows: str = ""
 
 
 @dataclass(frozen=True)
 class LabelTables:
     """Validated mapping tables plus the vocabulary they use.
 
-    ``rows`` is keyed by ``(table source, code)``; ``files`` holds ``(file name, sha256)`` of
+    ``rows`` is keyed by ``(table source, scope, code)``; ``files`` holds ``(file name, sha256)`` of
     every file read, sorted by name, for :func:`tables_digest`.
     """
 
     vocabulary: tuple[str, ...]
     definitions: Mapping[str, str]
-    rows: Mapping[tuple[str, str], TableRow]
+    rows: Mapping[tuple[str, str, str], TableRow]
     files: tuple[tuple[str, str], ...]
 
     def sources(self) -> frozenset[str]:
         """Table sources that have at least one row (``ptbxl``, ``wfdb``, ...)."""
-        return frozenset(source for source, _ in self.rows)
+        return frozenset(source for source, _, _ in self.rows)
 
-    def codes(self, source: str) -> dict[str, str]:
-        """``code -> label`` (``""`` for no label) of one table source."""
-        return {code: row.label for (src, code), row in self.rows.items() if src == source}
+    def codes(self, source: str, scope: str = "record") -> dict[str, str]:
+        """``code -> label`` (``""`` for no label) of one table source at one scope."""
+        return {
+            code: row.label for (src, sc, code), row in self.rows.items() if src == source and sc == scope
+        }
 
 
 def normalise_code(code: str) -> str:
@@ -117,12 +134,16 @@ def _is_vocabulary(f: _CsvFile) -> bool:
     return f.header[: len(VOCABULARY_COLUMNS)] == VOCABULARY_COLUMNS
 
 
+def _is_scheme_file(f: _CsvFile) -> bool:
+    return f.header[: len(SCHEME_COLUMNS)] == SCHEME_COLUMNS
+
+
 def _check_header(f: _CsvFile) -> None:
     if f.header[: len(TABLE_COLUMNS)] != TABLE_COLUMNS:
         raise LabelTableError(
             f"{f.path}:{f.header_line}: header {','.join(f.header)!r}; expected "
             f"{','.join(TABLE_COLUMNS)} (optionally followed by more columns) for a mapping table, "
-            f"or {','.join(VOCABULARY_COLUMNS)} for the vocabulary"
+            f"{','.join(VOCABULARY_COLUMNS)} for the vocabulary or {','.join(SCHEME_COLUMNS)} for the scheme"
         )
 
 
@@ -135,13 +156,15 @@ def _check_width(f: _CsvFile, line: int, fields: tuple[str, ...]) -> None:
 
 
 def _parse_vocabulary(f: _CsvFile) -> dict[str, str]:
-    """``label -> definition`` in file order; labels unique and upper-case identifiers."""
+    """``label -> definition`` in file order; labels unique, letters, digits and ``_/()+.|-`` only."""
     definitions: dict[str, str] = {}
     for line, fields in f.rows:
         _check_width(f, line, fields)
         label, definition = fields[0].strip(), fields[1].strip()
         if not _LABEL_PATTERN.fullmatch(label):
-            raise LabelTableError(f"{f.path}:{line}: label {label!r} is not an upper-case identifier")
+            raise LabelTableError(
+                f"{f.path}:{line}: label {label!r} holds characters other than letters, digits and _/()+.|-"
+            )
         if label in definitions:
             raise LabelTableError(f"{f.path}:{line}: label {label!r} listed twice")
         definitions[label] = definition
@@ -164,27 +187,56 @@ def _find_vocabulary(files: Sequence[_CsvFile]) -> dict[str, str]:
 def _parse_row(f: _CsvFile, line: int, fields: tuple[str, ...], vocabulary: Sequence[str]) -> TableRow:
     """One validated table row."""
     _check_width(f, line, fields)
-    source, code, label, note = (fields[0].strip(), normalise_code(fields[1]), fields[2].strip(), fields[3])
+    source, scope, code, label, note = (
+        fields[0].strip(),
+        fields[1].strip(),
+        normalise_code(fields[2]),
+        fields[3].strip(),
+        fields[4],
+    )
     if not source or not code:
         raise LabelTableError(f"{f.path}:{line}: empty source or source_code")
+    if scope not in SCOPES:
+        raise LabelTableError(f"{f.path}:{line}: scope {scope!r}; expected one of {', '.join(SCOPES)}")
     if label and label not in vocabulary:
         raise LabelTableError(
-            f"{f.path}:{line}: unified label {label!r} is not in the vocabulary {list(vocabulary)} "
-            "(leave unified_label empty for 'no label')"
+            f"{f.path}:{line}: label {label!r} is not in the vocabulary {list(vocabulary)} "
+            "(leave label empty for 'no label')"
         )
-    return TableRow(source, code, label, note.strip(), str(f.path), line)
+    return TableRow(
+        source, scope, code, label, note.strip(), str(f.path), line, _windows(f, line, fields, scope)
+    )
 
 
-def _add_row(rows: dict[tuple[str, str], TableRow], row: TableRow) -> None:
-    """Add a row; the same code twice is fine only with the same label."""
-    key = (row.source, row.code)
+def _windows(f: _CsvFile, line: int, fields: tuple[str, ...], scope: str) -> str:
+    """The row's ``windows`` rule: given for record scope (empty means ``always``), empty otherwise."""
+    value = fields[f.header.index("windows")].strip() if "windows" in f.header else ""
+    if scope != "record":
+        if value:
+            raise LabelTableError(
+                f"{f.path}:{line}: windows={value!r} on a {scope}-scope row; only record-scope rows take "
+                "a windows rule (interval and beat labels reach windows by their position)"
+            )
+        return ""
+    value = value or "always"
+    if value not in WINDOW_RULES:
+        raise LabelTableError(
+            f"{f.path}:{line}: windows={value!r}; expected one of {', '.join(WINDOW_RULES)}"
+        )
+    return value
+
+
+def _add_row(rows: dict[tuple[str, str, str], TableRow], row: TableRow) -> None:
+    """Add a row; the same code twice (at one scope) is fine only with the same label and rule."""
+    key = (row.source, row.scope, row.code)
     earlier = rows.get(key)
     if earlier is None:
         rows[key] = row
-    elif earlier.label != row.label:
+    elif (earlier.label, earlier.windows) != (row.label, row.windows):
         raise LabelTableError(
-            f"{row.file}:{row.line}: ({row.source}, {row.code!r}) maps to {row.label!r} here but to "
-            f"{earlier.label!r} at {earlier.file}:{earlier.line}"
+            f"{row.file}:{row.line}: ({row.source}, {row.scope}, {row.code!r}) maps to {row.label!r} "
+            f"(windows {row.windows or '-'}) here but to {earlier.label!r} "
+            f"(windows {earlier.windows or '-'}) at {earlier.file}:{earlier.line}"
         )
 
 
@@ -192,15 +244,16 @@ def load_tables(paths: Sequence[Path]) -> LabelTables:
     """Read and validate label tables; exactly one of ``paths`` must be the vocabulary file.
 
     Raises :class:`LabelTableError` (naming file and line) for a wrong header, a row with the
-    wrong number of fields, a code listed twice with different labels, or a unified label that
-    is not in the vocabulary.
+    wrong number of fields, a code listed twice with different labels, a label that is not in
+    the vocabulary, or an unknown scope or ``windows`` rule. A ``key,value`` file (the scheme
+    file) is skipped but counted in ``files``.
     """
     files = [_read_csv(Path(p)) for p in paths]
     definitions = _find_vocabulary(files)
     vocabulary = tuple(definitions)
-    rows: dict[tuple[str, str], TableRow] = {}
+    rows: dict[tuple[str, str, str], TableRow] = {}
     for f in files:
-        if _is_vocabulary(f):
+        if _is_vocabulary(f) or _is_scheme_file(f):
             continue
         _check_header(f)
         for line, fields in f.rows:

@@ -32,6 +32,11 @@ class StoreLayout:
     store: StoreRoot | Path
     index_dir: Path
     source_roots: Mapping[str, Path] = field(default_factory=dict)
+    # for the per-scheme "why" of a record's labels: the labels root (``labels.tables_dir``), the
+    # source name → table source map and the PTB-XL likelihood threshold; None: no "why"
+    labels_root: Path | None = None
+    table_for: Mapping[str, str] = field(default_factory=dict)
+    min_likelihood: float = 0.0
 
 
 @dataclass

@@ -29,6 +29,8 @@ import numpy as np
 
 from pipeline.core.fs import sha256_file
 from pipeline.dataset.splits import SplitError, read_index
+from pipeline.labels.schemes import DEFAULT_SCHEME, load_scheme
+from pipeline.labels.why import explain
 from pipeline.lineage.dvc_lock import display_path
 from pipeline.lineage.query import LineageError, StoreLayout, shown_location
 from pipeline.lineage.similar import close_record_ids
@@ -205,7 +207,50 @@ def _occurrence(
             "vocabulary": list(hit.vocabulary),
             "digest": hit.labels_digest,
         },
+        "schemes": _schemes_why(store, layout, hit, fields, warnings),
     }
+
+
+def _schemes_why(
+    store: Store, layout: StoreLayout, hit: _Hit, fields: Mapping[str, str], warnings: list[str]
+) -> dict[str, Any]:
+    """Per derived scheme: the record's labels and, per raw label, its scope and table row."""
+    manifest = store.load_manifest()
+    if manifest.labels is None or layout.labels_root is None:
+        return {}
+    raw = raw_labels_from_json(fields["raw_labels"])
+    meta = json.loads(fields["meta"]) if fields["meta"] else {}
+    source = fields["source"]
+    out: dict[str, Any] = {}
+    for name in [DEFAULT_SCHEME, *sorted(manifest.labels.schemes)]:
+        try:
+            scheme = load_scheme(layout.labels_root, name)
+        except ValueError as exc:
+            warnings.append(f"label scheme {name}: {exc}")
+            continue
+        labels = read_labels(store, name)
+        positive: list[str] | None = None
+        if labels is not None:
+            at = [
+                i
+                for i, (s, r) in enumerate(zip(labels.shard, labels.row, strict=True))
+                if (s, int(r)) == (hit.shard, hit.row)
+            ]
+            positive = (
+                [v for v, on in zip(labels.vocabulary, labels.y[at[0]], strict=True) if on] if at else None
+            )
+        why = explain(
+            scheme.tables,
+            layout.table_for.get(source, source),
+            raw,
+            dataset=meta.get("dataset"),
+            windowed="parent" in meta,
+            rule=scheme.rule,
+            min_likelihood=layout.min_likelihood,
+            root=layout.labels_root.parent.parent,  # rows as data/labels/schemes/<name>/<table>.csv:<line>
+        )
+        out[name] = {"rule": scheme.rule, "positive": positive, "why": [w.to_json() for w in why]}
+    return out
 
 
 def _number(value: Any) -> float | None:

@@ -227,6 +227,7 @@ def _occurrence_lines(occ: Mapping[str, Any], show_all: bool) -> list[str]:
     lines.append(
         "  unified labels  " + ("not derived yet" if unified is None else ", ".join(unified) or "none")
     )
+    lines += _scheme_lines(occ.get("schemes", {}))
     if show_all and occ.get("meta"):
         lines.append(f"  meta      {json.dumps(occ['meta'], sort_keys=True)}")
     return lines
@@ -236,6 +237,25 @@ def _raw_label(lab: Mapping[str, Any]) -> str:
     """``164889003 (0.5) atrial fibrillation [SNOMED CT]``: code, likelihood, and its name when known."""
     text = f"{lab['code']}" + (f" ({lab['likelihood']:g})" if lab["likelihood"] is not None else "")
     return f"{text}  {lab['name']} [{lab['code_system']}]" if lab.get("name") else text
+
+
+def _scheme_lines(schemes: Mapping[str, Any]) -> list[str]:
+    """Per scheme: its labels, then each distinct (raw code, scope, row, fate) with how often."""
+    lines: list[str] = []
+    for name, doc in schemes.items():
+        positive = doc["positive"]
+        shown = "not derived yet" if positive is None else ", ".join(positive) or "none"
+        lines.append(f"  scheme {name} ({doc['rule']}): {shown}")
+        seen: dict[tuple[Any, ...], int] = {}
+        for w in doc["why"]:
+            key = (w["code"], w["scope"], w["label"], w["row"], w["reaches"], w["because"])
+            seen[key] = seen.get(key, 0) + 1
+        for (code, scope, label, row, reaches, because), n in seen.items():
+            times = f" x{n}" if n > 1 else ""
+            target = "(no row)" if label is None else label or "(no label)"
+            fate = "" if reaches else f"  not counted: {because}"
+            lines.append(f"    {code} [{scope}]{times} -> {target}  {row or '-'}{fate}")
+    return lines
 
 
 def _model_lines(model: Mapping[str, Any]) -> list[str]:

@@ -33,7 +33,10 @@ class ModelCard:
     ``normal_class``: for ``reconstruction``, the class that counts as normal (anything else is an
     anomaly); ``profile`` / ``signal_plan``: the shard profile and its preprocessing
     (:class:`SignalPlan` as a dict); ``input_shape``: ``(C, L)`` of one record; ``scale_mv``: the
-    int16 step the shards stored signals at (0 for float32 storage), which prediction replays.
+    int16 step the shards stored signals at (0 for float32 storage), which prediction replays;
+    ``labels_scheme`` / ``labels_tables_digest``: the label scheme the classes belong to and the
+    digest of its tables, vocabulary and rule when the model was trained (cards written before
+    schemes existed read as ``coarse`` with no digest).
     ``training_data``: what the model learnt from, for people reading its predictions
     (:func:`training_data_summary`): sources, records per split and source, the label set, and
     the sources that were the synthetic demo data; empty for cards written before it existed.
@@ -50,6 +53,8 @@ class ModelCard:
     input_shape: tuple[int, int]
     normal_class: str | None = None
     scale_mv: float = 0.001
+    labels_scheme: str = "coarse"
+    labels_tables_digest: str = ""
     version: int = field(default=CARD_VERSION)
     training_data: Mapping[str, Any] = field(default_factory=dict)
 

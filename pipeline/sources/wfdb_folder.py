@@ -110,8 +110,11 @@ class WfdbFolderReader(SourceReader):
     """
 
     kind: ClassVar[str] = "wfdb"
-    # 2: multi-rate signals at their true rate, multi-segment records, named non-ECG channels dropped
-    version: ClassVar[str] = "2"
+    # 3: raw labels carry their scope and span (every beat with its sample, rhythms with the part of
+    # their interval inside the window, header classes as record scope): signals unchanged, stored raw
+    # labels not, so every WFDB unit is read again. 2: multi-rate signals at their true rate,
+    # multi-segment records, named non-ECG channels dropped.
+    version: ClassVar[str] = "3"
 
     Options: ClassVar[type[WfdbFolderOptions]] = WfdbFolderOptions
     options: WfdbFolderOptions

@@ -16,14 +16,7 @@ import numpy.typing as npt
 
 from pipeline.core.records import Provenance, RawLabel, ReadError, Record, Rejection
 from pipeline.sources.wfdb import WfdbHeader
-from pipeline.sources.windows import (
-    AnnotationTrack,
-    beats_in_window,
-    distinct,
-    rhythms_in_window,
-    window_starts,
-    window_stop,
-)
+from pipeline.sources.windows import AnnotationTrack, window_labels, window_starts, window_stop
 
 FloatArray = npt.NDArray[np.float32]
 
@@ -45,7 +38,7 @@ class RecordBase:
         source: str,
         record_id: str,
         signal: FloatArray,
-        labels: tuple[str, ...],
+        labels: tuple[RawLabel, ...],
         extra_meta: Mapping[str, str],
         provenance: Provenance,
     ) -> Record:
@@ -56,7 +49,7 @@ class RecordBase:
             fs_hz=self.fs_hz,
             leads=self.leads,
             patient_id=self.patient_id,
-            raw_labels=tuple(RawLabel(code) for code in labels),
+            raw_labels=labels,
             provenance=provenance,
             meta={**self.meta, **extra_meta},
         )
@@ -74,11 +67,11 @@ def whole(
     yield base.record(source, base.record_id, signal, labels, {}, base.provenance)
 
 
-def _labels(track: AnnotationTrack, start: int, stop: int, header_labels: tuple[str, ...]) -> tuple[str, ...]:
-    """Raw label codes of ``[start, stop)``: beats, then rhythms, then header labels, no repeats."""
-    return distinct(
-        [*beats_in_window(track, start, stop), *rhythms_in_window(track, start, stop), *header_labels]
-    )
+def _labels(
+    track: AnnotationTrack, start: int, stop: int, header_labels: tuple[str, ...]
+) -> tuple[RawLabel, ...]:
+    """Raw labels of ``[start, stop)`` with their scopes (:func:`~pipeline.sources.windows.window_labels`)."""
+    return window_labels(track, start, stop, header_labels)
 
 
 def channel_name(header: WfdbHeader, index: int) -> str:

@@ -22,6 +22,12 @@ Annotation semantics (WFDB, as in MIT-BIH and CPSC 2021 ``.atr`` files):
   ``None`` on every beat) are not rhythms.
 - Other annotation types (noise ``~``, artifact ``|``, comments ``"``, waveform points
   ``p``/``t``) are neither beats nor rhythms.
+
+Raw labels of a window (:func:`window_labels`) carry their scope: each beat is a ``beat``
+label with span ``(s, s + 1)``, each rhythm an ``interval`` label with the part of its span
+inside the window, and the header classes are ``record`` labels (every window keeps them; the
+label scheme decides whether they reach the window's unified labels). Spans are relative to
+the window's first sample.
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+
+from pipeline.core.records import RawLabel
 
 IntArray = npt.NDArray[np.int64]
 
@@ -147,3 +155,46 @@ def rhythms_in_window(track: AnnotationTrack, start: int, stop: int) -> tuple[st
 def distinct(codes: Sequence[str]) -> tuple[str, ...]:
     """``codes`` without repeats, in order of first appearance."""
     return tuple(dict.fromkeys(codes))
+
+
+def rhythm_spans(track: AnnotationTrack, start: int, stop: int) -> tuple[tuple[str, int, int], ...]:
+    """``(rhythm, first, end)`` of the rhythms in effect during ``[start, stop)``, in time order.
+
+    ``first``/``end`` are absolute sample indices clipped to the window; the rhythms are those of
+    :func:`rhythms_in_window`, each lasting until the next change (or ``stop``). A rhythm that
+    covers no sample of the window (two changes on one sample) is left out.
+    """
+    first = int(np.searchsorted(track.rhythm_samples, start, side="right"))
+    end = int(np.searchsorted(track.rhythm_samples, stop, side="left"))
+    lo = max(first - 1, 0)
+    spans: list[tuple[str, int, int]] = []
+    for i in range(lo, max(end, lo)):
+        begin = max(int(track.rhythm_samples[i]), start)
+        until = int(track.rhythm_samples[i + 1]) if i + 1 < len(track.rhythm_samples) else stop
+        until = min(until, stop)
+        if begin < until:
+            spans.append((track.rhythms[i], begin, until))
+    return tuple(spans)
+
+
+def window_labels(
+    track: AnnotationTrack, start: int, stop: int, header_labels: Sequence[str]
+) -> tuple[RawLabel, ...]:
+    """Raw labels of ``[start, stop)``: beats, then rhythms, then the header's record classes.
+
+    Spans are relative to ``start`` (see the module docstring); a header class stated twice is
+    kept once.
+    """
+    lo, hi = np.searchsorted(track.beat_samples, [start, stop], side="left")
+    beats = [
+        RawLabel(symbol, scope="beat", span=(int(s) - start, int(s) - start + 1))
+        for s, symbol in zip(
+            track.beat_samples[int(lo) : int(hi)], track.beat_symbols[int(lo) : int(hi)], strict=True
+        )
+    ]
+    rhythms = [
+        RawLabel(code, scope="interval", span=(a - start, b - start))
+        for code, a, b in rhythm_spans(track, start, stop)
+    ]
+    header = [RawLabel(code) for code in distinct(header_labels)]
+    return (*beats, *rhythms, *header)

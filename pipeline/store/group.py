@@ -67,11 +67,30 @@ class ShardInfo:
 
 
 def raw_labels_json(labels: Sequence[RawLabel]) -> str:
-    return json.dumps([[lab.code, lab.likelihood] for lab in labels])
+    """``[[code, likelihood], ...]``; a label of another scope than ``record`` adds ``scope, [start, stop]``.
+
+    Record-scope labels keep the two-item form, so shards of sources that state only record
+    labels are byte-identical to those written before scopes existed.
+    """
+    items: list[list[Any]] = []
+    for lab in labels:
+        item: list[Any] = [lab.code, lab.likelihood]
+        if lab.scope != "record" and lab.span is not None:
+            item += [lab.scope, list(lab.span)]
+        items.append(item)
+    return json.dumps(items)
 
 
 def raw_labels_from_json(text: str) -> tuple[RawLabel, ...]:
-    return tuple(RawLabel(str(c), None if lk is None else float(lk)) for c, lk in json.loads(text))
+    """Inverse of :func:`raw_labels_json`; items without a scope (older shards) are record scope."""
+    out: list[RawLabel] = []
+    for item in json.loads(text):
+        code, likelihood = str(item[0]), None if item[1] is None else float(item[1])
+        if len(item) >= 4:
+            out.append(RawLabel(code, likelihood, str(item[2]), (int(item[3][0]), int(item[3][1]))))
+        else:
+            out.append(RawLabel(code, likelihood))
+    return tuple(out)
 
 
 def rows_for(records: Sequence[Record], units: Sequence[str], valid_len: Sequence[int]) -> ShardRows:

@@ -93,13 +93,30 @@ class RunEntry(_Entry):
     units: int = 0
 
 
-class LabelsPointer(_Entry):
-    """The store's current unified labels (:mod:`pipeline.store.labels`)."""
+class SchemeLabels(_Entry):
+    """One named label scheme's labels (:mod:`pipeline.store.labels`); ``tables_digest`` is the
+    scheme's mapper digest (tables, vocabulary, rule), the one a model card records."""
 
     digest: str
     path: str
     n_records: int
     vocabulary: list[str]
+    tables_digest: str
+
+
+class LabelsPointer(_Entry):
+    """The store's current unified labels (:mod:`pipeline.store.labels`): the default scheme's in
+    the profile's vocabulary, and ``schemes`` (name → labels) for the other derived schemes."""
+
+    digest: str
+    path: str
+    n_records: int
+    vocabulary: list[str]
+    schemes: dict[str, SchemeLabels] = Field(default_factory=dict)
+
+    def paths(self) -> set[str]:
+        """Every labels store this pointer references (relative to the store)."""
+        return {self.path, *(s.path for s in self.schemes.values())}
 
 
 class Manifest(BaseModel):

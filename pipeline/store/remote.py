@@ -238,7 +238,9 @@ class RemoteShardStore(Store):
         """Delete what no manifest lists: shards from uploads cut short, label stores of a crashed
         relabel. Names are relative to the store, as for a local store."""
         removed: list[str] = []
-        keep_labels = {Path(manifest.labels.path).name} if manifest.labels is not None else set()
+        keep_labels = (
+            {Path(p).name for p in manifest.labels.paths()} if manifest.labels is not None else set()
+        )
         for folder, keep in ((SHARDS_DIR, set(manifest.shards)), (LABELS_DIR, keep_labels)):
             key = self._key(folder)
             if not self.fs.exists(key):

@@ -26,6 +26,7 @@ from pipeline.evaluation.metrics import macro_auroc, roc_auc
 from pipeline.evaluation.task_reports import multiclass_report
 from pipeline.models.card import ModelCard, training_data_summary
 from pipeline.signal.preprocess import SignalPlan
+from pipeline.store.labels import read_labels
 from pipeline.store.remote import open_store
 from pipeline.store.root import StoreRoot
 from pipeline.training import distributed
@@ -81,6 +82,7 @@ def make_card(
     input_shape: tuple[int, int],
     scale_mv: float,
     training_data: Mapping[str, Any] | None = None,
+    tables_digest: str = "",
 ) -> ModelCard:
     """The card of a model about to be trained; ``n_leads``/``in_channels``/``n_classes``/``length``
     are filled in from the data so params need not repeat them."""
@@ -99,6 +101,7 @@ def make_card(
         vocabulary=targets.vocabulary, profile=profile, signal_plan=asdict(plan),
         input_shape=input_shape, normal_class=targets.normal_class, scale_mv=scale_mv,
         training_data=dict(training_data or {}),
+        labels_scheme=targets.scheme, labels_tables_digest=tables_digest,
     )  # fmt: skip
 
 
@@ -247,9 +250,11 @@ def _train_model(
     store = open_store(store_root, profile)
     scale = train.records.shards[0].scale_mv if train.records.shards[0].dtype == "int16" else 0.0
     summary = index_summary(index_path, targets, synthetic_demo_sources)
+    labels = read_labels(store, targets.scheme)
     card = make_card(
-        name, kind, model_kwargs, targets, profile, plan, train.records.sample_shape, scale, summary
-    )
+        name, kind, model_kwargs, targets, profile, plan, train.records.sample_shape, scale, summary,
+        tables_digest=labels.tables_digest if labels is not None else "",
+    )  # fmt: skip
     weights = class_weights(targets, train.records.y, class_weight_power) if use_class_weights else None
     lineage = {
         "card": card.to_dict(),

@@ -68,9 +68,9 @@ def check_debris(ctx: Checks, manifest: Manifest) -> None:
     for name in ctx.store.list_names():
         if fnmatch.fnmatchcase(name, ".*.tmp"):
             ctx.warn("debris", name, "temporary file of an interrupted JSON/CSV write")
-    current = manifest.labels.path if manifest.labels is not None else ""
+    current = manifest.labels.paths() if manifest.labels is not None else set()
     for name in ctx.store.list_names(LABELS_DIR):
-        if f"{LABELS_DIR}/{name}" != current:
+        if f"{LABELS_DIR}/{name}" not in current:
             ctx.warn("debris", f"{LABELS_DIR}/{name}", "labels store the manifest does not reference")
 
 
