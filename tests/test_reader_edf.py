@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.core.records import Provenance, ReadError, Record
+from pipeline.core.records import Provenance, RawLabel, ReadError, Record
 from pipeline.sources.edf import EdfReader
 from pipeline.sources.registry import make_reader
 from tests.edf_support import EdfSignalSpec, patch_field, signal_field, wfdb_written_edf, write_edf
@@ -51,7 +51,10 @@ def test_edf_plus_annotations_become_interval_labels_and_units_convert_to_mv(tmp
     scale = 10_000 / 65_535
     expected_uv = (uv.digital.astype(np.float64) + 32768) * scale - 5000
     np.testing.assert_allclose(record.signal[0], expected_uv / 1000, rtol=1e-5)
-    assert [label.code for label in record.raw_labels] == ["Atrial fibrillation", "Noise"]
+    assert record.raw_labels == (  # 200 Hz: 0.5 s + 1.25 s -> samples [100, 350); no duration: one sample
+        RawLabel("Atrial fibrillation", scope="interval", span=(100, 350)),
+        RawLabel("Noise", scope="interval", span=(400, 401)),
+    )
     assert json.loads(record.meta["annotations"]) == [
         [0.5, 1.25, "Atrial fibrillation"],
         [2.0, None, "Noise"],
@@ -169,7 +172,10 @@ def test_annotations_in_later_data_records_and_a_subsecond_start_count_from_the_
     ) == 1  # first record starts at .25 s
     record = _read(tmp_path, "late")
     assert json.loads(record.meta["annotations"]) == [[0.2, None, "Start"], [7.5, 1.0, "Ventrikuläre Salve"]]
-    assert [label.code for label in record.raw_labels] == ["Start", "Ventrikuläre Salve"]
+    assert record.raw_labels == (  # 100 Hz, 1,000 samples
+        RawLabel("Start", scope="interval", span=(20, 21)),
+        RawLabel("Ventrikuläre Salve", scope="interval", span=(750, 850)),
+    )
 
 
 def test_an_annotation_that_is_not_utf8_is_refused_naming_the_bytes(tmp_path: Path) -> None:

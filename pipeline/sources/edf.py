@@ -18,7 +18,10 @@ Reading
     Labels ``ECG I``/``EKG II`` lose their ``ECG``/``EKG`` prefix before canonicalisation.
 
 Raw labels
-    EDF+ annotations (``EDF+C``) become raw labels, one per distinct text, in order of onset;
+    EDF+ annotations (``EDF+C``) become ``interval`` raw labels, one per annotation in order of
+    onset, spanning ``[round(onset_s fs), round((onset_s + duration_s) fs))`` clipped to the record
+    (an annotation without a duration spans one sample); one that starts past the last sample is a
+    ``record`` label (it still says something about the recording);
     ``meta["annotations"]`` keeps every interval as JSON ``[onset_s, duration_s or null, text]``
     in order of onset, ``onset_s`` from the first sample.
     Discontinuous files (``EDF+D``) are refused: their data records are not one timeline.
@@ -34,7 +37,7 @@ from __future__ import annotations
 import json
 import posixpath
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import ClassVar
 
 import numpy as np
@@ -44,6 +47,7 @@ from pipeline.core.records import Discovery, InputUnit, Provenance, RawLabel, Re
 from pipeline.sources.base import SourceReader, list_files
 from pipeline.sources.edf_format import (
     ANNOTATION_LABEL,
+    EdfAnnotation,
     EdfHeader,
     open_edf,
     read_edf_annotations,
@@ -71,7 +75,9 @@ class EdfReader(SourceReader):
     """EDF/EDF+ files below ``root``. Options: ``pattern``, ``voltage_only``, ``patient_regex``."""
 
     kind: ClassVar[str] = "edf"
-    version: ClassVar[str] = "2"  # 2: edfio decodes; onsets from the first sample, sorted
+    # 3: annotations are interval raw labels with their span; 2: edfio decodes, onsets from the first
+    # sample, sorted
+    version: ClassVar[str] = "3"
 
     Options: ClassVar[type[EdfOptions]] = EdfOptions
     options: EdfOptions
@@ -113,7 +119,6 @@ class EdfReader(SourceReader):
             meta["dropped_channels"] = ",".join(header.signals[i].label for i in dropped)
         if notes:
             meta["annotations"] = json.dumps([[n.onset_s, n.duration_s, n.text] for n in notes])
-        texts = dict.fromkeys(n.text for n in sorted(notes, key=lambda n: n.onset_s))
         yield Record(
             record_id=self.record_id(unit.key),
             source=self.name,
@@ -121,7 +126,7 @@ class EdfReader(SourceReader):
             fs_hz=fs_hz,
             leads=canonical_leads([_lead_name(header.signals[i].label) for i in keep]),
             patient_id=self._patient(unit.key, header),
-            raw_labels=tuple(RawLabel(t) for t in texts),
+            raw_labels=interval_labels(notes, fs_hz, signal.shape[1]),
             provenance=provenance,
             meta=meta,
         )
@@ -161,3 +166,17 @@ def _common_grid(tracks: list[np.ndarray], per_record: list[int], n_records: int
             source = (np.arange(len(track), dtype=np.float64) + 0.5) / n
             out[k] = np.interp(grid, source, track.astype(np.float64))
     return out
+
+
+def interval_labels(notes: Sequence[EdfAnnotation], fs_hz: float, n_samples: int) -> tuple[RawLabel, ...]:
+    """Each annotation as an ``interval`` raw label over its samples at ``fs_hz`` (see the module
+    docstring); ``n_samples``: the record's length ``T``."""
+    out: list[RawLabel] = []
+    for n in sorted(notes, key=lambda n: n.onset_s):
+        start = max(0, round(n.onset_s * fs_hz))
+        stop = start + max(1, round((n.duration_s or 0.0) * fs_hz))
+        if start >= n_samples:
+            out.append(RawLabel(n.text))
+        else:
+            out.append(RawLabel(n.text, scope="interval", span=(start, min(stop, n_samples))))
+    return tuple(out)
