@@ -26,6 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pipeline.core.fs import sha256_file
+from pipeline.sources.options import PTBXL_QUALITY_COLUMNS
 
 TASKS = ("all", "diagnostic", "subdiagnostic", "superdiagnostic", "form", "rhythm")
 SUPERCLASS_NAMES = {
@@ -103,6 +104,8 @@ def write_task(task: str, rows: list[dict[str, str]], root: Path, header: list[s
             label = rule(r)
             note = f"task {task}" if label else f"not a {task} statement"
             writer.writerow(["ptbxl", "record", r["code"], label, note, r["description"].strip()])
+        for code in PTBXL_QUALITY_COLUMNS:  # the reader's signal-quality raw labels: known, no task label
+            writer.writerow(["ptbxl", "record", code, "", "signal-quality column, not an SCP statement", ""])
     return len(labels)
 
 

@@ -143,8 +143,9 @@ def run_stages(tmp_path_factory: pytest.TempPathFactory) -> Stage:
     return _STAGE[0]
 
 
-def labels_by_id(store: ShardStore) -> dict[str, npt.NDArray[np.uint8]]:
-    labels = read_labels(store)
+def labels_by_id(store: ShardStore, scheme: str | None = None) -> dict[str, npt.NDArray[np.uint8]]:
+    """record id → its multi-hot labels in ``scheme`` (None: the default, coarse)."""
+    labels = read_labels(store, scheme)
     assert labels is not None
     return dict(zip(labels.record_id, labels.y, strict=True))
 

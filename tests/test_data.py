@@ -221,7 +221,7 @@ def test_zarr_reads_and_zstd_shards_give_the_same_values(
     for x, rid in _by_record(loader(store_and_index)):
         np.testing.assert_array_equal(x, expected[rid])
     monkeypatch.undo()
-    monkeypatch.setattr(shards_mod, "signal_codec", lambda itemsize: zarr.codecs.ZstdCodec(level=3))
+    monkeypatch.setattr(shards_mod, "signal_codec", lambda itemsize, storage: zarr.codecs.ZstdCodec(level=3))
     zstd_store = build_store(tmp_path, synthetic_specs(20, seed=4, folds=False), records_per_chunk=4)
     index = index_from_store(zstd_store, fractions={"train": 1.0}, seed=0)
     write_index(tmp_path / "index.csv", index.rows, index.header)

@@ -122,11 +122,12 @@ def test_export_and_parity_loops_name_each_models_profile_as_params_do() -> None
     loops name each model's profile; it must be the one params.yaml trains the model on."""
     stages, params = _stage_loops()
     models = params["train"]["models"]
-    for stage in ("export", "parity"):
+    for stage in ("export", "parity", "ctrain"):
         loop = stages[stage]["foreach"]
         assert all(loop[m]["profile"] == models[m]["profile"] for m in loop), stage
         assert "data/shards/${item.profile}" in stages[stage]["do"]["deps"]
     assert list(stages["parity"]["foreach"]) == params["parity"]["models"]
+    assert list(stages["ctrain"]["foreach"]) == params["ctrain"]["models"]
 
 
 def test_no_stage_but_ingest_depends_on_every_profiles_store() -> None:

@@ -108,13 +108,14 @@ def test_autoencoder_trains_on_normal_beats_only(stage: Stage) -> None:
 def test_a_single_label_model_leaves_out_records_without_exactly_one_of_its_classes(
     stage: Stage, tmp_path: Path
 ) -> None:
-    args = stage.args(f"split.out_dir={tmp_path}", "train.models.crnn.classes=[NORM, AF]",
-                      "train.models.crnn.f1_classes=[NORM, AF]")  # fmt: skip
+    args = stage.args(f"split.out_dir={tmp_path}", "train.models.crnn.classes=[N, A]",
+                      "train.models.crnn.f1_classes=[N, A]")  # fmt: skip
     assert main(["split", "crnn", *args]) == 0
     index = read_index(tmp_path / "crnn.csv")
-    labels = labels_by_id(stage.store("crnn"))
-    vocab = stage.params.vocabulary("lead1_af")
-    kept = {rid for rid, y in labels.items() if y[vocab.index("NORM")] + y[vocab.index("AF")] == 1}
+    scheme = stage.params.train.models["crnn"].labels  # the CinC 2017 classes N A O NOISY
+    labels = labels_by_id(stage.store("crnn"), scheme)
+    vocab = stage.params.model_vocabulary("crnn")
+    kept = {rid for rid, y in labels.items() if y[vocab.index("N")] + y[vocab.index("A")] == 1}
     assert {r.record_id for r in index.rows} == kept
     assert index.header["excluded"] == len(labels) - len(kept) > 0
     assert index.header["model"] == "crnn"
@@ -158,7 +159,7 @@ def test_test_scores_are_the_test_split_in_index_order_with_its_labels(stage: St
     rows = read_csv(stage.eval_dir(model) / "test_scores.csv")
     test = [r for r in stage.index(model) if r.split == "test"]
     assert [r["record_id"] for r in rows] == [r.record_id for r in test]
-    labels = labels_by_id(stage.store(model))
+    labels = labels_by_id(stage.store(model), card.labels_scheme)
     vocab = card.vocabulary
     for row in rows:
         want = [vocab[j] for j in np.flatnonzero(labels[row["record_id"]])]
@@ -234,7 +235,7 @@ def _scores_by_hand(stage: Stage, model: str, split: str) -> tuple[list[IndexRow
 def test_multilabel_thresholds_are_those_chosen_on_the_validation_scores(stage: Stage) -> None:
     card = stage.card("resnet")
     rows, scores = _scores_by_hand(stage, "resnet", "val")
-    labels = labels_by_id(stage.store("resnet"))
+    labels = labels_by_id(stage.store("resnet"), card.labels_scheme)
     targets = Targets(card.task, card.vocabulary, card.classes)
     y = targets.of(np.stack([labels[r.record_id] for r in rows]))
     ids = tuple(r.record_id for r in rows)

@@ -324,8 +324,11 @@ def test_summary_counts_unmapped_codes_per_source_per_scheme(shared_data: Path, 
     store, _ = _ingest(params, "ecg12", LABELS, ("coarse", "cinc2017", "ptbxl_form"))
     schemes = profile_summary(store)["schemes"]
     assert set(schemes) == {"coarse", "cinc2017", "ptbxl_form"}
+    quality = ("static_noise", "burst_noise", "electrodes_problems")  # sources.ptbxl.noise_columns default
     with (shared_data / "ptbxl" / "ptbxl_database.csv").open(newline="", encoding="utf-8") as f:
-        codes = [ast.literal_eval(r["scp_codes"]) for r, _ in zip(csv.DictReader(f), range(5), strict=False)]
+        rows = [r for r, _ in zip(csv.DictReader(f), range(5), strict=False)]
+    # the SCP statements and the signal-quality raw labels of each record
+    codes = [[*ast.literal_eval(r["scp_codes"]), *(q for q in quality if r[q].strip())] for r in rows]
     # cinc2017 has no PTB-XL table: every code of every record is unmapped there
     assert schemes["cinc2017"]["unmapped"]["ptbxl"] == dict(
         sorted(Counter(c for cs in codes for c in cs).items())

@@ -60,6 +60,6 @@ def test_predict_writes_scores_under_the_scheme_class_names(
     assert main(["predict", "--model", str(params.train.out_dir / "resnet"), str(records), "--out", str(out),
                  *cli_args(overrides)]) == 0  # fmt: skip
     table = next(out.glob("*.csv"))
-    with table.open(newline="", encoding="utf-8") as f:
-        header = next(csv.reader(f))
+    with table.open(newline="", encoding="utf-8") as f:  # after the `# key: <json>` lines
+        header = next(csv.reader(line for line in f if not line.startswith("#")))
     assert [c for c in header if c in SUPER] == list(SUPER)

@@ -53,7 +53,8 @@ def test_every_committed_table_loads_with_the_default_vocabulary(tables: LabelTa
 
 def test_ptbxl_table_has_one_row_per_scp_statement_with_the_class_rules(tables: LabelTables) -> None:
     codes = tables.codes("ptbxl")
-    assert len(codes) == 71
+    quality = {"static_noise", "burst_noise", "baseline_drift", "electrodes_problems"}
+    assert len(codes) == 71 + len(quality) and quality <= set(codes)  # the statements + the quality rows
     expected = {
         "NORM": "NORM",
         "IMI": "MI",

@@ -46,6 +46,7 @@ USED_BY_COMMAND: dict[type[BaseModel], set[str]] = {
         "model",
         "class_weights",
         "class_weight_power",
+        "labels",  # the scheme: targets_for reads its vocabulary, split stratifies on it
     },
     EvaluateParams: {"out_dir", "batch_size", "n_strips", "anomaly_threshold"},  # the latter as anomaly_<k>
     ParityParams: {"models", "out_dir", "library", "max_records", "batch_size"},

@@ -18,7 +18,7 @@ from pipeline.core.records import ReadError
 from pipeline.ingest.batch import run_batch
 from pipeline.ingest.plan import plan_ingest
 from pipeline.signal.preprocess import SignalPlan
-from pipeline.sources.base import SourceReader
+from pipeline.sources.base import SourceLayoutError, SourceReader
 from pipeline.sources.cinc2017 import Cinc2017Reader
 from pipeline.sources.code import CodeReader
 from pipeline.sources.ptbxl import PtbXlReader
@@ -153,7 +153,7 @@ def test_cinc2017_reference_names_and_symlinked_files_never_reach_outside_the_ro
 
 
 @pytest.mark.shared_data
-def test_a_cinc2017_label_file_linked_outside_the_root_is_rejected_unread(
+def test_a_cinc2017_label_file_linked_outside_the_root_fails_the_source_unread(
     shared_data: Path, layout: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root, outside = layout
@@ -163,12 +163,11 @@ def test_a_cinc2017_label_file_linked_outside_the_root_is_rejected_unread(
     (outside / "labels.csv").write_text("A00001,A\r\n")
     (root / "REFERENCE.csv").symlink_to(outside / "labels.csv")
     reader = Cinc2017Reader("cinc2017", root)
-    with recorded_opens(monkeypatch) as opened:
-        disc = reader.discover()
+    # the label file is the whole source's: refusing it is a structural error, not one rejection
+    with recorded_opens(monkeypatch) as opened, pytest.raises(SourceLayoutError) as err:
+        reader.discover()
     assert opened_under(opened, outside) == []
-    assert disc.units == ()
-    reasons = {r.item: r.reason for r in disc.rejected}
-    assert "escapes the source root" in reasons["REFERENCE.csv"]
+    assert "REFERENCE.csv" in str(err.value) and "escapes the source root" in str(err.value)
 
 
 # --------------------------------------------------------------------------- (c) WFDB RECORDS

@@ -61,7 +61,9 @@ def cmd_summary(args: argparse.Namespace, params: Params) -> int:
         for name, s in out.items():
             print("\n".join(store_lines(name, s)))
             for scheme, sc in s.get("schemes", {}).items():
-                print(f"  scheme {scheme}: unmapped codes per source {sc['unmapped_per_source'] or 'none'}")
+                per = sc["unmapped_per_source"] or {}
+                counts = ", ".join(f"{src} {n:,}" for src, n in sorted(per.items())) or "none"
+                print(f"  scheme {scheme}: unmapped code occurrences per source: {counts}")
     return 0
 
 

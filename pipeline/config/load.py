@@ -13,6 +13,8 @@ from pydantic import BaseModel, ValidationError
 from pipeline.config.base import ConfigError, _Strict
 from pipeline.config.params import Params
 from pipeline.config.sources import DEFAULT_ROOT
+from pipeline.labels.schemes import DEFAULT_SCHEME
+from pipeline.labels.tables import LabelTableError
 from pipeline.sources.options import OPTIONS
 
 
@@ -96,7 +98,29 @@ def params_from_dict(data: Mapping[str, Any], origin: str = "params", base_dir: 
         params = Params.model_validate(dict(data))
     except ValidationError as exc:
         raise ConfigError(_format_error(exc, origin)) from None
-    return _resolve_paths(params, base_dir) if base_dir is not None else params
+    if base_dir is None:
+        return params
+    params = _resolve_paths(params, base_dir)
+    _check_scheme_classes(params, origin)
+    return params
+
+
+def _check_scheme_classes(params: Params, origin: str) -> None:
+    """Classes of models on a named scheme must be in that scheme's vocabulary: checked once the
+    label root is resolved (the default scheme's are checked by :class:`Params` itself)."""
+    for name, m in params.train.models.items():
+        if m.labels == DEFAULT_SCHEME or m.task == "reconstruction":
+            continue
+        where = f"{origin}: train.models.{name}"
+        try:
+            vocab = params.model_vocabulary(name)
+        except LabelTableError as exc:
+            raise ConfigError(f"{where}.labels: {exc}") from None
+        unknown = [c for c in (*(m.classes or ()), *(m.f1_classes or ())) if c not in vocab]
+        if unknown:
+            raise ConfigError(f"{where}: {unknown} not in the {m.labels} vocabulary {list(vocab)}")
+        if m.f1_classes and not set(m.f1_classes) <= set(m.classes or vocab):
+            raise ConfigError(f"{where}.f1_classes must be among its classes")
 
 
 def _resolve(base: Path, p: Path) -> Path:

@@ -28,9 +28,12 @@ class CodeName:
 
 
 def code_names(tables_dir: Path) -> dict[tuple[str, str], CodeName]:
-    """``(source, code)`` → its name, for every table row that has a name column filled in."""
+    """``(source, code)`` → its name, for every table row that has a name column filled in: the
+    coarse scheme's tables (``schemes/coarse/`` under ``tables_dir``) carry the documentation columns;
+    a bare folder of tables is read as it is."""
     out: dict[tuple[str, str], CodeName] = {}
-    for path in table_paths(Path(tables_dir)):
+    coarse = Path(tables_dir) / "schemes" / "coarse"
+    for path in table_paths(coarse if coarse.is_dir() else Path(tables_dir)):
         f = _read_csv(path)
         if "source" not in f.header or "source_code" not in f.header:
             continue  # the vocabulary file
