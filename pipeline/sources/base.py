@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import abc
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar
@@ -28,6 +28,7 @@ class SourceReader(abc.ABC):
     kind: ClassVar[str]
     version: ClassVar[str]
     Options: ClassVar[type[ReaderOptions]] = ReaderOptions
+    decodes_loaded: ClassVar[bool] = False  # True where read_loaded decodes the bytes it is given
 
     def __init__(self, name: str, root: Path, **options: Any) -> None:
         self.name = name
@@ -55,6 +56,15 @@ class SourceReader(abc.ABC):
         ``provenance`` (files + sha256 + reader id) is built by the caller; attach it to every
         record (windows: with ``parent_id`` and ``window`` filled via ``dataclasses.replace``).
         """
+
+    def read_loaded(
+        self, unit: InputUnit, provenance: Provenance, loaded: Mapping[str, bytes]
+    ) -> Iterator[Record | Rejection]:
+        """:meth:`read`, given ``loaded``: bytes of the unit's files (root-relative path → bytes) that
+        the caller has already read once to hash them. Readers that can decode from them set
+        ``decodes_loaded`` and override this, so that ingest reads each file once; the result must
+        equal :meth:`read`'s. The default reads the files again."""
+        return self.read(unit, provenance)
 
     def record_id(self, local_id: str) -> str:
         """The globally unique id ``<source name>:<local id>``."""

@@ -57,6 +57,7 @@ class PtbXlReader(SourceReader):
 
     kind: ClassVar[str] = "ptbxl"
     version: ClassVar[str] = "1"
+    decodes_loaded: ClassVar[bool] = True
 
     Options: ClassVar[type[PtbXlOptions]] = PtbXlOptions
     options: PtbXlOptions
@@ -178,12 +179,20 @@ class PtbXlReader(SourceReader):
     # ------------------------------------------------------------------ reading
 
     def read(self, unit: InputUnit, provenance: Provenance) -> Iterator[Record | Rejection]:
+        yield self._record(unit, provenance, None)
+
+    def read_loaded(
+        self, unit: InputUnit, provenance: Provenance, loaded: Mapping[str, bytes]
+    ) -> Iterator[Record | Rejection]:
+        yield self._record(unit, provenance, loaded)
+
+    def _record(self, unit: InputUnit, provenance: Provenance, loaded: Mapping[str, bytes] | None) -> Record:
         row = unit.extra
         labels = parse_scp_codes(row.get("scp_codes", ""), f"{DATABASE}: ecg_id {row.get('ecg_id')}")
-        header, signal = read_unit_ecg(self.root, unit.files)
+        header, signal = read_unit_ecg(self.root, unit.files, loaded)
         meta = {key: row.get(key, "") for key in ("strat_fold", "age", "sex")}
         meta.update(rate_hz=f"{header.fs_hz:g}", filename=row["_filename"])
-        yield Record(
+        return Record(
             record_id=self.record_id(unit.key),
             source=self.name,
             signal=signal,
