@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +17,7 @@ from pipeline.ingest.batch import loaded, run_batch
 from pipeline.ingest.commit import commit
 from pipeline.ingest.plan import Batch, UnitTask, plan_ingest
 from pipeline.signal.preprocess import SignalPlan
-from pipeline.sources.base import SourceReader
+from pipeline.sources.base import ConfinedPaths, SourceReader, confined_path
 from pipeline.sources.ptbxl import PtbXlReader
 from pipeline.sources.ucr import UcrReader
 from pipeline.store.local import ShardStore, StorageSpec, read_signal, read_strings
@@ -187,3 +187,33 @@ def test_a_unit_file_above_the_load_limit_is_hashed_in_blocks_and_read_by_its_re
     task2, cache2, data2 = loaded(UnitTask("ptbxl", unit, None, None), reader, digest, max_bytes=1024)
     assert data is not None and sorted(data) == sorted(unit.files) and data2 is None
     assert (task.file_hashes, task.fingerprint, cache) == (task2.file_hashes, task2.fingerprint, cache2)
+
+
+def _resolved(resolve: Callable[[str], Path], rel: str) -> str:
+    try:
+        return str(resolve(rel))
+    except ReadError as exc:
+        return f"ReadError: {exc}"
+
+
+def test_confined_paths_resolve_and_refuse_exactly_as_confined_path_including_links(tmp_path: Path) -> None:
+    outside, root = tmp_path / "outside", tmp_path / "root"
+    (outside / "d").mkdir(parents=True)
+    (outside / "d" / "y.dat").write_bytes(b"y")
+    (root / "a").mkdir(parents=True)
+    (root / "a" / "x.dat").write_bytes(b"x")
+    (root / "a" / "out.dat").symlink_to(outside / "d" / "y.dat")  # a file link out of the root
+    (root / "a" / "in.dat").symlink_to(root / "a" / "x.dat")
+    (root / "b").symlink_to(outside / "d")  # a folder link out of the root
+    (root / "c").symlink_to(root / "a")  # a folder link inside it
+    rels = [
+        "a/x.dat", "a/out.dat", "a/in.dat", "b/y.dat", "c/x.dat", "c/out.dat", "a/../a/x.dat",
+        "a/../../outside", "a/missing.dat", "x.dat", "a/", "a/..", "/etc/passwd", "a/x\x00.dat", "./a/x.dat",
+        "a//x.dat",
+    ]  # fmt: skip
+    paths = ConfinedPaths(root)
+    for _ in range(2):  # the second round answers from the folder cache
+        got = [_resolved(paths, rel) for rel in rels]
+        assert got == [_resolved(lambda r: confined_path(root, r), rel) for rel in rels]
+    assert got[0] == str(root / "a" / "x.dat") and got[1].startswith("ReadError: path 'a/out.dat' escapes")
+    assert got[3].startswith("ReadError: path 'b/y.dat' escapes") and got[4] == got[0]

@@ -21,7 +21,7 @@ from pipeline.core.fs import read_file
 from pipeline.core.records import Provenance, ReadError, Record, Rejection
 from pipeline.ingest.plan import Batch, UnitTask, fingerprint, hash_files
 from pipeline.signal.preprocess import SignalPlan, process
-from pipeline.sources.base import SourceReader
+from pipeline.sources.base import ConfinedPaths, SourceReader
 from pipeline.store.base import Store
 from pipeline.store.local import ShardInfo, StorageSpec, rows_for, single_threaded_codecs
 
@@ -73,23 +73,29 @@ LOAD_LIMIT_BYTES = 64 << 20
 
 
 def loaded(
-    task: UnitTask, reader: SourceReader, plan_digest: str, max_bytes: int = LOAD_LIMIT_BYTES
+    task: UnitTask,
+    reader: SourceReader,
+    plan_digest: str,
+    max_bytes: int = LOAD_LIMIT_BYTES,
+    paths: ConfinedPaths | None = None,
 ) -> tuple[UnitTask, dict[str, list[Any]], dict[str, bytes] | None]:
     """:func:`hashed`, reading each file of the unit once and keeping its bytes for the reader.
 
     One pass: the sha256 is of the very bytes that are decoded, and the file is not read again.
     The third item maps root-relative paths to bytes; None where the reader does not decode
-    loaded bytes (``decodes_loaded``) or a file exceeds ``max_bytes``.
+    loaded bytes (``decodes_loaded``) or a file exceeds ``max_bytes``. ``paths``: the batch's
+    confinement of the reader's root (folders resolved once), else ``reader.resolve``.
     """
     if not reader.decodes_loaded:
         return (*hashed(task, reader, plan_digest), None)
     need_hash = task.file_hashes is None or task.fingerprint is None
+    resolve = paths or reader.resolve
     data: dict[str, bytes] = {}
     cache: dict[str, list[Any]] = {}
     hashes: list[tuple[str, str]] = []
     for rel in task.unit.files:
         try:
-            got = read_file(reader.resolve(rel), sha256=need_hash, max_bytes=max_bytes)
+            got = read_file(resolve(rel), sha256=need_hash, max_bytes=max_bytes)
         except (OSError, ReadError):
             hashes.append((rel, "missing"))  # as hash_files: the batch quarantines the unit
             continue
@@ -224,8 +230,9 @@ def run_batch(
     writer = _BatchWriter(batch, signal_plan, storage, store, shard_attrs, max_records_per_shard)
     digest = signal_plan.digest()
     tasks: list[tuple[UnitTask, dict[str, list[Any]]]] = []
+    paths = {name: ConfinedPaths(reader.root) for name, reader in readers.items()}  # for this batch only
     for todo in batch.tasks:
-        task, cache, data = loaded(todo, readers[todo.source], digest)
+        task, cache, data = loaded(todo, readers[todo.source], digest, paths=paths[todo.source])
         tasks.append((task, cache))
         crash_point("batch.read_unit")
         writer.read_unit(readers[task.source], task, data)

@@ -94,6 +94,37 @@ def confined_path(root: Path, rel: str) -> Path:
     return Path(full)
 
 
+class ConfinedPaths:
+    """:func:`confined_path` for many files under one root, resolving each folder once.
+
+    Resolving a path walks (``lstat``) every component; files of one folder share all but the last,
+    so each folder's resolution is kept and only the file name is checked for a link. Hold one for
+    a bounded job (a discovery, a batch), not for the life of a process: a folder replaced by a link
+    later is then seen by the next job. Same results and errors as :func:`confined_path`.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self._base = resolved_root(root)
+        self._prefix = self._base.rstrip(os.sep) + os.sep
+        self._folders: dict[str, str] = {}
+
+    def __call__(self, rel: str) -> Path:
+        head, tail = os.path.split(rel)
+        if not head or not tail or tail in (".", "..") or "\x00" in rel or rel.startswith("/"):
+            return confined_path(self.root, rel)  # the plain rule (and its errors) for the odd cases
+        folder = self._folders.get(head)
+        if folder is None:
+            # PTH118: string paths, as confined_path builds them (see there)
+            folder = self._folders[head] = os.path.realpath(os.path.join(self._base, head))  # noqa: PTH118
+        full = os.path.join(folder, tail)  # noqa: PTH118 - see above
+        if os.path.islink(full):  # noqa: PTH114 - a str path, kept as str (no Path per file)
+            full = os.path.realpath(full)
+        if full != self._base and not full.startswith(self._prefix):
+            raise ReadError(f"path {rel!r} escapes the source root {self.root}")
+        return Path(full)
+
+
 def resolved_root(root: Path | str) -> str:
     """The configured root with its links resolved: the one trusted place, resolved once.
 

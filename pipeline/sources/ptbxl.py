@@ -23,7 +23,7 @@ from pathlib import Path, PurePosixPath
 from typing import ClassVar
 
 from pipeline.core.records import Discovery, InputUnit, Provenance, RawLabel, ReadError, Record, Rejection
-from pipeline.sources.base import SourceReader, list_files
+from pipeline.sources.base import ConfinedPaths, SourceReader, list_files, resolved_root
 from pipeline.sources.options import PtbXlOptions
 from pipeline.sources.wfdb_io import is_documentation, lead_names, read_unit_ecg
 
@@ -73,8 +73,9 @@ class PtbXlReader(SourceReader):
         units: list[InputUnit] = []
         claimed = set(metadata)
         owners: dict[str, int] = {}  # record file -> the ecg_id whose unit reads it
+        paths = ConfinedPaths(self.root)  # each records folder resolved once, not once per row
         for ecg_id, row in sorted(rows.items()):
-            candidates = self._candidates(ecg_id, row, on_disk, rejected)
+            candidates = self._candidates(ecg_id, row, on_disk, rejected, paths)
             unit, rejections = self._choose(ecg_id, row, candidates)
             if unit is not None:
                 shared = _shared_files(ecg_id, unit, owners)
@@ -121,11 +122,16 @@ class PtbXlReader(SourceReader):
         return rows
 
     def _candidates(
-        self, ecg_id: int, row: Mapping[str, str], on_disk: set[str], rejected: list[Rejection]
+        self,
+        ecg_id: int,
+        row: Mapping[str, str],
+        on_disk: set[str],
+        rejected: list[Rejection],
+        paths: ConfinedPaths,
     ) -> list[_Candidate]:
         """The ecg_id's files at each rate the CSV names and the disk holds."""
         out = []
-        root = self.root.resolve()
+        root = Path(resolved_root(self.root))
         for rate, column in RATE_COLUMNS.items():
             stem = row.get(column, "").strip()
             if not stem:
@@ -137,7 +143,7 @@ class PtbXlReader(SourceReader):
                 rejected.append(Rejection(f"{DATABASE}:ecg_id={ecg_id}", (), reason))
                 continue
             try:
-                stem = self.resolve(stem).relative_to(root).as_posix()
+                stem = paths(stem).relative_to(root).as_posix()
             except ReadError as exc:
                 rejected.append(Rejection(f"{DATABASE}:ecg_id={ecg_id}", (), f"{DATABASE}: {column}: {exc}"))
                 continue
