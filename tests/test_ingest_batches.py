@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from pipeline.config import load_params
+from pipeline.config.build import signal_plan, storage_spec
+from pipeline.core.fs import sha256_file
 from pipeline.core.records import Discovery, InputUnit, Provenance, RawLabel, ReadError, Record, Rejection
-from pipeline.ingest.batch import run_batch
+from pipeline.ingest.batch import loaded, run_batch
 from pipeline.ingest.commit import commit
-from pipeline.ingest.plan import plan_ingest
+from pipeline.ingest.plan import Batch, UnitTask, plan_ingest
 from pipeline.signal.preprocess import SignalPlan
-from pipeline.sources.base import SourceReader
+from pipeline.sources.base import ConfinedPaths, SourceReader, confined_path
+from pipeline.sources.ptbxl import PtbXlReader
 from pipeline.sources.ucr import UcrReader
-from pipeline.store.local import ShardStore, StorageSpec, read_strings
+from pipeline.store.local import ShardStore, StorageSpec, read_signal, read_strings
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
 BEATS = SignalPlan(
     leads=("ECG",), lead_aliases=(), fs_hz=None, length=140, crop="start", baseline_hz=None, notch_hz=None,
     notch_q=30.0, bandpass_hz=None, filter_order=2, normalise="none", max_nan_fraction=0.0, flat_ptp_mv=0.0,
@@ -116,3 +122,98 @@ def test_a_batch_that_never_finished_is_not_reconciled_and_is_redone_next_run(
     assert [t.uid for t in again.todo] == ["cinc2017/A00009"] and len(again.unchanged) == 8
     results = [run_batch(b, readers, plan_1, STORAGE, store, {}) for b in again.batches]
     assert commit(again, results, store, manifest, {"flow_run_id": None})["reconciled"]
+
+
+def _ecg12() -> tuple[SignalPlan, StorageSpec]:
+    prof = load_params(REPO_ROOT / "params.yaml", []).profiles["ecg12"]
+    return signal_plan(prof), storage_spec(prof)
+
+
+class _ReadsTwice(PtbXlReader):
+    """The PTB-XL reader as it was before one-pass reading: hash every file, then read it again."""
+
+    decodes_loaded = False
+
+
+@pytest.mark.shared_data
+def test_one_pass_reading_hashes_and_stores_exactly_what_hashing_then_reading_did(
+    tmp_path: Path, shared_data: Path
+) -> None:
+    root = shared_data / "ptbxl"
+    once, twice = PtbXlReader("ptbxl", root, rates=(500,)), _ReadsTwice("ptbxl", root, rates=(500,))
+    plan, storage = _ecg12()
+    units = once.discover().units[:24]
+    opened: list[str] = []
+    watching = [True]
+
+    def audit(event: str, args: tuple[object, ...]) -> None:
+        if event == "open" and watching[0] and isinstance(args[0], str) and args[0].startswith(str(root)):
+            opened.append(args[0])
+
+    sys.addaudithook(audit)  # a real hook on every file open; hooks cannot be removed, hence the flag
+    stores = {}
+    for name, reader in (("once", once), ("twice", twice)):
+        tasks = tuple(UnitTask("ptbxl", u, None, None) for u in units)
+        store = ShardStore(tmp_path / name, "ecg12")
+        opened.clear()
+        watching[0] = True
+        result = run_batch(Batch(0, tasks), {"ptbxl": reader}, plan, storage, store, {})
+        watching[0] = False
+        opens_per_file = len(opened) / (2 * len(units))
+        stores[name] = (result, store, opens_per_file)
+    (r1, s1, opens1), (r2, s2, opens2) = stores["once"], stores["twice"]
+    assert opens1 == 1.0 and opens2 == 2.0  # .hea and .dat: each opened once, where it was twice
+    assert [(o.uid, o.fingerprint, o.status, dict(o.file_cache)) for o in r1.outcomes] == [
+        (o.uid, o.fingerprint, o.status, dict(o.file_cache)) for o in r2.outcomes
+    ]
+    assert all(o.status == "ingested" for o in r1.outcomes)
+    for rel, digest in r1.outcomes[0].file_cache.items():
+        assert sha256_file(Path(rel)) == digest[2]
+    (shard1,), (shard2,) = r1.shards, r2.shards
+    a1, a2 = (s.open_shard(sh.name) for s, sh in ((s1, shard1), (s2, shard2)))
+    # int16 steps dequantised: equal float32 values are equal stored steps
+    np.testing.assert_array_equal(read_signal(a1), read_signal(a2))
+
+
+@pytest.mark.shared_data
+def test_a_unit_file_above_the_load_limit_is_hashed_in_blocks_and_read_by_its_reader(
+    shared_data: Path,
+) -> None:
+    reader = PtbXlReader("ptbxl", shared_data / "ptbxl", rates=(500,))
+    unit = reader.discover().units[0]
+    digest = _ecg12()[0].digest()
+    task, cache, data = loaded(UnitTask("ptbxl", unit, None, None), reader, digest)
+    # the .dat (120 KB) is over a 1 KiB limit, the .hea is not
+    task2, cache2, data2 = loaded(UnitTask("ptbxl", unit, None, None), reader, digest, max_bytes=1024)
+    assert data is not None and sorted(data) == sorted(unit.files) and data2 is None
+    assert (task.file_hashes, task.fingerprint, cache) == (task2.file_hashes, task2.fingerprint, cache2)
+
+
+def _resolved(resolve: Callable[[str], Path], rel: str) -> str:
+    try:
+        return str(resolve(rel))
+    except ReadError as exc:
+        return f"ReadError: {exc}"
+
+
+def test_confined_paths_resolve_and_refuse_exactly_as_confined_path_including_links(tmp_path: Path) -> None:
+    outside, root = tmp_path / "outside", tmp_path / "root"
+    (outside / "d").mkdir(parents=True)
+    (outside / "d" / "y.dat").write_bytes(b"y")
+    (root / "a").mkdir(parents=True)
+    (root / "a" / "x.dat").write_bytes(b"x")
+    (root / "a" / "out.dat").symlink_to(outside / "d" / "y.dat")  # a file link out of the root
+    (root / "a" / "in.dat").symlink_to(root / "a" / "x.dat")
+    (root / "b").symlink_to(outside / "d")  # a folder link out of the root
+    (root / "c").symlink_to(root / "a")  # a folder link inside it
+    rels = [
+        "a/x.dat", "a/out.dat", "a/in.dat", "b/y.dat", "c/x.dat", "c/out.dat", "a/../a/x.dat",
+        "a/../../outside", "a/missing.dat", "x.dat", "a/", "a/..", "/etc/passwd", "a/x\x00.dat", "./a/x.dat",
+        "a//x.dat",
+    ]  # fmt: skip
+    paths = ConfinedPaths(root)
+    for _ in range(2):  # the second round answers from the folder cache
+        got = [_resolved(paths, rel) for rel in rels]
+        assert got == [_resolved(lambda r: confined_path(root, r), rel) for rel in rels]
+    assert got[0] == str(root / "a" / "x.dat") and got[1].startswith("ReadError: path 'a/out.dat' escapes")
+    assert got[3].startswith("ReadError: path 'b/y.dat' escapes") and got[4] == got[0]

@@ -26,7 +26,7 @@ def _ours_row(label: str, run: Mapping[str, Any], raw_bytes: int) -> str:
 def markdown(r: Mapping[str, Any]) -> str:
     """The results as two markdown tables: configurations, then targets with PASS/FAIL."""
     raw_bytes = r["storage"]["raw_bytes"]
-    base, dec = r["baseline"], r["decode"]
+    base, dec, w1 = r["baseline"], r["decode"], r["ours"]["1"]
     lines = [
         f"PTB-XL 12-lead 10 s 500 Hz, {r['input']['n_records']} records "
         f"({raw_bytes / MB:.1f} MiB of WFDB), {r['meta']['cpus']} CPUs, {r['meta']['date']}",
@@ -35,7 +35,8 @@ def markdown(r: Mapping[str, Any]) -> str:
         "| records per CPU-s | peak RSS worker / parent (MiB) | on disk (x raw) |",
         "|---|---:|---:|---:|---:|---:|---:|",
         f"| baseline: rdrecord + process + savez_compressed, 1 process | {base['seconds']:.2f} | "
-        f"{base['records_per_s']:.0f} | {base['records_per_s']:.0f} | | {base['peak_rss_mb']:.0f} | "
+        f"{base['records_per_s']:.0f} | {base['records_per_s']:.0f} | {base['records_per_cpu_s']:.0f} | "
+        f"{base['peak_rss_mb']:.0f} | "
         f"{base['npz_bytes'] / MB:.1f} MiB ({r['storage']['npz_ratio']:.2f}x) |",
     ]
     lines += [_ours_row(f"ours, {w} worker(s)", run, raw_bytes) for w, run in r["ours"].items()]
@@ -49,7 +50,10 @@ def markdown(r: Mapping[str, Any]) -> str:
         f"2 workers / 1: {r['scaling']['records_per_s']:.2f}x end to end, "
         f"{r['scaling']['batch_phase']:.2f}x in the batch phase. Decode per record: ours "
         f"{dec['ours_ms_per_record']:.3f} ms, wfdb.rdrecord {dec['wfdb_ms_per_record']:.3f} ms "
-        f"({dec['speedup']:.1f}x; max |diff| {dec['max_abs_diff_mv']:.2g} mV).",
+        f"({dec['speedup']:.1f}x; max |diff| {dec['max_abs_diff_mv']:.2g} mV). "
+        f"CPU per record: ours (1 worker) {1000 / w1['records_per_cpu_s']:.2f} ms, "
+        f"baseline {1000 / base['records_per_cpu_s']:.2f} ms "
+        f"({w1['records_per_cpu_s'] / base['records_per_cpu_s']:.2f}x in records per CPU-s).",
         "",
         "| target | goal | measured | result |",
         "|---|---|---:|---|",

@@ -1,5 +1,5 @@
-"""File-system rules written once: the atomic write, the file sha256, the fsync of a folder and the
-exclusive writer lock.
+"""File-system rules written once: the atomic write, the file sha256 (streamed, or with the bytes
+read once), the fsync of a folder and the exclusive writer lock.
 
 Every file the pipeline replaces (store JSON, checkpoints, reports, split indexes, ``RECORDS``) goes
 through :func:`atomic_writer`: bytes go to a hidden temporary file in the destination folder
@@ -17,6 +17,7 @@ import stat
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -100,6 +101,32 @@ def sha256_file(path: Path) -> str:
     """Hex sha256 of a file's bytes, read in blocks (memory stays flat for large files)."""
     with path.open("rb") as fh:
         return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+@dataclass(frozen=True)
+class ReadFile:
+    """A file's bytes with the size and mtime (ns) of the open file they were read from, and
+    (when asked for) their sha256: what a reader decodes is exactly what was hashed."""
+
+    data: bytes
+    size: int
+    mtime_ns: int
+    sha256: str | None
+
+
+def read_file(path: Path, *, sha256: bool = True, max_bytes: int | None = None) -> ReadFile | None:
+    """Read a whole file once and hash the same bytes (one pass instead of hash, then read again).
+
+    Returns None, reading nothing, when the file is larger than ``max_bytes`` (the caller then
+    streams it instead of holding it in memory). Raises ``OSError`` as ``open`` does.
+    """
+    with path.open("rb") as fh:
+        info = os.fstat(fh.fileno())
+        if max_bytes is not None and info.st_size > max_bytes:
+            return None
+        data = fh.read()
+    digest = hashlib.sha256(data).hexdigest() if sha256 else None
+    return ReadFile(data, info.st_size, info.st_mtime_ns, digest)
 
 
 @contextmanager

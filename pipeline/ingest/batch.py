@@ -1,4 +1,4 @@
-"""Ingest step 2, one batch: hash (if new), read, preprocess and write its units into its own shards.
+"""Ingest step 2, one batch: read (hashing new units on the way), preprocess and write its own shards.
 
 :func:`run_batch` runs in a worker (one writer per shard file). Nothing a bad input does escapes
 it: errors become quarantine entries (:func:`rejection_entry`), and the :class:`BatchResult` says
@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.core.crashpoints import crash_point
+from pipeline.core.fs import read_file
 from pipeline.core.records import Provenance, ReadError, Record, Rejection
 from pipeline.ingest.plan import Batch, UnitTask, fingerprint, hash_files
 from pipeline.signal.preprocess import SignalPlan, process
-from pipeline.sources.base import SourceReader
+from pipeline.sources.base import ConfinedPaths, SourceReader
 from pipeline.store.base import Store
 from pipeline.store.local import ShardInfo, StorageSpec, rows_for, single_threaded_codecs
 
@@ -66,6 +67,51 @@ def hashed(task: UnitTask, reader: SourceReader, plan_digest: str) -> tuple[Unit
     return UnitTask(task.source, task.unit, hashes, fp), cache
 
 
+# A unit's files are read whole, once, for hashing and decoding, up to this many bytes each; a larger
+# file is hashed in blocks and read by its reader as before, so memory stays bounded.
+LOAD_LIMIT_BYTES = 64 << 20
+
+
+def loaded(
+    task: UnitTask,
+    reader: SourceReader,
+    plan_digest: str,
+    max_bytes: int = LOAD_LIMIT_BYTES,
+    paths: ConfinedPaths | None = None,
+) -> tuple[UnitTask, dict[str, list[Any]], dict[str, bytes] | None]:
+    """:func:`hashed`, reading each file of the unit once and keeping its bytes for the reader.
+
+    One pass: the sha256 is of the very bytes that are decoded, and the file is not read again.
+    The third item maps root-relative paths to bytes; None where the reader does not decode
+    loaded bytes (``decodes_loaded``) or a file exceeds ``max_bytes``. ``paths``: the batch's
+    confinement of the reader's root (folders resolved once), else ``reader.resolve``.
+    """
+    if not reader.decodes_loaded:
+        return (*hashed(task, reader, plan_digest), None)
+    need_hash = task.file_hashes is None or task.fingerprint is None
+    resolve = paths or reader.resolve
+    data: dict[str, bytes] = {}
+    cache: dict[str, list[Any]] = {}
+    hashes: list[tuple[str, str]] = []
+    for rel in task.unit.files:
+        try:
+            got = read_file(resolve(rel), sha256=need_hash, max_bytes=max_bytes)
+        except (OSError, ReadError):
+            hashes.append((rel, "missing"))  # as hash_files: the batch quarantines the unit
+            continue
+        if got is None:
+            return (*hashed(task, reader, plan_digest), None)
+        data[rel] = got.data
+        if got.sha256 is not None:
+            # the hash cache's key rule (plan.hash_files): abspath, links not followed
+            cache[os.path.abspath(reader.root / rel)] = [got.size, got.mtime_ns, got.sha256]  # noqa: PTH100
+            hashes.append((rel, got.sha256))
+    if not need_hash:
+        return task, {}, data
+    fp = fingerprint(reader.reader_id, tuple(hashes), task.unit.extra, plan_digest)
+    return UnitTask(task.source, task.unit, tuple(hashes), fp), cache, data
+
+
 def _unexpected(exc: Exception) -> str:
     tb = traceback.extract_tb(exc.__traceback__)[-1]
     return f"unexpected {type(exc).__name__}: {exc} (at {Path(tb.filename).name}:{tb.lineno})"
@@ -97,8 +143,13 @@ class _BatchWriter:
     def reject(self, uid: str, source: str, rej: Rejection, stage: str) -> None:
         self.rejections.setdefault(uid, []).append(rejection_entry(rej, source, stage))
 
-    def read_unit(self, reader: SourceReader, task: UnitTask) -> None:
-        """Stream one unit's records in; bad input becomes rejections, never an exception."""
+    def read_unit(
+        self, reader: SourceReader, task: UnitTask, data: Mapping[str, bytes] | None = None
+    ) -> None:
+        """Stream one unit's records in; bad input becomes rejections, never an exception.
+
+        ``data``: the unit's file bytes already read by :func:`loaded`, decoded instead of re-read.
+        """
         assert task.file_hashes is not None
         files = tuple(task.unit.files)
         missing = [f for f, h in task.file_hashes if h == "missing"]
@@ -107,8 +158,14 @@ class _BatchWriter:
             self.reject(task.uid, task.source, Rejection(task.uid, files, reason), "read")
             return
         n = 0
+        provenance = Provenance(files=task.file_hashes, reader=reader.reader_id)
         try:
-            for item in reader.read(task.unit, Provenance(files=task.file_hashes, reader=reader.reader_id)):
+            items = (
+                reader.read(task.unit, provenance)
+                if data is None
+                else reader.read_loaded(task.unit, provenance, data)
+            )
+            for item in items:
                 if isinstance(item, Rejection):
                     self.reject(task.uid, task.source, item, "read")
                     continue
@@ -173,11 +230,13 @@ def run_batch(
     writer = _BatchWriter(batch, signal_plan, storage, store, shard_attrs, max_records_per_shard)
     digest = signal_plan.digest()
     tasks: list[tuple[UnitTask, dict[str, list[Any]]]] = []
+    paths = {name: ConfinedPaths(reader.root) for name, reader in readers.items()}  # for this batch only
     for todo in batch.tasks:
-        task, cache = hashed(todo, readers[todo.source], digest)
+        task, cache, data = loaded(todo, readers[todo.source], digest, paths=paths[todo.source])
         tasks.append((task, cache))
         crash_point("batch.read_unit")
-        writer.read_unit(readers[task.source], task)
+        writer.read_unit(readers[task.source], task, data)
+        del data  # a unit's bytes are not kept beyond its records
     writer.flush()
     outcomes = tuple(writer.outcome(task, cache) for task, cache in tasks)
     n = sum(s.n_records for s in writer.shards)

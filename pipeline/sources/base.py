@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import abc
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar
@@ -35,6 +35,7 @@ class SourceReader(abc.ABC):
     kind: ClassVar[str]
     version: ClassVar[str]
     Options: ClassVar[type[ReaderOptions]] = ReaderOptions
+    decodes_loaded: ClassVar[bool] = False  # True where read_loaded decodes the bytes it is given
 
     def __init__(self, name: str, root: Path, **options: Any) -> None:
         self.name = name
@@ -63,6 +64,15 @@ class SourceReader(abc.ABC):
         record (windows: with ``parent_id`` and ``window`` filled via ``dataclasses.replace``).
         """
 
+    def read_loaded(
+        self, unit: InputUnit, provenance: Provenance, loaded: Mapping[str, bytes]
+    ) -> Iterator[Record | Rejection]:
+        """:meth:`read`, given ``loaded``: bytes of the unit's files (root-relative path → bytes) that
+        the caller has already read once to hash them. Readers that can decode from them set
+        ``decodes_loaded`` and override this, so that ingest reads each file once; the result must
+        equal :meth:`read`'s. The default reads the files again."""
+        return self.read(unit, provenance)
+
     def record_id(self, local_id: str) -> str:
         """The globally unique id ``<source name>:<local id>``."""
         return f"{self.name}:{local_id}"
@@ -89,6 +99,37 @@ def confined_path(root: Path, rel: str) -> Path:
     if full != base and not full.startswith(base.rstrip(os.sep) + os.sep):
         raise ReadError(f"path {rel!r} escapes the source root {root}")
     return Path(full)
+
+
+class ConfinedPaths:
+    """:func:`confined_path` for many files under one root, resolving each folder once.
+
+    Resolving a path walks (``lstat``) every component; files of one folder share all but the last,
+    so each folder's resolution is kept and only the file name is checked for a link. Hold one for
+    a bounded job (a discovery, a batch), not for the life of a process: a folder replaced by a link
+    later is then seen by the next job. Same results and errors as :func:`confined_path`.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self._base = resolved_root(root)
+        self._prefix = self._base.rstrip(os.sep) + os.sep
+        self._folders: dict[str, str] = {}
+
+    def __call__(self, rel: str) -> Path:
+        head, tail = os.path.split(rel)
+        if not head or not tail or tail in (".", "..") or "\x00" in rel or rel.startswith("/"):
+            return confined_path(self.root, rel)  # the plain rule (and its errors) for the odd cases
+        folder = self._folders.get(head)
+        if folder is None:
+            # PTH118: string paths, as confined_path builds them (see there)
+            folder = self._folders[head] = os.path.realpath(os.path.join(self._base, head))  # noqa: PTH118
+        full = os.path.join(folder, tail)  # noqa: PTH118 - see above
+        if os.path.islink(full):  # noqa: PTH114 - a str path, kept as str (no Path per file)
+            full = os.path.realpath(full)
+        if full != self._base and not full.startswith(self._prefix):
+            raise ReadError(f"path {rel!r} escapes the source root {self.root}")
+        return Path(full)
 
 
 def resolved_root(root: Path | str) -> str:

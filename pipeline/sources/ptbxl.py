@@ -23,7 +23,7 @@ from pathlib import Path, PurePosixPath
 from typing import ClassVar
 
 from pipeline.core.records import Discovery, InputUnit, Provenance, RawLabel, ReadError, Record, Rejection
-from pipeline.sources.base import SourceLayoutError, SourceReader, list_files
+from pipeline.sources.base import ConfinedPaths, SourceLayoutError, SourceReader, list_files, resolved_root
 from pipeline.sources.options import PTBXL_QUALITY_COLUMNS, PtbXlOptions
 from pipeline.sources.wfdb_io import is_documentation, lead_names, read_unit_ecg
 
@@ -57,6 +57,7 @@ class PtbXlReader(SourceReader):
 
     kind: ClassVar[str] = "ptbxl"
     version: ClassVar[str] = "2"  # 2: signal-quality columns become raw labels (noise_columns)
+    decodes_loaded: ClassVar[bool] = True
 
     Options: ClassVar[type[PtbXlOptions]] = PtbXlOptions
     options: PtbXlOptions
@@ -72,8 +73,9 @@ class PtbXlReader(SourceReader):
         units: list[InputUnit] = []
         claimed = set(metadata)
         owners: dict[str, int] = {}  # record file -> the ecg_id whose unit reads it
+        paths = ConfinedPaths(self.root)  # each records folder resolved once, not once per row
         for ecg_id, row in sorted(rows.items()):
-            candidates = self._candidates(ecg_id, row, on_disk, rejected)
+            candidates = self._candidates(ecg_id, row, on_disk, rejected, paths)
             unit, rejections = self._choose(ecg_id, row, candidates)
             if unit is not None:
                 shared = _shared_files(ecg_id, unit, owners)
@@ -137,11 +139,16 @@ class PtbXlReader(SourceReader):
             )
 
     def _candidates(
-        self, ecg_id: int, row: Mapping[str, str], on_disk: set[str], rejected: list[Rejection]
+        self,
+        ecg_id: int,
+        row: Mapping[str, str],
+        on_disk: set[str],
+        rejected: list[Rejection],
+        paths: ConfinedPaths,
     ) -> list[_Candidate]:
         """The ecg_id's files at each rate the CSV names and the disk holds."""
         out = []
-        root = self.root.resolve()
+        root = Path(resolved_root(self.root))
         for rate, column in RATE_COLUMNS.items():
             stem = row.get(column, "").strip()
             if not stem:
@@ -153,7 +160,7 @@ class PtbXlReader(SourceReader):
                 rejected.append(Rejection(f"{DATABASE}:ecg_id={ecg_id}", (), reason))
                 continue
             try:
-                stem = self.resolve(stem).relative_to(root).as_posix()
+                stem = paths(stem).relative_to(root).as_posix()
             except ReadError as exc:
                 rejected.append(Rejection(f"{DATABASE}:ecg_id={ecg_id}", (), f"{DATABASE}: {column}: {exc}"))
                 continue
@@ -197,13 +204,21 @@ class PtbXlReader(SourceReader):
     # ------------------------------------------------------------------ reading
 
     def read(self, unit: InputUnit, provenance: Provenance) -> Iterator[Record | Rejection]:
+        yield self._record(unit, provenance, None)
+
+    def read_loaded(
+        self, unit: InputUnit, provenance: Provenance, loaded: Mapping[str, bytes]
+    ) -> Iterator[Record | Rejection]:
+        yield self._record(unit, provenance, loaded)
+
+    def _record(self, unit: InputUnit, provenance: Provenance, loaded: Mapping[str, bytes] | None) -> Record:
         row = unit.extra
         labels = parse_scp_codes(row.get("scp_codes", ""), f"{DATABASE}: ecg_id {row.get('ecg_id')}")
         labels += quality_labels(row, self.options.noise_columns)
-        header, signal = read_unit_ecg(self.root, unit.files)
+        header, signal = read_unit_ecg(self.root, unit.files, loaded)
         meta = {key: row.get(key, "") for key in ("strat_fold", "age", "sex")}
         meta.update(rate_hz=f"{header.fs_hz:g}", filename=row["_filename"])
-        yield Record(
+        return Record(
             record_id=self.record_id(unit.key),
             source=self.name,
             signal=signal,

@@ -14,7 +14,16 @@ from pathlib import Path, PurePosixPath
 from pipeline.core.leads import canonical_leads
 from pipeline.core.records import ReadError, Rejection
 from pipeline.sources.base import confined_path
-from pipeline.sources.wfdb import FloatArray, WfdbHeader, mv_factor, read_header, read_signals, signal_files
+from pipeline.sources.wfdb import (
+    FloatArray,
+    WfdbHeader,
+    header_bytes_text,
+    mv_factor,
+    parse_header,
+    read_header,
+    read_signals,
+    signal_files,
+)
 
 # --------------------------------------------------------------------------- reader helpers
 
@@ -87,22 +96,42 @@ def split_others(
     return metadata, rejected
 
 
-def read_unit_ecg(root: Path, files: tuple[str, ...]) -> tuple[WfdbHeader, FloatArray]:
-    """Header and ``(C, T)`` mV signals of a unit whose first file is its ``.hea``."""
+def read_unit_ecg(
+    root: Path, files: tuple[str, ...], loaded: Mapping[str, bytes] | None = None
+) -> tuple[WfdbHeader, FloatArray]:
+    """Header and ``(C, T)`` mV signals of a unit whose first file is its ``.hea``.
+
+    ``loaded``: bytes of the unit's files the caller has already read (root-relative path →
+    bytes, see :meth:`pipeline.sources.base.SourceReader.read_loaded`); those are not read again.
+    """
     header_rel = files[0]
-    header = read_header(confined_path(root, header_rel), header_rel)
-    return header, read_ecg(header, header_rel, root, files)
+    if loaded is not None and header_rel in loaded:
+        header = parse_header(header_bytes_text(loaded[header_rel], header_rel), header_rel)
+    else:
+        header = read_header(confined_path(root, header_rel), header_rel)
+    return header, read_ecg(header, header_rel, root, files, loaded)
 
 
-def read_ecg(header: WfdbHeader, header_rel: str, root: Path, allowed: Collection[str]) -> FloatArray:
+def read_ecg(
+    header: WfdbHeader,
+    header_rel: str,
+    root: Path,
+    allowed: Collection[str],
+    loaded: Mapping[str, bytes] | None = None,
+) -> FloatArray:
     """Float32 ``(C, T)`` mV signals of the header at ``header_rel`` (relative to ``root``).
 
     Raises :class:`ReadError` when a channel is not a voltage, or when the header names a
     signal file outside ``allowed`` (the unit's files, so provenance covers every byte read).
+    Signal files in ``loaded`` (root-relative path → bytes already read) are decoded from those bytes.
     """
     directory = PurePosixPath(header_rel).parent
+    given: dict[str, tuple[str, bytes]] = {}
     for name in signal_files(header):
         rel = (directory / name).as_posix()
+        if loaded is not None and rel in loaded and rel in allowed:
+            given[name] = (rel, loaded[rel])
+            continue
         if rel not in allowed and not confined_path(Path(root), rel).is_file():
             raise ReadError(f"{rel}: signal file named by header {header_rel} does not exist")
         if rel not in allowed:
@@ -126,7 +155,7 @@ def read_ecg(header: WfdbHeader, header_rel: str, root: Path, allowed: Collectio
         raise ReadError(
             f"{header_rel}: channels {', '.join(not_voltage)} are not in volts; expected ECG in mV"
         )
-    return read_signals(header, Path(root) / directory, root)
+    return read_signals(header, Path(root) / directory, root, loaded=given or None)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import stat
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -37,7 +37,7 @@ INVALID_SAMPLE = {"80": -(2**7), "212": -(2**11), "16": -(2**15)}
 _SURPLUS_BYTES = 64  # trailing bytes beyond the declared samples ignored (plus 1% of the data)
 
 
-def decode_samples(fmt: str, buf: bytes, count: int) -> IntArray:
+def decode_samples(fmt: str, buf: bytes | memoryview, count: int) -> IntArray:
     """``count`` digital samples of WFDB format ``fmt`` (one of :data:`DECODED_FORMATS`) from
     ``buf``, which holds at least their bytes; in stored (interleaved) order, as int16 where the
     format fits (16, 61, 80, 212) and int32 otherwise."""
@@ -60,7 +60,7 @@ def decode_samples(fmt: str, buf: bytes, count: int) -> IntArray:
     raise ValueError(f"format {fmt} is not decoded here; expected one of {sorted(DECODED_FORMATS, key=int)}")
 
 
-def _decode_212(buf: bytes, count: int) -> npt.NDArray[np.int16]:
+def _decode_212(buf: bytes | memoryview, count: int) -> npt.NDArray[np.int16]:
     """Format 212: two 12-bit two's-complement samples packed in each 3 bytes (a last odd one in 2)."""
     raw = np.frombuffer(buf, dtype=np.uint8)
     pad = -len(raw) % 3
@@ -86,10 +86,15 @@ class _FileGroup:
     byte_offset: int
     frame_width: int  # samples per frame summed over the file's signals
     size: int  # bytes
+    data: bytes | None = None  # the file's bytes when the caller has already read them
 
 
 def read_signals(
-    header: WfdbHeader, directory: Path, root: Path, rows: Sequence[int] | None = None
+    header: WfdbHeader,
+    directory: Path,
+    root: Path,
+    rows: Sequence[int] | None = None,
+    loaded: Mapping[str, tuple[str, bytes]] | None = None,
 ) -> FloatArray:
     """Decode a record's signals ``rows`` (default: all) as float32 ``(C, T)``, each at its true rate.
 
@@ -102,11 +107,15 @@ def read_signals(
     frame: ``T`` is the number of frames times the largest ``spf`` among ``rows``, so the result is
     at :func:`sample_rate_hz` ``(header, rows)``. A row stored at fewer samples per frame is
     linearly interpolated onto that grid (choose ``rows`` sharing one rate to avoid it).
+
+    ``loaded`` maps a signal file name of the header to its root-relative path and the bytes the
+    caller has already read from that (confined) path; they are decoded instead of reading the file
+    again, for the numpy formats (others read the file as usual). The result is the same.
     """
     if header.n_sig == 0:
         raise ReadError(f"{header.record_name}: header declares no signals")
     chosen = list(range(header.n_sig)) if rows is None else list(rows)
-    groups = _file_groups(header, directory, root)
+    groups = _file_groups(header, directory, root, loaded if _fast_header(header) else None)
     n_frames = _checked_frames(header, groups)
     for group in groups:  # a .mat file's own header is checked before its size against the WFDB one
         if group.path.suffix.lower() == ".mat":
@@ -162,7 +171,9 @@ def _finite_or_refused(header: WfdbHeader, signal: FloatArray) -> FloatArray:
     return signal
 
 
-def _file_groups(header: WfdbHeader, directory: Path, root: Path) -> list[_FileGroup]:
+def _file_groups(
+    header: WfdbHeader, directory: Path, root: Path, loaded: Mapping[str, tuple[str, bytes]] | None = None
+) -> list[_FileGroup]:
     if any(s.file_name == "~" for s in header.signals):
         raise ReadError(f"{header.record_name}: a signal has no file ('~'); expected stored samples")
     groups = []
@@ -171,6 +182,16 @@ def _file_groups(header: WfdbHeader, directory: Path, root: Path) -> list[_FileG
         first = header.signals[rows[0]]
         if any(header.signals[i].fmt != first.fmt for i in rows):
             raise ReadError(f"{name}: signals stored in one file have different formats; expected one")
+        width = sum(header.signals[i].samples_per_frame for i in rows)
+        if loaded is not None and name in loaded and first.fmt in _FAST_FORMATS:
+            # Already confined and read by the caller: no path resolution, stat or second read.
+            rel, data = loaded[name]
+            groups.append(
+                _FileGroup(
+                    name, directory / name, rel, rows, first.fmt, first.byte_offset, width, len(data), data
+                )
+            )
+            continue
         # relpath is pure string work, so both sides are resolved first: against a symlinked root
         # as written, every file would look like '../../..' (the root is trusted, see
         # resolved_root); confined_path then resolves links inside it and refuses escapes.
@@ -185,7 +206,6 @@ def _file_groups(header: WfdbHeader, directory: Path, root: Path) -> list[_FileG
             ) from exc
         if not stat.S_ISREG(info.st_mode):
             raise ReadError(f"{rel}: signal file named by header {header.record_name} is not a regular file")
-        width = sum(header.signals[i].samples_per_frame for i in rows)
         groups.append(_FileGroup(name, path, rel, rows, first.fmt, first.byte_offset, width, info.st_size))
     return groups
 
@@ -252,6 +272,17 @@ def _check_surplus(header: WfdbHeader, groups: list[_FileGroup]) -> None:
             )
 
 
+def _fast_header(header: WfdbHeader) -> bool:
+    """True when numpy decodes every signal: no multi-rate, skewed or MAT v4 (checked on its file)."""
+    return all(
+        s.fmt in _FAST_FORMATS
+        and s.samples_per_frame == 1
+        and s.skew == 0
+        and not s.file_name.lower().endswith(".mat")
+        for s in header.signals
+    )
+
+
 def _fast_path_ok(header: WfdbHeader, groups: list[_FileGroup]) -> bool:
     return all(g.fmt in _FAST_FORMATS for g in groups) and all(
         s.samples_per_frame == 1 and s.skew == 0 for s in header.signals
@@ -267,9 +298,13 @@ def _decode_group(
     """Decode one file's interleaved samples into rows ``group.rows`` of ``digital``."""
     n_total = n_frames * len(group.rows)
     n_bytes = _bytes_for(group.fmt, n_total)
-    with group.path.open("rb") as fh:
-        fh.seek(group.byte_offset)
-        buf = fh.read(n_bytes)
+    buf: bytes | memoryview
+    if group.data is not None:
+        buf = memoryview(group.data)[group.byte_offset : group.byte_offset + n_bytes]
+    else:
+        with group.path.open("rb") as fh:
+            fh.seek(group.byte_offset)
+            buf = fh.read(n_bytes)
     frames = decode_samples(group.fmt, buf, n_total).reshape(n_frames, len(group.rows))
     rows = list(group.rows)
     if rows == list(range(rows[0], rows[0] + len(rows))):

@@ -175,6 +175,13 @@ def header_text(path: Path, source: str) -> str:
         raw = Path(path).read_bytes()
     except OSError as exc:
         raise ReadError(f"{source}: cannot read header: {exc.strerror or exc}") from exc
+    return header_bytes_text(raw, source)
+
+
+def header_bytes_text(raw: bytes, source: str) -> str:
+    """The text of a ``.hea`` file's bytes, size-checked (UTF-8, falling back to Latin-1)."""
+    if len(raw) > MAX_HEADER_BYTES:
+        raise ReadError(f"{source}: header is {len(raw)} bytes; expected at most {MAX_HEADER_BYTES}")
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
