@@ -385,6 +385,28 @@ def test_code6_maps_code_flags_and_same_meaning_snomed_and_scp_codes() -> None:
     )  # incomplete: not CODE's RBBB
 
 
+def test_ptbxl_superdiagnostic_takes_cinc2021_and_code_findings_only_where_ptbxl_has_the_same_statement() -> (
+    None
+):
+    """Cross-source rows into the PTB-XL superclasses: a SNOMED concept or CODE flag maps where it is
+    the same finding as a diagnostic SCP statement (its class is the label); rhythm findings, which
+    PTB-XL gives no superclass, stay unmapped and are counted."""
+    scheme = load_scheme(LABELS, "ptbxl_superdiagnostic")
+    mapper = LabelMapper(scheme.tables, scheme.vocabulary, rule=scheme.rule)
+    cases = [
+        ("cinc2021", ["270492004", "713426002"], {"CD"}),  # 1st degree AV block, incomplete RBBB
+        ("cinc2021", ["164873001", "164867002"], {"HYP", "MI"}),  # LVH, old infarction
+        ("code", ["LBBB", "normal_ecg"], {"CD", "NORM"}),
+        ("ptbxl", ["1AVB", "LVH"], {"CD", "HYP"}),  # the statements those rows stand for
+    ]
+    for source, codes, expected in cases:
+        got = mapper.map_labels(source, [RawLabel(c) for c in codes])
+        assert {scheme.vocabulary[k] for k in np.flatnonzero(got.labels)} == expected, (source, codes)
+    rhythm = mapper.map_labels("cinc2021", [RawLabel("426783006"), RawLabel("164889003")])  # SR, AF
+    assert not rhythm.labels.any() and set(rhythm.unmapped) == {"426783006", "164889003"}
+    assert mapper.map_labels("code", [RawLabel("AF")]).unmapped == ("AF",)
+
+
 def test_cinc2021_and_code6_script_regenerates_the_committed_schemes(tmp_path: Path) -> None:
     shutil.copytree(LABELS / "schemes" / "coarse", tmp_path / "schemes" / "coarse")
     script = REPO / "scripts" / "make_cinc2021_scheme.py"
