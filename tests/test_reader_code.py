@@ -18,6 +18,7 @@ import pytest
 import pipeline.sources.code as code_module
 from pipeline.core.leads import STANDARD_12
 from pipeline.core.records import Provenance, RawLabel, ReadError, Rejection
+from pipeline.sources.base import SourceLayoutError
 from pipeline.sources.code import CodeReader, iter_blocks
 from tests.code_support import (
     Array,
@@ -203,19 +204,18 @@ def test_code15_csv_changed_after_discovery_is_a_read_error(code15: Path) -> Non
         read_unit(reader, unit)
 
 
-def test_code15_parts_without_a_usable_csv_are_rejected_at_discovery(code15: Path) -> None:
+def test_code15_parts_without_their_exam_table_fail_the_source_naming_the_csv(code15: Path) -> None:
+    """The exam table holds every part's ids and labels: without it the source fails loudly (a
+    SourceLayoutError, exit 2 from `ecgpipe ingest`), not one quarantine entry per part."""
     (code15 / "exams.csv").unlink()
-    discovery = CodeReader("code", code15).discover()
-    assert discovery.units == ()
-    assert {r.item for r in discovery.rejected} == {"exams_part0.hdf5", "exams_part1.hdf5"}
-    assert all("exams.csv: CSV not found" in r.reason for r in discovery.rejected)
+    with pytest.raises(SourceLayoutError, match=r"exams\.csv: CSV not found.*need a usable exam table"):
+        CodeReader("code", code15).discover()
 
 
-def test_code15_csv_without_label_columns_is_reported(code15: Path) -> None:
+def test_code15_exam_table_without_label_columns_fails_the_source(code15: Path) -> None:
     write_csv(code15 / "exams.csv", [{"exam_id": "101", "age": "50"}], columns=["exam_id", "age"])
-    discovery = CodeReader("code", code15).discover()
-    assert discovery.units == ()
-    assert all("missing label columns" in r.reason for r in discovery.rejected)
+    with pytest.raises(SourceLayoutError, match="missing label columns"):
+        CodeReader("code", code15).discover()
 
 
 def test_iter_blocks_covers_the_range_in_bounded_blocks() -> None:

@@ -39,7 +39,7 @@ import h5py
 import numpy as np
 
 from pipeline.core.records import Discovery, InputUnit, Provenance, RawLabel, ReadError, Record, Rejection
-from pipeline.sources.base import SourceReader, confined_path, list_files
+from pipeline.sources.base import SourceLayoutError, SourceReader, confined_path, list_files
 from pipeline.sources.code_hdf5 import (
     BLOCK_BYTES,
     LEADS,
@@ -151,8 +151,11 @@ class CodeReader(SourceReader):
         try:
             table = self._table(csv_rel, HDF5_ID_COLUMNS)
         except ReadError as exc:
-            reason = f"CODE-15% HDF5 part without a usable exam table: {exc}"
-            return [], [Rejection(rel, (rel,), f"{rel}: {reason}") for rel in h5_files]
+            # the exam table is the whole source's labels and ids: without it nothing can be read, and
+            # one quarantine entry per part would let `dvc repro` carry on with an empty store
+            raise SourceLayoutError(
+                f"{exc}; the CODE-15% HDF5 parts ({len(h5_files)}) need a usable exam table `{csv_rel}`"
+            ) from None
         units, rejected = [], []
         for rel in h5_files:
             try:  # resolve: a part linked out of the root is refused before h5py opens it
@@ -165,12 +168,13 @@ class CodeReader(SourceReader):
         return units, rejected
 
     def _discover_wfdb(self, headers: list[str], csv_rel: str) -> tuple[list[InputUnit], list[Rejection]]:
-        table: ExamTable | None = None
-        csv_error = ""
         try:
             table = self._table(csv_rel, WFDB_ID_COLUMNS)
-        except ReadError as exc:
-            csv_error = str(exc)
+        except ReadError as exc:  # as for the HDF5 parts: the table is the whole source's
+            raise SourceLayoutError(
+                f"{exc}; the CODE WFDB exams ({len(headers)}) need a usable exam table `{csv_rel}`"
+            ) from None
+        csv_error = ""
         units: list[InputUnit] = []
         rejected: list[Rejection] = []
         claimed: set[str] = set()

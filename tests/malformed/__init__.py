@@ -11,7 +11,7 @@ Source kinds and their sources (params names):
 - ``ptbxl``, ``cinc2017`` (a whole label table that is unreadable fails the ingest instead:
   tests/test_structural_errors.py),
   ``cinc2021``, ``ptb_diagnostic``: WFDB headers with ``.dat``/``.mat`` signal files;
-- ``code`` (``code``, ``code_nocsv``, ``code_badcsv``, ``code_bigcsv``): CODE-15% HDF5 parts
+- ``code``: CODE-15% HDF5 parts
   ``tracings (N, 4096, 12)`` + ``exam_id (N,)`` and ``exams.csv``, built from real PTB-XL
   12-lead signals resampled to 400 Hz (no public CODE sample exists);
 - ``ucr`` (``ucr``): ECG5000 rows in ``.txt``/``.ts``/``.arff``;

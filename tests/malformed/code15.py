@@ -1,4 +1,5 @@
-"""CODE-15% sources (``code``, ``code_nocsv``, ``code_badcsv``, ``code_bigcsv``).
+"""The CODE-15% source ``code`` (a missing, label-less or oversized exam table is a structural error
+of the whole source now, tested in tests/test_reader_code.py, not a corpus entry).
 
 HDF5 parts ``tracings (N, 4096, 12)`` float32 (2 x mV at 400 Hz) + ``exam_id (N,)`` int64 and an
 ``exams.csv`` table, built from real PTB-XL 12-lead signals resampled to 400 Hz (no public CODE
@@ -16,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy.signal import resample_poly
 
-from tests.malformed.corpus import NAN_REASON, Corpus, GiB, Source, SourceSpec, csv_text
+from tests.malformed.corpus import NAN_REASON, Corpus, Source, SourceSpec, csv_text
 from tests.malformed.mutations import LINK_OUT_REASON
 from tests.malformed.wfdb import Header
 
@@ -239,32 +240,8 @@ def _unit_variants(src: Source) -> None:
     src.add("stray", "stray_binary", "notes.bin", r"not a CODE file")
 
 
-def _table_sources(corpus: Corpus, good: npt.NDArray[np.float32], rng: np.random.Generator) -> None:
-    """Sources whose exam table is missing, lacks label columns, or claims 1 GiB."""
-    no_af = _csv_text_without(CODE_COLUMNS, "AF")
-    for name, table, reason, claimed in (
-        ("code_nocsv", None, r"CSV not found", 0),
-        ("code_badcsv", no_af, r"missing label columns \['AF'\]", 0),
-        ("code_bigcsv", "", r"larger than", GiB),
-    ):
-        other = Source(corpus, SourceSpec(name, "code", "ecg12"), rng)
-        write_part(other.root / PART, [1001, 0], np.stack([good, np.zeros_like(good)]))
-        if table:
-            other.write("exams.csv", table)
-        elif table == "":
-            other.sparse("exams.csv", GiB, ",".join(CODE_COLUMNS).encode() + b"\n")
-        category = "alloc_bomb" if claimed else ("missing_file" if table is None else "label")
-        other.add(category, "exam_table", PART, reason, [other.record_id("1001")], claimed)
-
-
-def _csv_text_without(columns: Sequence[str], dropped: str) -> str:
-    """An exam table of one good row (exam 1001) lacking column ``dropped``."""
-    row = {k: v for k, v in _exam_row(1001).items() if k != dropped}
-    return csv_text([c for c in columns if c != dropped], [row])
-
-
 def build_code(corpus: Corpus, shared: Path, rng: np.random.Generator) -> None:
-    """Write the ``code`` source and the three sources with a bad exam table."""
+    """Write the ``code`` source."""
     code = _Code(corpus, shared, rng)
     src = code.src
     code.good_exams()
@@ -277,4 +254,3 @@ def build_code(corpus: Corpus, shared: Path, rng: np.random.Generator) -> None:
     _bomb_variants(src, ok_ids)
     _unit_variants(src)
     src.write("exams.csv", csv_text(CODE_COLUMNS, code.rows))
-    _table_sources(corpus, code.real[0], rng)
