@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One run of the CinC 2017 search (experiments/cinc2017/dvc.yaml calls it from that folder):
+# One run of the CinC 2017 search (experiments/cinc2017/search.yaml, copied to dvc.yaml there, calls it):
 # split, train and evaluate MODEL on the shared store with the given knobs; outputs under
 # experiments/cinc2017/out/{models,live,eval}. Selection uses the validation figures only
 # (out/live/<model>/metrics.json: best_val_f1_selected); out/eval holds the test figures.

@@ -146,8 +146,10 @@ def test_one_pass_reading_hashes_and_stores_exactly_what_hashing_then_reading_di
     opened: list[str] = []
     watching = [True]
 
+    under = str(root.resolve())  # readers open files under the resolved root (../shared may be a link)
+
     def audit(event: str, args: tuple[object, ...]) -> None:
-        if event == "open" and watching[0] and isinstance(args[0], str) and args[0].startswith(str(root)):
+        if event == "open" and watching[0] and isinstance(args[0], str) and args[0].startswith(under):
             opened.append(args[0])
 
     sys.addaudithook(audit)  # a real hook on every file open; hooks cannot be removed, hence the flag

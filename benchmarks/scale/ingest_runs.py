@@ -44,9 +44,8 @@ def ingest_overrides(
     cfg: Config, root: StoreRoot, ctx: Context, cluster: DaskCluster | None, batch_units: int
 ) -> list[str]:
     """``ingest()`` overrides: only the replicated PTB-XL tree feeds the profile; runner; store."""
-    absent = ctx.opt.work / "absent"  # the profile's other sources: skipped, whatever data/raw holds
     out = [f"sources.{SOURCE}.root={ctx.tree}", f"ingest.batch_units={batch_units}"]
-    out += [f"sources.{s}.root={absent}" for s in ctx.params.profiles[PROFILE].sources if s != SOURCE]
+    out += [f"sources.{s}.enabled=false" for s in ctx.params.profiles[PROFILE].sources if s != SOURCE]
     out.append(f"ingest.smoke_store={smoke_store(cfg, ctx)}")
     if cluster is None:
         out += ["ingest.task_runner=threads", "ingest.workers=1"]

@@ -127,6 +127,7 @@ def _index_selection(ctx: LineageContext, rel: str) -> tuple[dict[str, Any], lis
         "records": len(index.rows),
         "by_split": dict(sorted(Counter(r.split for r in index.rows).items())),
         "labels_digest": index.header.get("labels_digest"),
+        "scheme": index.header.get("scheme"),
         "model": index.header.get("model"),
     }
     return info, sels
@@ -236,7 +237,12 @@ def _check_labels_digest(
         if not profile or profile not in manifests:
             continue
         pointer = manifests[profile].labels
-        now = pointer.digest if pointer is not None else None
+        scheme = info.get("scheme")
+        # an index made from a named scheme is compared with that scheme's labels, not the default's
+        if pointer is not None and scheme and scheme in pointer.schemes:
+            now: str | None = pointer.schemes[scheme].digest
+        else:
+            now = pointer.digest if pointer is not None else None
         if info.get("labels_digest") and now and info["labels_digest"] != now:
             ctx.warnings.append(
                 f"split index {info['path']} was made from labels {str(info['labels_digest'])[:12]}, "
