@@ -16,7 +16,8 @@ mapfile -t ARGS < <(sed "s|@SHARED@|$SHARED|; s/ /\n/" scripts/cinc2017.args)
 M=train.models.$MODEL
 ARGS+=(--set "train.out_dir=$OUT/models" --set "train.live_dir=$OUT/live" --set "evaluate.out_dir=$OUT/eval"
        --set "$M.lr=$LR" --set "$M.class_weight_power=$CWP" --set "$M.class_weights=true"
-       --set "$M.sampler=$SAMPLER" --set "$M.balance_power=0.5" --set "$M.epochs=$EPOCHS")
+       --set "$M.sampler=$SAMPLER" --set "$M.balance_power=0.5" --set "$M.epochs=$EPOCHS"
+       --set "$M.threads=${THREADS:-1}")   # queued runs share the cores: one torch thread each by default
 case "$MODEL" in
   cnn1d) ARGS+=(--set "$M.model.widths=[$W, $((2 * W)), $((4 * W)), $((8 * W))]") ;;
   crnn) ARGS+=(--set "$M.model.conv_channels=[$W, $((2 * W)), $((4 * W))]") ;;
