@@ -59,7 +59,8 @@ bench-scale: install
 ## C kernels vs PyTorch vs ONNX Runtime: batch-1 model latency and per-convolution throughput
 bench-ckernels: install
 	$(MAKE) -C ckernels all
-	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/ckernels/bench_models.py
+	mapfile -t A < <(sed 's|@SHARED@|$(SHARED)|; s/ /\n/' scripts/cinc2017.args) && \
+	  OMP_NUM_THREADS=1 $(BIN)/python benchmarks/ckernels/bench_models.py --models resnet autoencoder crnn cnn1d "$${A[@]}"
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/ckernels/bench_kernels.py
 
 ## training steps/s of the autoencoder: C vs PyTorch CPU, 1 thread (benchmarks/ctrain/results.json)

@@ -20,7 +20,7 @@ from pipeline.ckernel.parity import ParityRun, Tolerance, compare
 from pipeline.ckernel.trace import torch_layers
 from pipeline.ckernel.weights import FORMAT_VERSION, model_weights, write_weights
 from pipeline.models import build_model
-from pipeline.models.scoring import output_scores
+from pipeline.models.scoring import Task, output_scores
 from tests.conftest import REPO_ROOT, make_ckernels
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -61,9 +61,11 @@ def _trained_like(kind: str, kwargs: dict[str, Any], seed: int = 0) -> nn.Module
     return model.eval()
 
 
-def _export(tmp_path: Path, model: nn.Module, in_len: int, name: str = "m") -> Path:
+def _export(
+    tmp_path: Path, model: nn.Module, in_len: int, name: str = "m", task: Task = "multilabel"
+) -> Path:
     path = tmp_path / f"{name}.ecgk"
-    write_weights(path, model_weights(model, in_len))
+    write_weights(path, model_weights(model, in_len, task))
     return path
 
 
@@ -101,6 +103,31 @@ def test_c_resnet_matches_pytorch_at_every_layer(
     run = _parity(tmp_path, ckernels_build, "resnet1d", kwargs, in_len, kwargs["n_leads"])
     _assert_clean(run)
     assert [s.name for s in run.layers][:2] == ["stem", "blocks.0.conv1"] or "skip" in run.layers[1].name
+
+
+def test_c_multiclass_resnet_ends_in_the_softmax_evaluation_uses(
+    tmp_path: Path, ckernels_build: Path
+) -> None:
+    """The single-lead CinC 2017 ``cnn1d`` shape (1 lead, stride 4, 4 classes), task multiclass."""
+    kwargs = {"n_leads": 1, "n_classes": 4, "widths": (4, 8, 8), "kernel_size": 15, "stride": 4}
+    model = _trained_like("resnet1d", kwargs)
+    x = _ecg_like(3, 1, 1800)
+    with CModel(_export(tmp_path, model, 1800, task="multiclass"), ckernels_build / "libecgk.so") as cm:
+        plan = cm.plan(1800)
+        run = compare(plan, model, [(["r0", "r1", "r2"], x)], TOL, progress=False, task="multiclass")
+        plan.close()
+    _assert_clean(run)
+    c, _ = run.scores()
+    np.testing.assert_allclose(c.sum(axis=1), 1.0, rtol=0, atol=1e-6)  # a softmax, not 4 sigmoids
+    with torch.no_grad():
+        expected = output_scores("multiclass", torch.from_numpy(x), model(torch.from_numpy(x))).numpy()
+    np.testing.assert_allclose(c, expected, rtol=TOL.rtol, atol=TOL.atol)
+
+
+def test_resnet_export_refuses_a_task_the_c_head_does_not_score() -> None:
+    model = _trained_like("resnet1d", RESNETS["default-like"])
+    with pytest.raises(ValueError, match="resnet1d C kernels score .* got 'reconstruction'"):
+        model_weights(model, 500, "reconstruction")
 
 
 @pytest.mark.parametrize("name", sorted(AUTOENCODERS))

@@ -9,7 +9,10 @@ median of per-call medians and the ratio C / PyTorch (target ≤ 1.0).
 C is timed twice: through ctypes from Python (the parity stage's path) and inside ``ecgk-run --repeat``
 (no Python at all). Run from the repository root after ``make -C ckernels``:
 
-    .venv/bin/python benchmarks/ckernels/bench_models.py [--repeats 50] [--rounds 3]
+    .venv/bin/python benchmarks/ckernels/bench_models.py [--repeats 50] [--rounds 3] [--set key=value ...]
+
+``--set`` takes the CLI's overrides, e.g. those of ``scripts/cinc2017.args``, which define the single-lead
+CinC 2017 ``cnn1d`` (``make bench-ckernels`` passes them and adds ``cnn1d`` to the models).
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ LIBRARY = REPO / "ckernels" / "build" / "libecgk.so"
 
 
 def _model(params: Any, name: str) -> tuple[nn.Module, tuple[int, int]]:
+    """(B, C, T)-input model ``name`` of ``params`` in eval mode with seeded weights, and its (C, T)."""
     m = params.train.models[name]
     plan = signal_plan(params.profiles[m.profile])
     shape = (len(plan.leads), plan.length)
@@ -88,7 +92,7 @@ def bench(name: str, params: Any, repeats: int, rounds: int, work: Path) -> dict
     model, shape = _model(params, name)
     x = np.random.default_rng(0).standard_normal((1, *shape)).astype(np.float32) * 0.5
     weights = work / f"{name}.ecgk"
-    write_weights(weights, model_weights(model, shape[1]))
+    write_weights(weights, model_weights(model, shape[1], params.train.models[name].task))
     onnx_path = export_onnx(model, shape, work / f"{name}.onnx", 17)
     c_model = CModel(weights, LIBRARY)
     plan = c_model.plan()
@@ -135,12 +139,20 @@ def main() -> int:
     ap.add_argument("--models", nargs="*", default=None, help="default: parity.models")
     ap.add_argument("--repeats", type=int, default=50)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a params value, as `ecgpipe --set` (repeatable)",
+    )
     ap.add_argument("--out", type=Path, default=Path(__file__).with_name("results.json"))
     args = ap.parse_args()
     if not LIBRARY.is_file() or not RUNNER.is_file():
         raise SystemExit("build the C kernels first: make -C ckernels")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    params = load_params(args.params)
+    params = load_params(args.params, args.overrides)
     names = args.models or list(params.parity.models)
     with tempfile.TemporaryDirectory() as tmp:
         rows = [bench(n, params, args.repeats, args.rounds, Path(tmp)) for n in names]

@@ -1,6 +1,7 @@
 /* The op list of pipeline/models/resnet1d.py's ResNet1d (eval mode), batch norms folded at export except
  * bn2, which follows the residual sum whose raw value the next unit needs.
- * dims: n_leads, in_len, n_classes, kernel_size, stem_width, n_units, then (width, stride) per unit. */
+ * dims: n_leads, in_len, n_classes, kernel_size, stem_width, n_units, then (width, stride) per unit, then
+ * the head: 0 sigmoid per class (multilabel), 1 softmax over the classes (multiclass). */
 #include <stdio.h>
 
 #include "model_internal.h"
@@ -57,14 +58,14 @@ static int unit(ecgk_plan *p, int index, int x, int *y, int c_in, int c_out, int
     return ecgk_push(p, &bn, name, 2, c_out, t_out, 0);
 }
 
-static void head(ecgk_plan *p, int x, int c, int t, int n_classes) {
+static void head(ecgk_plan *p, int x, int c, int t, int n_classes, int softmax) {
     ecgk_op pool = {0}, sig = {0};
     int pooled, logits;
     pool.kind = OP_ADAPTIVE_AVG1D;
     pool.in[0] = x, pool.i[0] = c, pool.i[1] = t, pool.i[2] = 1;
     pooled = ecgk_push(p, &pool, "pool", 1, c, 0, 0);
     logits = ecgk_push_linear(p, "head", pooled, c, n_classes, ECGK_ACT_NONE);
-    sig.kind = OP_SIGMOID;
+    sig.kind = softmax ? OP_SOFTMAX : OP_SIGMOID;
     sig.in[0] = logits, sig.i[0] = n_classes;
     ecgk_push(p, &sig, "scores", 1, n_classes, 0, 0);
 }
@@ -72,9 +73,16 @@ static void head(ecgk_plan *p, int x, int c, int t, int n_classes) {
 void ecgk_build_resnet1d(ecgk_plan *p) {
     const int *d = p->model->dims;
     int n_leads = d[0], n_classes = d[2], k = d[3], n_units = d[5], u, x, y, c = d[4], t = p->in_len;
-    if (n_units < 0 || p->model->n_dims != 6 + 2 * n_units || k < 1 || k % 2 == 0 || c < 1) {
-        ECGK_FAIL(p, "resnet1d dims need 6 values, (width, stride) per unit and an odd kernel; got %d dims",
+    int head_code;
+    if (n_units < 0 || p->model->n_dims != 7 + 2 * n_units || k < 1 || k % 2 == 0 || c < 1) {
+        ECGK_FAIL(p, "resnet1d dims need 6 values, (width, stride) per unit, the head and an odd kernel; "
+                     "got %d dims (files written before the head was a dim: re-run `ecgpipe cexport`)",
                   p->model->n_dims);
+        return;
+    }
+    head_code = d[6 + 2 * n_units];
+    if (head_code != 0 && head_code != 1) {
+        ECGK_FAIL(p, "resnet1d head must be 0 (sigmoid) or 1 (softmax), got %d", head_code);
         return;
     }
     x = conv(p, "stem", ECGK_INPUT, n_leads, t, c, k, 1, 1, ECGK_ACT_RELU);
@@ -89,5 +97,5 @@ void ecgk_build_resnet1d(ecgk_plan *p) {
         c = width;
         t = ecgk_conv_out_len(t, k, stride, k / 2, 1);
     }
-    head(p, x, c, t, n_classes);
+    head(p, x, c, t, n_classes, head_code);
 }

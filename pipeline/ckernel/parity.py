@@ -150,15 +150,16 @@ class ParityRun:
 
 def compare(
     plan: CPlan, model: nn.Module, batches: Iterable[tuple[Sequence[str], F32]], tol: Tolerance,
-    progress: bool = True,
+    progress: bool = True, task: Task = "multilabel",
 ) -> ParityRun:  # fmt: skip
     """Run every record of ``batches`` (ids, ``(B, C, T)`` mV) through both and compare every layer,
-    in isolation and as a chain (module docstring)."""
+    in isolation and as a chain (module docstring). ``task``: the model card's (it picks a ResNet's
+    scores, as in :func:`~pipeline.ckernel.trace.torch_layers`)."""
     model.eval()
     pairs = list(zip(plan.layer_names, plan.layer_shapes, strict=True))
     run = ParityRun([LayerStats(n, s) for n, s in pairs], [LayerStats(n, s) for n, s in pairs])
     for ids, x in tqdm(batches, desc="parity", leave=False, disable=not progress):
-        reference = torch_layers(model, torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)))
+        reference = torch_layers(model, torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), task)
         _check_names(plan.layer_names, [name for name, _ in reference])
         for b, record_id in enumerate(ids):
             t = [

@@ -16,17 +16,19 @@ import torch
 from torch import Tensor, nn
 
 from pipeline.models import ConvAutoencoder, ResNet1d, StftCrnn
+from pipeline.models.scoring import Task, output_scores
 
 Layers = list[tuple[str, Tensor]]
 
 
 @torch.no_grad()
-def torch_layers(model: nn.Module, x: Tensor) -> Layers:
-    """Named activations of ``model`` (must be in eval mode) on ``x`` (B, C, T) float32 mV."""
+def torch_layers(model: nn.Module, x: Tensor, task: Task = "multilabel") -> Layers:
+    """Named activations of ``model`` (must be in eval mode) on ``x`` (B, C, T) float32 mV. ``task``
+    (the model card's) decides a ResNet1d's scores; the other families have one task each."""
     if model.training:
         raise ValueError("torch_layers needs model.eval(): dropout and batch statistics differ in training")
     tracers: dict[type[nn.Module], Callable[[Any, Tensor], Layers]] = {
-        ResNet1d: _resnet,
+        ResNet1d: lambda m, x: _resnet(m, x, task),
         ConvAutoencoder: _autoencoder,
         StftCrnn: _crnn,
     }
@@ -36,7 +38,7 @@ def torch_layers(model: nn.Module, x: Tensor) -> Layers:
     raise TypeError(f"no parity trace for {type(model).__name__}")
 
 
-def _resnet(m: Any, x: Tensor) -> Layers:
+def _resnet(m: Any, x: Tensor, task: Task) -> Layers:
     out: Layers = []
     h = m.stem(x)
     out.append(("stem", h))
@@ -59,7 +61,7 @@ def _resnet(m: Any, x: Tensor) -> Layers:
         ]
     pooled = torch.flatten(m.pool(h), 1)
     logits = m.head(pooled)
-    return [*out, ("pool", pooled), ("head", logits), ("scores", torch.sigmoid(logits))]
+    return [*out, ("pool", pooled), ("head", logits), ("scores", output_scores(task, x, logits))]
 
 
 def _autoencoder(m: Any, x: Tensor) -> Layers:

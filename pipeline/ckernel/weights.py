@@ -26,10 +26,13 @@ from torch import nn
 
 from pipeline.core.fs import write_atomic
 from pipeline.models import ConvAutoencoder, ResidualUnit1d, ResNet1d, StftCrnn
+from pipeline.models.scoring import Task
 
 MAGIC = b"ECGKWGT\0"
 FORMAT_VERSION = 1
 KIND_CODES: dict[str, int] = {"resnet1d": 1, "autoencoder": 2, "crnn": 3}
+# resnet1d's last dim: which scores follow the logits (pipeline/models/scoring.py's rule per task).
+RESNET_HEADS: dict[str, int] = {"multilabel": 0, "multiclass": 1}
 _ALIGN = 16
 
 F32 = npt.NDArray[np.float32]
@@ -67,11 +70,15 @@ def write_weights(path: Path, weights: CkernelWeights) -> None:
     write_atomic(Path(path), b"".join(parts))
 
 
-def model_weights(model: nn.Module, in_len: int) -> CkernelWeights:
+def model_weights(model: nn.Module, in_len: int, task: Task = "multilabel") -> CkernelWeights:
     """The weight-file contents of ``model`` (a ResNet1d, ConvAutoencoder or StftCrnn) exported for
-    records of ``in_len`` samples. Batch norms use their running statistics (eval mode)."""
+    records of ``in_len`` samples. Batch norms use their running statistics (eval mode). ``task`` (the
+    model card's) picks a ResNet1d's output: sigmoid per class (multilabel) or softmax (multiclass);
+    the autoencoder and the CRNN have one task each."""
     if isinstance(model, ResNet1d):
-        return _resnet(model, in_len)
+        if task not in RESNET_HEADS:
+            raise ValueError(f"resnet1d C kernels score {sorted(RESNET_HEADS)} tasks, got {task!r}")
+        return _resnet(model, in_len, RESNET_HEADS[task])
     if isinstance(model, ConvAutoencoder):
         return _autoencoder(model)
     if isinstance(model, StftCrnn):
@@ -118,7 +125,7 @@ def _plain(name: str, module: nn.Module, bias: bool = True) -> Tensors:
     return out + ([(f"{name}.bias", _f32(_f64(_param(module, "bias"))))] if bias else [])
 
 
-def _resnet(model: ResNet1d, in_len: int) -> CkernelWeights:
+def _resnet(model: ResNet1d, in_len: int, head_code: int) -> CkernelWeights:
     m: Any = model  # nn.Sequential indexing is typed as Module; the structure is fixed by ResNet1d
     stem_conv, stem_bn = m.stem[0], m.stem[1]
     k = int(stem_conv.kernel_size[0])
@@ -128,7 +135,7 @@ def _resnet(model: ResNet1d, in_len: int) -> CkernelWeights:
         dims += [int(unit.conv1.out_channels), int(unit.conv2.stride[0])]
         tensors += _unit_tensors(f"blocks.{i}", unit)
     tensors += _plain("head", model.head)
-    return CkernelWeights("resnet1d", tuple(dims), tuple(tensors))
+    return CkernelWeights("resnet1d", (*dims, head_code), tuple(tensors))
 
 
 def _unit_tensors(name: str, unit: ResidualUnit1d) -> Tensors:

@@ -36,7 +36,7 @@ def cmd_cexport(args: argparse.Namespace, params: Params) -> int:
 
     _check_model(params, args.model)
     model, card, ckpt_path = load_trained(checkpoint_dir(params, args.model))
-    weights = model_weights(model, card.input_shape[1])
+    weights = model_weights(model, card.input_shape[1], card.task)
     out = weights_path(params, args.model)
     write_weights(out, weights)
     n = sum(a.size for _, a in weights.tensors)
@@ -92,7 +92,8 @@ def cmd_parity(args: argparse.Namespace, params: Params) -> int:
                              f"input {card.input_shape}); re-run `ecgpipe cexport {args.model}`")  # fmt: skip
         plan = c_model.plan(card.input_shape[1])
         labels: list[Any] = []
-        run = parity.compare(plan, model, _test_batches(params, args.model, card.profile, labels), tol)
+        batches = _test_batches(params, args.model, card.profile, labels)
+        run = parity.compare(plan, model, batches, tol, task=card.task)
         plan.close()
     rule = read_rule(eval_dir(params, args.model) / "thresholds.json")
     targets = Targets(card.task, card.vocabulary, card.classes, card.normal_class)
