@@ -132,30 +132,36 @@ def cmd_split(args: argparse.Namespace, params: Params) -> int:
 def cmd_train(args: argparse.Namespace, params: Params) -> int:
     from pipeline.config.build import signal_plan, store_root
     from pipeline.training.options import ResumeMismatch
-    from pipeline.training.stage import train_model
+    from pipeline.training.stage import TrainJob, train_model
 
     m = model_params(params, args.model)
     profile = params.profiles[m.profile]
-    kwargs: dict[str, Any] = {
-        "name": args.model, "kind": m.kind, "model_kwargs": m.model,
-        "targets": targets_for(params, args.model), "store_root": store_root(params.ingest),
-        "profile": m.profile,
-        "plan": signal_plan(profile), "index_path": index_path(params, args.model),
-        "out_dir": checkpoint_dir(params, args.model), "cfg": train_config(m),
-        "settings": loader_settings(m),
-        "use_class_weights": m.class_weights, "class_weight_power": m.class_weight_power,
-        "f1_classes": m.f1_classes,
-        "params": {"train": m.model_dump(mode="json"), "profile": profile.model_dump(mode="json")},
-        "live_dir": live_dir(params, args.model),
-        "synthetic_demo_sources": demo_sources(params, m.profile),
-    }  # fmt: skip
+    job = TrainJob(
+        name=args.model,
+        kind=m.kind,
+        model_kwargs=m.model,
+        targets=targets_for(params, args.model),
+        store_root=store_root(params.ingest),
+        profile=m.profile,
+        plan=signal_plan(profile),
+        index_path=index_path(params, args.model),
+        out_dir=checkpoint_dir(params, args.model),
+        cfg=train_config(m),
+        settings=loader_settings(m),
+        use_class_weights=m.class_weights,
+        class_weight_power=m.class_weight_power,
+        f1_classes=m.f1_classes,
+        params={"train": m.model_dump(mode="json"), "profile": profile.model_dump(mode="json")},
+        live_dir=live_dir(params, args.model),
+        synthetic_demo_sources=demo_sources(params, m.profile),
+    )
     try:
-        result = train_model(**kwargs, resume=not args.fresh)
+        result = train_model(job, resume=not args.fresh)
     except ResumeMismatch as exc:
         # params (or the data) changed since latest.pt was written: that run cannot be continued
         print(f"{args.model}: not resuming {exc.path}, written with other settings: {exc.changes}; "
               "training from the start")  # fmt: skip
-        result = train_model(**kwargs, resume=False)
+        result = train_model(job, resume=False)
     print(train_summary(args.model, result))
     return 0
 

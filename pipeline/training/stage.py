@@ -185,84 +185,64 @@ def class_weights(targets: Targets, y_vocab: npt.NDArray[Any], power: float = 1.
     return None
 
 
-def train_model(
-    *,
-    name: str,
-    kind: str,
-    model_kwargs: Mapping[str, Any],
-    targets: Targets,
-    store_root: StoreRoot | Path,
-    profile: str,
-    plan: SignalPlan,
-    index_path: Path,
-    out_dir: Path,
-    cfg: TrainConfig,
-    settings: LoaderSettings,
-    use_class_weights: bool,
-    class_weight_power: float = 1.0,
-    f1_classes: Sequence[str] | None,
-    params: Mapping[str, Any],
-    resume: bool = True,
-    progress: bool = True,
-    live_dir: Path | None = None,
-    synthetic_demo_sources: Sequence[str] = (),
-) -> TrainResult:
-    """Train model ``name`` on the train split of ``index_path``; checkpoints into ``out_dir``.
+@dataclass(frozen=True)
+class TrainJob:
+    """What one ``ecgpipe train`` run trains on and how: plain values from the validated params.
 
-    ``params`` (plain values) are stored in the lineage beside the store manifest's and the
-    index's sha256, so a checkpoint says exactly what it was trained from.
-    ``synthetic_demo_sources``: sources whose raw tree was the demo data (named in the card). Under
-    ``torchrun`` (``WORLD_SIZE`` > 1) each process trains data-parallel
-    (:mod:`pipeline.training.distributed`).
+    ``params`` (plain values) are stored in the lineage beside the store manifest's and the index's
+    sha256, so a checkpoint says exactly what it was trained from. ``synthetic_demo_sources``: sources
+    whose raw tree was the demo data (named in the card).
     """
-    with distributed.process_group_from_env(cfg.device):
-        return _train_model(name=name, kind=kind, model_kwargs=model_kwargs, targets=targets,
-                            store_root=store_root, profile=profile, plan=plan, index_path=index_path,
-                            out_dir=out_dir, cfg=cfg, settings=settings, use_class_weights=use_class_weights,
-                            class_weight_power=class_weight_power, f1_classes=f1_classes, params=params,
-                            resume=resume, progress=progress, live_dir=live_dir,
-                            synthetic_demo_sources=synthetic_demo_sources)  # fmt: skip
+
+    name: str
+    kind: str
+    model_kwargs: Mapping[str, Any]
+    targets: Targets
+    store_root: StoreRoot | Path
+    profile: str
+    plan: SignalPlan
+    index_path: Path
+    out_dir: Path
+    cfg: TrainConfig
+    settings: LoaderSettings
+    use_class_weights: bool
+    f1_classes: Sequence[str] | None
+    params: Mapping[str, Any]
+    class_weight_power: float = 1.0
+    live_dir: Path | None = None
+    synthetic_demo_sources: Sequence[str] = ()
 
 
-def _train_model(
-    *,
-    name: str,
-    kind: str,
-    model_kwargs: Mapping[str, Any],
-    targets: Targets,
-    store_root: StoreRoot | Path,
-    profile: str,
-    plan: SignalPlan,
-    index_path: Path,
-    out_dir: Path,
-    cfg: TrainConfig,
-    settings: LoaderSettings,
-    use_class_weights: bool,
-    class_weight_power: float,
-    f1_classes: Sequence[str] | None,
-    params: Mapping[str, Any],
-    resume: bool,
-    progress: bool,
-    live_dir: Path | None,
-    synthetic_demo_sources: Sequence[str],
-) -> TrainResult:
-    train, val = loaders(store_root, profile, index_path, cfg.seed, settings, targets)
-    store = open_store(store_root, profile)
+def train_model(job: TrainJob, *, resume: bool = True, progress: bool = True) -> TrainResult:
+    """Train model ``job.name`` on the train split of ``job.index_path``; checkpoints into
+    ``job.out_dir``. Under ``torchrun`` (``WORLD_SIZE`` > 1) each process trains data-parallel
+    (:mod:`pipeline.training.distributed`)."""
+    with distributed.process_group_from_env(job.cfg.device):
+        return _train_model(job, resume, progress)
+
+
+def _train_model(job: TrainJob, resume: bool, progress: bool) -> TrainResult:
+    targets, index_path, cfg = job.targets, job.index_path, job.cfg
+    train, val = loaders(job.store_root, job.profile, index_path, cfg.seed, job.settings, targets)
+    store = open_store(job.store_root, job.profile)
     scale = train.records.shards[0].scale_mv if train.records.shards[0].dtype == "int16" else 0.0
-    summary = index_summary(index_path, targets, synthetic_demo_sources)
+    summary = index_summary(index_path, targets, job.synthetic_demo_sources)
     labels = read_labels(store, targets.scheme)
     card = make_card(
-        name, kind, model_kwargs, targets, profile, plan, train.records.sample_shape, scale, summary,
+        job.name, job.kind, job.model_kwargs, targets, job.profile, job.plan, train.records.sample_shape,
+        scale, summary,
         tables_digest=labels.tables_digest if labels is not None else "",
     )  # fmt: skip
-    weights = class_weights(targets, train.records.y, class_weight_power) if use_class_weights else None
+    weights = (
+        class_weights(targets, train.records.y, job.class_weight_power) if job.use_class_weights else None
+    )
     lineage = {
         "card": card.to_dict(),
         "manifest_sha256": store.manifest_sha256(),
         "index_sha256": sha256_file(index_path),
         "index_path": str(index_path),
         "store": store.location(),
-        "params": json.loads(json.dumps(params, default=str)),
+        "params": json.loads(json.dumps(job.params, default=str)),
         "n_train": len(train.records),
         "n_val": len(val.records),
     }
@@ -272,7 +252,7 @@ def _train_model(
         # one set of BatchNorm statistics over the global batch (SyncBatchNorm runs on CUDA only)
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)  # type: ignore[no-untyped-call]  # untyped in torch
     return fit(
-        model, TargetBatches(train, targets), TargetBatches(val, targets), cfg, out_dir, lineage,
-        val_metric_fn(targets, f1_classes), resume=resume, class_weights=weights, progress=progress,
-        live_dir=live_dir,
+        model, TargetBatches(train, targets), TargetBatches(val, targets), cfg, job.out_dir, lineage,
+        val_metric_fn(targets, job.f1_classes), resume=resume, class_weights=weights, progress=progress,
+        live_dir=job.live_dir,
     )  # fmt: skip
