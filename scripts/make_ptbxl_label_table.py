@@ -32,6 +32,7 @@ import sys
 from pathlib import Path
 
 from pipeline.core.fs import sha256_file
+from pipeline.sources.options import PTBXL_QUALITY_COLUMNS
 
 BBB_SUBCLASSES = frozenset({"CLBBB", "CRBBB", "IRBBB", "ILBBB"})
 AF_RHYTHMS = frozenset({"AFIB", "AFLT"})
@@ -96,20 +97,34 @@ def read_statements(path: Path) -> list[dict[str, str]]:
     return rows
 
 
-QUALITY_ROWS = (
-    ("static_noise", "static noise (the column names the leads affected)"),
-    ("burst_noise", "burst noise (the column names the leads affected)"),
-    ("baseline_drift", "baseline drift (the column names the leads affected)"),
-    ("electrodes_problems", "electrode problems (the column names the leads affected)"),
-)
+# Descriptions of the reader's signal-quality columns, keyed by them so a column added there fails here.
+QUALITY_DESCRIPTIONS = {
+    "static_noise": "static noise",
+    "burst_noise": "burst noise",
+    "baseline_drift": "baseline drift",
+    "electrodes_problems": "electrode problems",
+}
+
+
+LEADS_NOTE = "(the column names the leads affected)"
 
 
 def quality_rows() -> list[tuple[str, ...]]:
     """The rows of the signal-quality raw labels: each -> NOISY (which count: the reader's param)."""
     note = "signal-quality column non-empty (record scope; counted when in sources.ptbxl.noise_columns)"
     return [
-        ("ptbxl", "record", code, "NOISY", note, description, "quality", "", "")
-        for code, description in QUALITY_ROWS
+        (
+            "ptbxl",
+            "record",
+            code,
+            "NOISY",
+            note,
+            f"{QUALITY_DESCRIPTIONS[code]} {LEADS_NOTE}",
+            "quality",
+            "",
+            "",
+        )
+        for code in PTBXL_QUALITY_COLUMNS
     ]
 
 
