@@ -280,6 +280,22 @@ static void tile_store(float acc[][ECGK_TB], const conv_job *job, int co, int t,
     }
 }
 
+/* One tap of an (ECGK_CB, ECGK_TB) accumulator tile: acc[c][i] += a_c * x_i for the eight broadcast weights
+ * a0..a7 in scope. A macro, not a function, so each micro-kernel keeps its accumulators as named local arrays
+ * (what keeps them in vector registers at -O2) and the three kernels share one text. */
+#define TAP_CB(acc, x_of_i)                                                                                \
+    for (i = 0; i < ECGK_TB; ++i) {                                                                        \
+        const float xi = (x_of_i);                                                                         \
+        (acc)[0][i] += a0 * xi;                                                                            \
+        (acc)[1][i] += a1 * xi;                                                                            \
+        (acc)[2][i] += a2 * xi;                                                                            \
+        (acc)[3][i] += a3 * xi;                                                                            \
+        (acc)[4][i] += a4 * xi;                                                                            \
+        (acc)[5][i] += a5 * xi;                                                                            \
+        (acc)[6][i] += a6 * xi;                                                                            \
+        (acc)[7][i] += a7 * xi;                                                                            \
+    }
+
 /* ECGK_CB output channels from co, positions [t, t + n) of the tile (n <= ECGK_TB; lanes past n are
  * computed from valid panel memory and dropped). The loop runs over the chunk's (virtual channel, tap)
  * pairs as one index m, their input and weight offsets taken from the panel's tables: one loop with a long
@@ -300,17 +316,7 @@ static void micro_cb(const conv_job *job, const conv_panel *pn, int co, int t, i
         const float a0 = wm[0], a1 = wm[wc], a2 = wm[2 * wc], a3 = wm[3 * wc];
         const float a4 = wm[4 * wc], a5 = wm[5 * wc], a6 = wm[6 * wc], a7 = wm[7 * wc];
         int i;
-        for (i = 0; i < ECGK_TB; ++i) {
-            const float xi = xr[i];
-            acc[0][i] += a0 * xi;
-            acc[1][i] += a1 * xi;
-            acc[2][i] += a2 * xi;
-            acc[3][i] += a3 * xi;
-            acc[4][i] += a4 * xi;
-            acc[5][i] += a5 * xi;
-            acc[6][i] += a6 * xi;
-            acc[7][i] += a7 * xi;
-        }
+        TAP_CB(acc, xr[i]);
     }
     tile_store(acc, job, co, t, n, ECGK_CB);
 }
@@ -334,28 +340,8 @@ static void micro_cb2(const conv_job *job, const conv_panel *pn, int co, int t)
         const float a0 = wm[0], a1 = wm[wc], a2 = wm[2 * wc], a3 = wm[3 * wc];
         const float a4 = wm[4 * wc], a5 = wm[5 * wc], a6 = wm[6 * wc], a7 = wm[7 * wc];
         int i;
-        for (i = 0; i < ECGK_TB; ++i) {
-            const float xi = xr[i];
-            lo[0][i] += a0 * xi;
-            lo[1][i] += a1 * xi;
-            lo[2][i] += a2 * xi;
-            lo[3][i] += a3 * xi;
-            lo[4][i] += a4 * xi;
-            lo[5][i] += a5 * xi;
-            lo[6][i] += a6 * xi;
-            lo[7][i] += a7 * xi;
-        }
-        for (i = 0; i < ECGK_TB; ++i) {
-            const float xi = xr[ECGK_TB + i];
-            hi[0][i] += a0 * xi;
-            hi[1][i] += a1 * xi;
-            hi[2][i] += a2 * xi;
-            hi[3][i] += a3 * xi;
-            hi[4][i] += a4 * xi;
-            hi[5][i] += a5 * xi;
-            hi[6][i] += a6 * xi;
-            hi[7][i] += a7 * xi;
-        }
+        TAP_CB(lo, xr[i]);
+        TAP_CB(hi, xr[ECGK_TB + i]);
     }
     tile_store(lo, job, co, t, ECGK_TB, ECGK_CB);
     tile_store(hi, job, co, t + ECGK_TB, ECGK_TB, ECGK_CB);
