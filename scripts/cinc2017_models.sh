@@ -4,6 +4,8 @@
 # Configuration: params.yaml + scripts/cinc2017.args (real-data folders, the cnn1d model, epochs);
 # extra `--set` arguments may follow the model names after `--`. Training runs under `nice -n 10`
 # with OMP_NUM_THREADS=1 (the machine is shared) and resumes after an interruption.
+# After evaluation, each model's C kernels are checked layer by layer against PyTorch on its test records
+# (parity_shared/<model>/report.md).
 # Usage: scripts/cinc2017_models.sh [model ...] [-- --set key=value ...]   (default: crnn cnn1d)
 # SHARED (default ../shared/data, or $ECGPIPE_SHARED_DATA) is where the shared records are;
 # BIN (default .venv/bin) where ecgpipe is.
@@ -21,8 +23,11 @@ ARGS+=("$@")
 if [ ! -f data/shards_shared/lead1_af/manifest.json ]; then
   nice -n 10 "$BIN/ecgpipe" ingest --profile lead1_af "${ARGS[@]}"
 fi
+make -C ckernels all >/dev/null   # the C kernels' parity on real test records follows each evaluation
 for m in "${MODELS[@]}"; do
   "$BIN/ecgpipe" split "$m" "${ARGS[@]}"
   nice -n 10 "$BIN/ecgpipe" train "$m" "${ARGS[@]}"
   nice -n 10 "$BIN/ecgpipe" evaluate "$m" "${ARGS[@]}"
+  "$BIN/ecgpipe" cexport "$m" "${ARGS[@]}"
+  nice -n 10 "$BIN/ecgpipe" parity "$m" "${ARGS[@]}"
 done

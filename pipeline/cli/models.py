@@ -182,8 +182,10 @@ def train_summary(model: str, result: Any) -> str:
     best = ", ".join(f"{k} {v:.3g}" for k, v in result.best_metrics.items() if k != "epoch")
     value = "n/a" if result.best_value is None else f"{result.best_value:.3g}"
     stopped = " (stopped early)" if result.stopped_early else ""
+    rate = result.train_records_per_s
+    speed = "" if rate is None else f"; training {rate:,.1f} records/s"
     return (f"{model}: {result.epochs_completed} epochs{stopped}; best epoch {result.best_epoch} "
-            f"({result.metric} {value}); at the best epoch: {best}")  # fmt: skip
+            f"({result.metric} {value}); at the best epoch: {best}{speed}")  # fmt: skip
 
 
 # --- params sections → the library's settings objects (one constructor call each, every field fed) ---

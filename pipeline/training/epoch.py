@@ -145,9 +145,9 @@ def augmented(run: EpochRun, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Te
     return x, y, run.cfg.task == "multiclass"
 
 
-def train_epoch(run: EpochRun, batches: Iterable[Any], epoch: int) -> float:
-    """One pass over the training batches; returns the sample-weighted mean loss (over every
-    rank's samples when training is distributed)."""
+def train_epoch(run: EpochRun, batches: Iterable[Any], epoch: int) -> tuple[float, int]:
+    """One pass over the training batches; returns the sample-weighted mean loss and the number of
+    samples (both over every rank's samples when training is distributed)."""
     set_epoch(batches, epoch)
     run.forward_module.train()
     n_batches = num_batches(batches)
@@ -177,7 +177,7 @@ def train_epoch(run: EpochRun, batches: Iterable[Any], epoch: int) -> float:
     if n_samples == 0:
         raise ValueError("train_batches yielded no samples")
     total, count = all_reduce_sum([float(loss_sum.item()), float(n_samples)])
-    return total / count
+    return total / count, int(count)
 
 
 @torch.no_grad()

@@ -36,7 +36,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -137,6 +139,24 @@ def _determinism(enabled: bool, device: torch.device, threads: int) -> Iterator[
 # --- fit ----------------------------------------------------------------------------------------
 
 
+@dataclass
+class Throughput:
+    """Training samples per wall-clock second: of the last epoch and over every epoch added."""
+
+    samples: int = 0
+    seconds: float = 0.0
+    last: float = 0.0
+
+    def add(self, samples: int, seconds: float) -> None:
+        self.samples += samples
+        self.seconds += seconds
+        self.last = samples / seconds if seconds > 0 else 0.0
+
+    @property
+    def mean(self) -> float | None:
+        return self.samples / self.seconds if self.seconds > 0 else None
+
+
 def fit(
     model: nn.Module,
     train_batches: Iterable[Any],
@@ -177,6 +197,7 @@ def fit(
     ckpt = _checkpoint_to_resume(out_dir, cfg, lineage, class_weights, resume)
     run = _make_run(model, train_batches, cfg, class_weights, progress and main)
     stopper = EarlyStopper(cfg.early_stopping)
+    speed = Throughput()
     history: list[dict[str, float]] = [] if ckpt is None else [dict(h) for h in ckpt["history"]]
     live_path = Path(live_dir) if live_dir is not None else out_dir / LIVE_DIR
     live = _open_live(live_path, history) if main else None
@@ -185,7 +206,9 @@ def fit(
         finished = ckpt is not None and bool(ckpt["finished"])
         while not finished:
             epoch = len(history)
-            train_loss = train_epoch(run, train_batches, epoch)
+            start = time.perf_counter()
+            train_loss, samples = train_epoch(run, train_batches, epoch)
+            speed.add(samples, time.perf_counter() - start)
             metrics = epoch_metrics(run, train_loss, validate(run, val_batches), val_metric_fn, epoch + 1)
             history.append(metrics)
             improved = stopper.update(_monitored(metrics, cfg.early_stopping.metric), epoch + 1)
@@ -194,11 +217,13 @@ def fit(
                 state = checkpoint_state(run, stopper, history, finished, lineage, class_weights)
                 save_checkpoint(state, *((best, latest) if improved else (latest,)))
                 _log_epoch(live, metrics)
-                log.info("epoch %d/%d %s", epoch + 1, cfg.epochs, _format(metrics))
+                log.info(
+                    "epoch %d/%d %s (%.1f records/s)", epoch + 1, cfg.epochs, _format(metrics), speed.last
+                )
     if live is not None:
         _close_live(live, stopper, cfg.early_stopping.metric)
     distributed.barrier()  # the other ranks return once rank 0's files are written
-    return _result(history, cfg, stopper, ckpt, out_dir)
+    return replace(_result(history, cfg, stopper, ckpt, out_dir), train_records_per_s=speed.mean)
 
 
 def _result(

@@ -145,6 +145,10 @@ class TrainResult:
     resumed_from_epoch: int | None
     latest_path: Path
     best_path: Path | None
+    # training samples per wall-clock second over the epochs this call ran (all ranks; forward,
+    # backward and optimizer step, not validation); None when it ran none (a finished run resumed).
+    # Printed, never written to the checkpoints or metrics, which stay byte-reproducible.
+    train_records_per_s: float | None = None
 
     @property
     def epochs_completed(self) -> int:
