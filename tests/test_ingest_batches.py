@@ -13,7 +13,7 @@ from pipeline.config import load_params
 from pipeline.config.build import signal_plan, storage_spec
 from pipeline.core.fs import sha256_file
 from pipeline.core.records import Discovery, InputUnit, Provenance, RawLabel, ReadError, Record, Rejection
-from pipeline.ingest.batch import loaded, run_batch
+from pipeline.ingest.batch import loaded, run_batch, unreadable_reason
 from pipeline.ingest.commit import commit
 from pipeline.ingest.plan import Batch, UnitTask, plan_ingest
 from pipeline.signal.preprocess import SignalPlan
@@ -219,3 +219,15 @@ def test_confined_paths_resolve_and_refuse_exactly_as_confined_path_including_li
         assert got == [_resolved(lambda r: confined_path(root, r), rel) for rel in rels]
     assert got[0] == str(root / "a" / "x.dat") and got[1].startswith("ReadError: path 'a/out.dat' escapes")
     assert got[3].startswith("ReadError: path 'b/y.dat' escapes") and got[4] == got[0]
+
+
+def test_a_unit_file_linked_out_of_the_root_is_quarantined_as_refused_not_as_vanished(tmp_path: Path) -> None:
+    outside, root = tmp_path / "download", tmp_path / "subset"
+    outside.mkdir()
+    root.mkdir()
+    (outside / "A00001.mat").write_bytes(b"x")
+    (root / "A00001.mat").symlink_to(outside / "A00001.mat")
+    reason = unreadable_reason(root, ["A00001.mat"])
+    assert "'A00001.mat' escapes the source root" in reason
+    assert "symbolic link" in reason and "disappeared" not in reason
+    assert unreadable_reason(root, ["gone.mat"]) == "file(s) disappeared before reading: gone.mat"

@@ -21,9 +21,22 @@ from pipeline.core.fs import read_file
 from pipeline.core.records import Provenance, ReadError, Record, Rejection
 from pipeline.ingest.plan import Batch, UnitTask, fingerprint, hash_files
 from pipeline.signal.preprocess import SignalPlan, process
-from pipeline.sources.base import ConfinedPaths, SourceReader
+from pipeline.sources.base import ConfinedPaths, SourceReader, confined_path
 from pipeline.store.base import Store
 from pipeline.store.local import ShardInfo, StorageSpec, rows_for, single_threaded_codecs
+
+
+def unreadable_reason(root: Path, files: list[str]) -> str:
+    """Why unit files that hashed as "missing" cannot be read: a link (or path) leaving the source root
+    is refused, by name (a folder of symlinks to another tree is a common way to build a subset; its
+    records must not read as vanished); otherwise the files disappeared between planning and reading."""
+    refused = []
+    for rel in files:
+        try:
+            confined_path(root, rel)
+        except ReadError as exc:
+            refused.append(f"{exc} (a symbolic link to a file outside the root is not followed)")
+    return "; ".join(refused) or f"file(s) disappeared before reading: {', '.join(files)}"
 
 
 @dataclass(frozen=True)
@@ -154,7 +167,7 @@ class _BatchWriter:
         files = tuple(task.unit.files)
         missing = [f for f, h in task.file_hashes if h == "missing"]
         if missing:
-            reason = f"file(s) disappeared before reading: {', '.join(missing)}"
+            reason = unreadable_reason(reader.root, missing)
             self.reject(task.uid, task.source, Rejection(task.uid, files, reason), "read")
             return
         n = 0
