@@ -32,8 +32,10 @@ CODE_DEP = re.compile(r"^(\s*)- (pipeline|flows)/\S+$")
 
 
 def _module_file(name: str) -> Path | None:
+    """The module's source: ``.py``, a package's ``__init__.py``, or the C source of a compiled
+    extension (``pipeline/signal/_lanes.c``: its code computes stage outputs like any module's)."""
     base = REPO / name.replace(".", "/")
-    for p in (base.with_suffix(".py"), base / "__init__.py"):
+    for p in (base.with_suffix(".py"), base / "__init__.py", base.with_suffix(".c")):
         if p.is_file():
             return p
     return None
@@ -94,7 +96,8 @@ def closure(modules: set[str]) -> set[Path]:
         files.add(path.relative_to(REPO))
         parts = name.split(".")
         stack += [".".join(parts[:i]) for i in range(1, len(parts))]  # parent packages run first
-        stack += sorted(_imports(list(_tree(name).body)) | lazy_imports(name))
+        if path.suffix == ".py":  # a C extension imports no project module
+            stack += sorted(_imports(list(_tree(name).body)) | lazy_imports(name))
     return files
 
 
