@@ -20,19 +20,9 @@ M=train.models.$MODEL
 # read the store named by STORE, an absolute path to the one ingested beside the main checkout.
 ARGS+=(--set "ingest.store=${STORE:-data/shards_shared}")
 ARGS+=(--set "train.out_dir=$OUT/models" --set "train.live_dir=$OUT/live" --set "evaluate.out_dir=$OUT/eval"
-       --set "$M.lr=$LR" --set "$M.class_weight_power=$CWP" --set "$M.class_weights=true"
-       --set "$M.sampler=$SAMPLER" --set "$M.balance_power=0.5" --set "$M.epochs=$EPOCHS"
        --set "$M.threads=${THREADS:-1}")   # queued runs share the cores: one torch thread each by default
-case "$MODEL" in
-  cnn1d) ARGS+=(--set "$M.model.widths=[$W, $((2 * W)), $((4 * W)), $((8 * W))]") ;;
-  crnn) ARGS+=(--set "$M.model.conv_channels=[$W, $((2 * W)), $((4 * W))]") ;;
-  *) echo "unknown model $MODEL (cnn1d | crnn)" >&2; exit 2 ;;
-esac
-case "$AUG" in
-  off) ;;
-  on) ARGS+=(--set "$M.augment={crop_min: 0.8, shift_max: 0.1, scale: 0.1, noise_mv: 0.02}") ;;
-  *) echo "augment must be off or on, got $AUG" >&2; exit 2 ;;
-esac
+source scripts/cinc2017_knobs.sh
+knob_args "$MODEL" "$LR" "$W" "$CWP" "$AUG" "$SAMPLER" "$EPOCHS"
 "$BIN/ecgpipe" split "$MODEL" "${ARGS[@]}"
 nice -n 10 "$BIN/ecgpipe" train "$MODEL" "${ARGS[@]}"
 nice -n 10 "$BIN/ecgpipe" evaluate "$MODEL" "${ARGS[@]}"
