@@ -21,7 +21,8 @@ source scripts/cinc2017_knobs.sh
 read -r WINNER LR W CWP AUG SAMPLER < <("$BIN/python" -c '
 import yaml
 p = yaml.safe_load(open("experiments/cinc2017/params.yaml"))
-print(*(p[k] for k in ("model", "lr", "width", "class_weight_power", "augment", "sampler")))')
+aug = {False: "off", True: "on"}.get(p["augment"], p["augment"])  # YAML 1.1 reads a bare off as false
+print(p["model"], p["lr"], p["width"], p["class_weight_power"], aug, p["sampler"])')
 knob_args "$WINNER" "$LR" "$W" "$CWP" "$AUG" "$SAMPLER" "${FINAL_EPOCHS:-12}"
 MODELS=()
 while [ $# -gt 0 ] && [ "$1" != "--" ]; do MODELS+=("$1"); shift; done
