@@ -8,7 +8,7 @@ import os
 import resource
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,8 +40,12 @@ class Setup:
     attrs: dict[str, Any]
 
 
-def load_setup(params_path: Path, input_root: Path, batch_units: int | None) -> Setup:
-    params = load_params(params_path, [f"sources.{SOURCE}.root={input_root}"])
+def load_setup(
+    params_path: Path, input_root: Path, batch_units: int | None, overrides: Sequence[str] = ()
+) -> Setup:
+    """The profile's readers, plan and storage for ``input_root``; ``overrides`` as ``ecgpipe --set``
+    (e.g. another ``storage.codec``)."""
+    params = load_params(params_path, [f"sources.{SOURCE}.root={input_root}", *overrides])
     prof = params.profiles[PROFILE]
     plan = signal_plan(prof)
     # Only the PTB-XL source: the profile's other sources are not part of this benchmark.
@@ -129,7 +133,9 @@ def run_batches(
 
 def run_ours(spec: Mapping[str, Any]) -> dict[str, Any]:
     """Ingest the input tree into a fresh store with ``spec["workers"]`` worker processes."""
-    setup = load_setup(Path(spec["params"]), Path(spec["input"]), spec.get("batch_units"))
+    setup = load_setup(
+        Path(spec["params"]), Path(spec["input"]), spec.get("batch_units"), spec.get("overrides", ())
+    )
     workers = int(spec["workers"])
     store = ShardStore(Path(spec["store"]), PROFILE)
     shutil.rmtree(store.root, ignore_errors=True)

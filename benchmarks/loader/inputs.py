@@ -4,7 +4,9 @@ the ingest benchmark), its store with labels, a split index with every record in
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,16 +40,19 @@ class Inputs:
     raw_bytes: int
 
 
-def build_inputs(source: Path, params: Path, work: Path, n: int) -> Inputs:
-    """Input tree, store (+ labels and index) and .npz files under ``work``, reused when present."""
+def build_inputs(source: Path, params: Path, work: Path, n: int, overrides: Sequence[str] = ()) -> Inputs:
+    """Input tree, store (+ labels and index) and .npz files under ``work``, reused when present.
+    ``overrides`` (``ecgpipe --set``, e.g. the profile's ``storage.codec``) shape the store only; a
+    store per distinct set of overrides is kept."""
     tree = build_input(source, work / f"input-{n}", n)
-    base = work / f"store-{n}"
+    tag = hashlib.sha256(json.dumps(list(overrides)).encode()).hexdigest()[:8] if overrides else ""
+    base = work / (f"store-{n}-{tag}" if tag else f"store-{n}")
     store = ShardStore(base / PROFILE, PROFILE)
-    stamp = {"version": STORE_VERSION, "n": n, "tree": str(tree.resolve())}
-    marker = work / f".store-{n}.json"
+    stamp = {"version": STORE_VERSION, "n": n, "tree": str(tree.resolve()), "overrides": list(overrides)}
+    marker = work / (f".store-{n}-{tag}.json" if tag else f".store-{n}.json")
     if not (marker.is_file() and json.loads(marker.read_text(encoding="utf-8")) == stamp):
         marker.unlink(missing_ok=True)
-        _ingest(tree, params, store)
+        _ingest(tree, params, store, overrides)
         _write_npz(store, tree, params, work / f"npz-compressed-{n}", work / f"npz-{n}")
         marker.write_text(json.dumps(stamp), encoding="utf-8")
     index = work / f"index-{n}.csv"
@@ -64,9 +69,15 @@ def build_inputs(source: Path, params: Path, work: Path, n: int) -> Inputs:
     )
 
 
-def _ingest(tree: Path, params_path: Path, store: ShardStore) -> None:
+def _ingest(tree: Path, params_path: Path, store: ShardStore, overrides: Sequence[str] = ()) -> None:
     """Ingest ``tree`` into ``store`` as the ingest benchmark does (2 workers), then label it."""
-    spec = {"params": str(params_path), "input": str(tree), "workers": 2, "store": str(store.root)}
+    spec = {
+        "params": str(params_path),
+        "input": str(tree),
+        "workers": 2,
+        "store": str(store.root),
+        "overrides": list(overrides),
+    }
     run = run_ours(spec)
     if not run["reconciled"] or run["quarantined"]:
         raise SystemExit(f"ingest of {tree} did not reconcile: {run}")

@@ -39,7 +39,7 @@ def storage_sizes(inputs: Inputs) -> dict[str, Any]:
 def run_all(args: argparse.Namespace) -> dict[str, Any]:
     """Build the inputs, time every configuration, and return the results with their targets."""
     args.work.mkdir(parents=True, exist_ok=True)
-    inputs = build_inputs(args.source, args.params, args.work, args.n)
+    inputs = build_inputs(args.source, args.params, args.work, args.n, args.overrides)
     workers = sorted(set(args.workers))
     runs = configurations(inputs, workers, min(args.zarr_records, inputs.n_records))
     for run in runs:  # warm-up: page cache, imports, first-call costs
@@ -73,6 +73,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--zarr-records", type=int, default=512, help="records read one zarr call each")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="params override for the store, as `ecgpipe --set` (repeatable), e.g. "
+        "profiles.ecg12.storage.codec=lz4",
+    )
     return p.parse_args(argv)
 
 
