@@ -34,6 +34,7 @@ from torch import nn
 
 from pipeline.ckernel.model import CModel
 from pipeline.ckernel.weights import model_weights, write_weights
+from pipeline.cli.main import set_arg
 from pipeline.cli.models import targets_for
 from pipeline.config import load_params
 from pipeline.config.build import signal_plan
@@ -139,14 +140,7 @@ def main() -> int:
     ap.add_argument("--models", nargs="*", default=None, help="default: parity.models")
     ap.add_argument("--repeats", type=int, default=50)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a params value, as `ecgpipe --set` (repeatable)",
-    )
+    set_arg(ap)
     ap.add_argument("--out", type=Path, default=Path(__file__).with_name("results.json"))
     args = ap.parse_args()
     if not LIBRARY.is_file() or not RUNNER.is_file():

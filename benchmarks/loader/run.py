@@ -15,6 +15,7 @@ from benchmarks.loader.configurations import configurations
 from benchmarks.loader.inputs import Inputs, build_inputs
 from benchmarks.loader.report import machine_info, markdown, targets
 from benchmarks.loader.timing import summary, time_pass
+from pipeline.cli.main import set_arg
 
 DESCRIPTION = (
     "Training-loader throughput for 12-lead 10 s 500 Hz records (float32 ``(12, 5000)`` mV), in one run."
@@ -73,15 +74,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--zarr-records", type=int, default=512, help="records read one zarr call each")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="params override for the store, as `ecgpipe --set` (repeatable), e.g. "
-        "profiles.ecg12.storage.codec=lz4",
-    )
+    set_arg(p)  # e.g. --set profiles.ecg12.storage.codec=lz4: the store is built (and kept) per override set
     return p.parse_args(argv)
 
 

@@ -82,6 +82,12 @@ def params_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--params", type=Path, default=Path("params.yaml"), help="params file (default: params.yaml)"
     )
+    set_arg(p)
+
+
+def set_arg(p: argparse.ArgumentParser) -> None:
+    """``--set KEY=VALUE`` (repeatable) into ``overrides``: the CLI's, and the benchmarks' that configure
+    a run the same way."""
     p.add_argument(
         "--set",
         dest="overrides",
