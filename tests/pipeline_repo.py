@@ -67,7 +67,7 @@ def shrink(params_path: Path) -> None:
 
 
 def clone_files(root: Path) -> None:
-    """Copy what a fresh clone would hold (no outputs, no dvc.lock) into ``root``."""
+    """Copy what a fresh clone would hold after ``make install`` (no outputs, no dvc.lock) into ``root``."""
     listed = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
         cwd=REPO,
@@ -82,6 +82,13 @@ def clone_files(root: Path) -> None:
         dst = root / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(src, dst)
+    # and what `make install` builds in place: the compiled extensions (git-ignored), which a process
+    # started in the copy (a Prefect deployment's flow run imports `pipeline` from its working folder)
+    # needs as much as the checkout does
+    for built in (REPO / "pipeline").rglob("*.so"):
+        dst = root / built.relative_to(REPO)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(built, dst)
 
 
 def build(root: Path) -> Path:
